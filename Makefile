@@ -1,0 +1,28 @@
+# One-command set-up: `make run` starts the hub on the shipped simulator config,
+# `make test` runs the test suite. Both create .venv and install the project first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test check-config clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/smartanom run $(ARGS)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check-config: install
+	$(VENV)/bin/smartanom check-config config/smartanom.yaml
+
+clean:
+	rm -rf $(VENV) build *.egg-info

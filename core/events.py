@@ -1,0 +1,43 @@
+"""The typed events that travel on the bus.
+
+A reading flows plugin (or WebSocket client) -> bus -> storage and WebSocket
+fan-out; a device status change takes the same road. Events are immutable and
+carry references into the registry so that no listener has to look anything up.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from core.registry import Device, Sensor
+
+
+class DeviceStatus(str, enum.Enum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    MAINTENANCE = "maintenance"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class SensorReading:
+    """One accepted value of one sensor. `timestamp` is UTC seconds since the epoch."""
+
+    sensor: Sensor
+    value: float
+    timestamp: float
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatusChanged:
+    """A device's derived status changed (published once per change)."""
+
+    device: Device
+    status: DeviceStatus
+    timestamp: float
+    previous: DeviceStatus | None = None
+    reason: str = ""

@@ -1,0 +1,154 @@
+"""The running hub: wires config, bus, storage, status, plugins and the web server.
+
+A reading's road: a platform's task (or a WebSocket client) calls
+`accept_reading` -> the bus -> storage (queued for the writer thread), the status
+tracker, and the WebSocket fan-out, in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import tornado.httpserver
+import tornado.netutil
+
+from core.bus import EventBus
+from core.config import HubConfig, PluginInstanceConfig
+from core.events import SensorReading
+from core.platform import PluginContext
+from core.plugins import PluginHost
+from core.registry import Sensor
+from core.status import StatusTracker
+from core.storage import Storage
+from core.websocket import FanOut
+
+log = logging.getLogger("smartanom.hub")
+
+# A crashed platform task is restarted after 1 s, doubling up to this; a task
+# that ran this long before crashing starts again from 1 s.
+MAX_RESTART_DELAY = 60.0
+
+
+@dataclass
+class InstanceState:
+    label: str
+    platform: str
+    plugin: str
+    state: str = "starting"  # running | restarting | finished | stopped
+    restarts: int = 0
+    last_error: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Hub:
+    def __init__(self, config: HubConfig, plugins: PluginHost):
+        self.config = config
+        self.plugins = plugins
+        self.registry = config.build_registry()
+        self.bus = EventBus()
+        self.storage = Storage(config.storage.path, config.storage.flush_interval)
+        self.status = StatusTracker(self.registry, self.bus)
+        self.fanout = FanOut()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.port: int | None = None
+        self.started_at: float | None = None
+        self.instances: dict[str, InstanceState] = {}
+        self._server: tornado.httpserver.HTTPServer | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._unsubscribers: list = []
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        host = self.config.server.host
+        shown = "127.0.0.1" if host in ("", "0.0.0.0") else ("[::1]" if host == "::" else host)
+        return f"http://{shown}:{self.port}"
+
+    def accept_reading(self, sensor: Sensor, value: float, timestamp: float | None, source: str = "") -> None:
+        """Put a validated reading on the bus. Call on the loop (plugins use PluginContext)."""
+        self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source))
+
+    async def start(self) -> None:
+        from core.web import make_app  # the web layer imports the hub's collaborators
+
+        self.loop = asyncio.get_running_loop()
+        self.bus.bind_loop(self.loop)
+        await self.loop.run_in_executor(None, self.storage.open)
+        self.storage.attach(self.bus)
+        self.status.start()
+        self._unsubscribers = self.fanout.attach(self.bus)
+
+        server = self.config.server
+        sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
+        self.port = sockets[0].getsockname()[1]
+        self._server = tornado.httpserver.HTTPServer(make_app(self), xheaders=True)
+        self._server.add_sockets(sockets)
+        self.started_at = time.time()
+
+        for issue in self.config.unavailable:
+            log.error("Plugin entry not started: %s", issue)
+        for instance in self.config.plugins:
+            self._tasks.append(self.loop.create_task(self._supervise(instance), name=f"plugin:{instance.label}"))
+        await self.plugins.call_each("on_startup", hub=self)
+
+    async def stop(self) -> None:
+        """Stop serving, stop plugins, close clients, flush storage. A second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            self._server.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for state in self.instances.values():
+            state.state = "stopped"
+        await self.plugins.call_each("on_shutdown", hub=self)
+        for group in [self.fanout.all, *self.fanout.by_device.values(), *self.fanout.by_sensor.values()]:
+            for conn in tuple(group):
+                conn.close(1001, "hub shutting down")
+        await self.status.stop()
+        for unsubscribe in self._unsubscribers:
+            unsubscribe()
+        await asyncio.get_running_loop().run_in_executor(None, self.storage.close)
+        if self._server is not None:
+            await self._server.close_all_connections()
+            self._server = None
+
+    async def _supervise(self, instance: PluginInstanceConfig) -> None:
+        platform = instance.platform
+        owner = self.plugins.platform_owner.get(platform.name, "?")
+        state = self.instances[instance.label] = InstanceState(instance.label, platform.name, owner)
+        ctx = PluginContext(self, platform, instance.options, instance.label)
+        delay = 1.0
+        while True:
+            started = time.monotonic()
+            state.state = "running"
+            try:
+                await platform.run(ctx)
+                state.state = "finished"
+                log.info("Plugin instance %s finished", instance.label)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                state.last_error = f"{type(exc).__name__}: {exc}"
+                state.state = "restarting"
+                if time.monotonic() - started > MAX_RESTART_DELAY:
+                    delay = 1.0
+                log.error(
+                    "Plugin instance %s (platform %s from %s) crashed: %s; restarting in %g s",
+                    instance.label, platform.name, self.plugins.describe(owner), state.last_error, delay,
+                    exc_info=exc,
+                )
+                ctx.set_device_available(False, f"{instance.label} crashed")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_DELAY)
+            state.restarts += 1
+            log.warning("Restarting plugin instance %s (restart %d)", instance.label, state.restarts)

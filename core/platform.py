@@ -1,0 +1,122 @@
+"""What a hardware plugin provides (`Platform`) and what it gets (`PluginContext`).
+
+An installer switches a platform on with an entry under `plugins:` in YAML; the
+hub validates that entry against the platform's `options` model (a pydantic
+model, so a plugin's bad options give the same file-and-line errors as the
+core's), then runs the platform's `run(ctx)` coroutine as a supervised task:
+if it crashes it is logged and restarted with backoff; on shutdown it is cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from core.hub import Hub
+    from core.registry import Device, Registry, Sensor
+
+
+class PlatformOptions(BaseModel):
+    """Base class of a platform's YAML options. Subclass it and add fields.
+
+    Unknown keys are errors, and values are not coerced between types (a
+    string where a number belongs is an error), so installers' typos surface.
+    Validators can reach the registry through `info.context["registry"]`.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    platform: str
+    device: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A kind of hardware a plugin can talk to.
+
+    name: what `platform:` says in YAML.
+    run: `async def run(ctx: PluginContext) -> None`, the instance's whole life;
+        it should loop until cancelled. Returning ends the instance (logged).
+    options: the PlatformOptions subclass that validates the YAML entry.
+    needs_device: whether the entry must name a `device:` it feeds.
+    """
+
+    name: str
+    run: Callable[["PluginContext"], Awaitable[None]]
+    options: type[PlatformOptions] = PlatformOptions
+    needs_device: bool = True
+    description: str = ""
+
+
+class PluginContext:
+    """Everything a running platform instance may use."""
+
+    def __init__(self, hub: "Hub", platform: Platform, options: PlatformOptions, label: str):
+        self._hub = hub
+        self.platform = platform
+        self.options = options
+        self.label = label
+        self.bus = hub.bus
+        self.registry: Registry = hub.registry
+        self.device: Device | None = hub.registry.device(options.device) if options.device is not None else None
+        self.log = logging.getLogger(f"smartanom.plugins.{platform.name}")
+
+    def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> None:
+        """Put one reading on the bus. Call on the event loop.
+
+        `timestamp` is UTC epoch seconds or an aware datetime; None means now.
+        Raises ValueError for an unknown sensor or a value that is not a finite number.
+        """
+        sensor = self._sensor(sensor_id)
+        self._hub.accept_reading(sensor, _check_value(value), _epoch(timestamp), self.label)
+
+    def publish_reading_threadsafe(
+        self, sensor_id: int, value: float, timestamp: float | datetime | None = None
+    ) -> None:
+        """Like publish_reading, from a thread that is not running the event loop."""
+        sensor = self._sensor(sensor_id)
+        ts = _epoch(timestamp)
+        value = _check_value(value)
+        self._hub.loop.call_soon_threadsafe(self._hub.accept_reading, sensor, value, ts, self.label)
+
+    def set_device_available(self, available: bool, reason: str = "") -> None:
+        """Report that the hardware behind this instance's device is reachable or gone.
+
+        Gone makes the device `inactive` at once (instead of after offline_after);
+        available only clears that mark: the next reading makes the device `active`.
+        """
+        if self.device is not None:
+            self._hub.status.set_available(self.device, available, reason or self.label)
+
+    def _sensor(self, sensor_id: int) -> "Sensor":
+        sensor = self.registry.sensor(sensor_id)
+        if sensor is None:
+            raise ValueError(f"{self.label}: sensor {sensor_id} is not configured")
+        return sensor
+
+
+def _check_value(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"reading value must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"reading value must be finite, got {value}")
+    return value
+
+
+def _epoch(timestamp) -> float:
+    if timestamp is None:
+        return time.time()
+    if isinstance(timestamp, datetime):
+        if timestamp.tzinfo is None:
+            raise ValueError("timestamp datetime must be timezone-aware (UTC)")
+        return timestamp.timestamp()
+    return float(timestamp)

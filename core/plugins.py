@@ -1,0 +1,163 @@
+"""Finding plugins and calling their hooks, each plugin isolated from the others.
+
+Every plugin, built-in or third-party, is an entry point in the `smartanom`
+group. Each is loaded on its own: one that fails to import or raises in a hook
+is logged with its name and package version, and the others carry on.
+
+Debugging switches (environment):
+  SMARTANOM_PLUGINS=a,b      load only these entry points
+  SMARTANOM_TRACE_HOOKS=1    log every hook call and its result at INFO
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from core import hookspecs
+from core.errors import PluginError
+from core.platform import Platform
+
+log = logging.getLogger("smartanom.plugins")
+
+ENTRY_POINT_GROUP = "smartanom"
+
+
+@dataclass
+class PluginRecord:
+    """What `smartanom plugins` and /api/plugins show about one plugin."""
+
+    name: str
+    package: str = ""
+    version: str = ""
+    platforms: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "package": self.package,
+            "version": self.version,
+            "platforms": self.platforms,
+            "loaded": self.error is None,
+            "error": self.error,
+        }
+
+
+class PluginHost:
+    """The pluggy manager plus what the hub learned about each plugin."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self.platforms: dict[str, Platform] = {}
+        self.platform_owner: dict[str, str] = {}
+        self.trace = os.environ.get("SMARTANOM_TRACE_HOOKS", "") not in ("", "0")
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.name for r in self.records.values() if r.error]
+
+    def load_entry_points(self) -> None:
+        only = {n.strip() for n in os.environ.get("SMARTANOM_PLUGINS", "").split(",") if n.strip()}
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if only and ep.name not in only:
+                log.info("Plugin %s skipped (SMARTANOM_PLUGINS=%s)", ep.name, ",".join(sorted(only)))
+                continue
+            if ep.name in self.records:
+                continue  # the same distribution seen twice on sys.path
+            dist = getattr(ep, "dist", None)
+            record = PluginRecord(ep.name, dist.name if dist else "", dist.version if dist else "")
+            self.records[ep.name] = record
+            try:
+                self.pm.register(ep.load(), name=ep.name)
+            except Exception as exc:
+                record.error = f"failed to load: {type(exc).__name__}: {exc}"
+                log.error("Plugin %s (%s %s) %s", ep.name, record.package, record.version, record.error, exc_info=exc)
+        self.pm.check_pending()
+
+    def register(self, plugin: object, name: str, package: str = "", version: str = "") -> None:
+        """Register a plugin object directly (tests, embedding)."""
+        self.records[name] = PluginRecord(name, package, version)
+        self.pm.register(plugin, name=name)
+        self.pm.check_pending()
+
+    def collect_platforms(self) -> dict[str, Platform]:
+        """Ask every plugin for its platforms. Raises PluginError on a name clash."""
+        for plugin_name, result in self.call_each_sync("register_platforms"):
+            for platform in result or ():
+                if not isinstance(platform, Platform):
+                    self._fail(plugin_name, f"register_platforms returned {platform!r}, not a core.Platform")
+                    continue
+                if platform.name in self.platform_owner:
+                    raise PluginError(
+                        f"platform '{platform.name}' is provided by two plugins: "
+                        f"{self._describe(self.platform_owner[platform.name])} and {self._describe(plugin_name)}; "
+                        "uninstall one of them or load only one with SMARTANOM_PLUGINS"
+                    )
+                self.platform_owner[platform.name] = plugin_name
+                self.platforms[platform.name] = platform
+                if plugin_name in self.records:
+                    self.records[plugin_name].platforms.append(platform.name)
+        return self.platforms
+
+    def call_each_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        results = []
+        for impl in self._impls(hook_name):
+            try:
+                result = impl.function(*self._args(impl, kwargs))
+            except Exception as exc:
+                self._fail(impl.plugin_name, f"raised in {hook_name}: {type(exc).__name__}: {exc}", exc)
+                continue
+            self._trace(hook_name, impl.plugin_name, kwargs, result)
+            results.append((impl.plugin_name, result))
+        return results
+
+    async def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a hook on every plugin, awaiting coroutines; failures are logged per plugin."""
+        results = []
+        for impl in self._impls(hook_name):
+            try:
+                result = impl.function(*self._args(impl, kwargs))
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                self._fail(impl.plugin_name, f"raised in {hook_name}: {type(exc).__name__}: {exc}", exc)
+                continue
+            self._trace(hook_name, impl.plugin_name, kwargs, result)
+            results.append((impl.plugin_name, result))
+        return results
+
+    def describe(self, plugin_name: str) -> str:
+        return self._describe(plugin_name)
+
+    def _impls(self, hook_name: str):
+        # pluggy calls the last registered first; keep registration order instead.
+        return list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+
+    @staticmethod
+    def _args(impl, kwargs: dict) -> list:
+        # Like pluggy itself: an implementation takes only the arguments it names.
+        return [kwargs[name] for name in impl.argnames]
+
+    def _describe(self, plugin_name: str) -> str:
+        record = self.records.get(plugin_name)
+        if record and record.package:
+            return f"{plugin_name} ({record.package} {record.version})"
+        return plugin_name
+
+    def _fail(self, plugin_name: str, message: str, exc: BaseException | None = None) -> None:
+        record = self.records.setdefault(plugin_name, PluginRecord(plugin_name))
+        record.error = message
+        log.error("Plugin %s %s", self._describe(plugin_name), message, exc_info=exc)
+
+    def _trace(self, hook_name: str, plugin_name: str, kwargs: dict, result: Any) -> None:
+        if self.trace:
+            log.info("hook %s(%s) on %s -> %r", hook_name, ", ".join(kwargs), plugin_name, result)

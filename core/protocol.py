@@ -1,0 +1,240 @@
+"""The WebSocket message contract (../shared/spec/websocket-api.md), in code.
+
+Parsing turns one client frame into a typed request or a `ProtocolError` with a
+stable code; encoding turns bus events into the spec's exact JSON shapes. Each
+event is encoded once, whatever the number of subscribers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from core.events import DeviceStatus, SensorReading
+from core.registry import Sensor
+
+# The stable error codes of {"type": "error", "code": ...}; docs/websocket.md lists them.
+ERROR_CODES = {
+    "INVALID_JSON": "the frame is not valid JSON text (binary frames are not accepted)",
+    "INVALID_MESSAGE": "valid JSON, but not an object of the expected shape (missing, unknown or mistyped fields)",
+    "UNKNOWN_TYPE": "the `type` field names no message the hub accepts",
+    "UNKNOWN_SENSOR": "no sensor with that id (in the message or in the URL)",
+    "UNKNOWN_DEVICE": "no device with that id (in the message or in the URL)",
+    "SENSOR_NOT_ON_DEVICE": "on /ws/device/{id}/ (or /ws/sensor/{id}/), the sensor belongs to another device (or is another sensor)",
+    "INVALID_VALUE": "`value` is not a finite number (strings, booleans, NaN, Infinity and out-of-range numbers are refused)",
+    "INVALID_TIMESTAMP": "`timestamp` is not an ISO 8601 string, or lies more than 5 minutes in the future",
+    "INVALID_STATUS": "`status` is not one of active, inactive, maintenance",
+}
+
+# Close codes used when the URL itself is wrong.
+CLOSE_UNKNOWN_RESOURCE = 4004
+
+MAX_CLOCK_SKEW = 300.0  # seconds a client timestamp may lie in the future
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str):
+        assert code in ERROR_CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class SensorDataRequest:
+    sensor_id: int | None
+    value: float
+    timestamp: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatusRequest:
+    status: DeviceStatus
+    device_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PingRequest:
+    pass
+
+
+PING = PingRequest()
+
+_FIELDS = {
+    "sensor_data": {"type", "sensor_id", "value", "timestamp"},
+    "device_status": {"type", "status", "device_id"},
+    "ping": {"type"},
+}
+
+
+def _reject_constant(name: str):
+    raise ProtocolError("INVALID_VALUE", f"{name} is not a number the hub accepts; send a finite number")
+
+
+def parse(frame: str | bytes):
+    """One client frame -> SensorDataRequest | DeviceStatusRequest | PingRequest."""
+    if isinstance(frame, bytes):
+        raise ProtocolError("INVALID_JSON", "binary frames are not accepted; send JSON as a text frame")
+    try:
+        data = json.loads(frame, parse_constant=_reject_constant)
+    except ProtocolError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("INVALID_JSON", f"message is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("INVALID_MESSAGE", f"message must be a JSON object, got {_json_type(data)}")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("INVALID_MESSAGE", "message needs a string field 'type' (sensor_data, device_status or ping)")
+    allowed = _FIELDS.get(kind)
+    if allowed is None:
+        raise ProtocolError("UNKNOWN_TYPE", f"unknown message type {kind!r}; accepted: {', '.join(_FIELDS)}")
+    extra = data.keys() - allowed
+    if extra:
+        raise ProtocolError("INVALID_MESSAGE", f"unknown field(s) {', '.join(sorted(map(repr, extra)))} in {kind}; allowed: {', '.join(sorted(allowed))}")
+    if kind == "sensor_data":
+        return SensorDataRequest(
+            _optional_id(data, "sensor_id"), parse_value(data.get("value", _MISSING)), parse_timestamp(data.get("timestamp"))
+        )
+    if kind == "device_status":
+        status = data.get("status")
+        try:
+            status = DeviceStatus(status)
+        except ValueError:
+            raise ProtocolError("INVALID_STATUS", f"status must be one of active, inactive, maintenance; got {status!r}") from None
+        return DeviceStatusRequest(status, _optional_id(data, "device_id"))
+    return PING
+
+
+_MISSING = object()
+
+
+def _optional_id(data: dict, key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError("INVALID_MESSAGE", f"{key} must be an integer, got {_json_type(value)} {value!r}"[:200])
+    return value
+
+
+def parse_value(value) -> float:
+    if value is _MISSING:
+        raise ProtocolError("INVALID_MESSAGE", "sensor_data needs a numeric field 'value'")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError("INVALID_VALUE", f"value must be a number, got {_json_type(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ProtocolError("INVALID_VALUE", "value is too large") from None
+    if not math.isfinite(number):
+        raise ProtocolError("INVALID_VALUE", "value must be a finite number")
+    return number
+
+
+def parse_timestamp(value) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError("INVALID_TIMESTAMP", f"timestamp must be an ISO 8601 string such as 2025-09-11T15:30:00Z, got {_json_type(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ProtocolError("INVALID_TIMESTAMP", f"timestamp {value[:64]!r} is not ISO 8601 (e.g. 2025-09-11T15:30:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # documented: no offset means UTC
+    try:
+        epoch = moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        raise ProtocolError("INVALID_TIMESTAMP", f"timestamp {value[:64]!r} is out of range") from None
+    if epoch > time.time() + MAX_CLOCK_SKEW:
+        raise ProtocolError("INVALID_TIMESTAMP", f"timestamp {value[:64]!r} lies in the future; check the sender's clock")
+    return epoch
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+# --- outgoing -------------------------------------------------------------------
+
+def format_timestamp(epoch: float) -> str:
+    """ISO 8601 UTC with 'Z'; milliseconds only when the time has a fraction."""
+    seconds = int(epoch // 1)
+    millis = int(round((epoch - seconds) * 1000))
+    if millis == 1000:
+        seconds, millis = seconds + 1, 0
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{base}.{millis:03d}Z" if millis else f"{base}Z"
+
+
+_COMPACT = (",", ":")
+_prefix_cache: dict[Sensor, str] = {}
+
+
+def _sensor_prefix(sensor: Sensor) -> str:
+    # Everything but value and timestamp is fixed per sensor: encode it once.
+    prefix = _prefix_cache.get(sensor)
+    if prefix is None:
+        head = json.dumps(
+            {
+                "type": "sensor_data_update",
+                "sensor_id": sensor.id,
+                "sensor_type": sensor.type,
+                "device_id": sensor.device.id,
+                "device_name": sensor.device.name,
+                "value": 0,
+            },
+            separators=_COMPACT,
+        )
+        prefix = _prefix_cache[sensor] = head[: -len("0}")]
+    return prefix
+
+
+def encode_reading(reading: SensorReading) -> str:
+    """The spec's sensor_data_update: equal to compact json.dumps(reading_dict(reading))."""
+    sensor = reading.sensor
+    return (
+        f'{_sensor_prefix(sensor)}{float.__repr__(reading.value)},"unit":{json.dumps(sensor.unit)},'
+        f'"timestamp":"{format_timestamp(reading.timestamp)}"}}'
+    )
+
+
+def reading_dict(reading: SensorReading) -> dict:
+    sensor = reading.sensor
+    return {
+        "type": "sensor_data_update",
+        "sensor_id": sensor.id,
+        "sensor_type": sensor.type,
+        "device_id": sensor.device.id,
+        "device_name": sensor.device.name,
+        "value": reading.value,
+        "unit": sensor.unit,
+        "timestamp": format_timestamp(reading.timestamp),
+    }
+
+
+def status_dict(device, status: DeviceStatus, timestamp: float) -> dict:
+    return {
+        "type": "device_status",
+        "device_id": device.id,
+        "device_name": device.name,
+        "status": status.value,
+        "timestamp": format_timestamp(timestamp),
+    }
+
+
+def encode_status(device, status: DeviceStatus, timestamp: float) -> str:
+    return json.dumps(status_dict(device, status, timestamp), separators=_COMPACT)
+
+
+def encode_error(code: str, message: str) -> str:
+    return json.dumps({"type": "error", "message": message, "code": code}, separators=_COMPACT)
+
+
+PONG = json.dumps({"type": "pong"}, separators=_COMPACT)

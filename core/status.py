@@ -1,0 +1,85 @@
+"""Deriving each device's status from what arrives.
+
+A device is `active` while its readings arrive, `inactive` once none came
+within its `offline_after` seconds or its plugin reported the hardware gone,
+and `maintenance` when a client says so (sticky until a client changes it).
+Each change is published once on the bus as a DeviceStatusChanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from core.bus import EventBus
+from core.events import DeviceStatus, DeviceStatusChanged, SensorReading
+from core.registry import Device, Registry
+
+log = logging.getLogger("smartanom.status")
+
+
+class StatusTracker:
+    def __init__(self, registry: Registry, bus: EventBus):
+        self.registry = registry
+        self.bus = bus
+        # Every device starts inactive: nothing has been heard from it yet.
+        self.status: dict[int, DeviceStatus] = {d: DeviceStatus.INACTIVE for d in registry.devices}
+        self.last_seen: dict[int, float | None] = {d: None for d in registry.devices}
+        self._unsubscribe = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._unsubscribe = self.bus.subscribe(SensorReading, self._on_reading)
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def _on_reading(self, reading: SensorReading) -> None:
+        device = reading.sensor.device
+        self.last_seen[device.id] = time.time()
+        if self.status[device.id] is DeviceStatus.INACTIVE:
+            self._change(device, DeviceStatus.ACTIVE, "reading received")
+
+    def set_status(self, device: Device, status: DeviceStatus, reason: str = "") -> bool:
+        """Set a status by request (a client, a plugin). Returns whether it changed."""
+        if status is DeviceStatus.ACTIVE:
+            # An explicit 'active' starts a fresh offline_after window.
+            self.last_seen[device.id] = time.time()
+        return self._change(device, status, reason)
+
+    def set_available(self, device: Device, available: bool, reason: str = "") -> None:
+        if not available and self.status[device.id] is DeviceStatus.ACTIVE:
+            self._change(device, DeviceStatus.INACTIVE, reason or "hardware unavailable")
+
+    def _change(self, device: Device, status: DeviceStatus, reason: str) -> bool:
+        previous = self.status[device.id]
+        if previous is status:
+            return False
+        self.status[device.id] = status
+        log.info("Device %s (%s): %s -> %s (%s)", device.id, device.name, previous, status, reason)
+        self.bus.publish(DeviceStatusChanged(device, status, time.time(), previous, reason))
+        return True
+
+    async def _watch(self) -> None:
+        period = min([d.offline_after for d in self.registry.devices.values()] + [4.0]) / 4
+        period = max(period, 0.05)
+        while True:
+            await asyncio.sleep(period)
+            now = time.time()
+            for device in self.registry.devices.values():
+                seen = self.last_seen[device.id]
+                if (
+                    self.status[device.id] is DeviceStatus.ACTIVE
+                    and seen is not None
+                    and now - seen > device.offline_after
+                ):
+                    self._change(device, DeviceStatus.INACTIVE, f"no reading for {device.offline_after:g} s")

@@ -1,0 +1,47 @@
+"""The Tornado application: every URL the hub serves, and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import tornado.web
+
+from core import api
+from core.websocket import StreamHandler
+
+if TYPE_CHECKING:
+    from core.hub import Hub
+
+STATIC = Path(__file__).parent / "static"
+
+
+class PageHandler(tornado.web.RequestHandler):
+    """Serves one static HTML page (no templates, no build step)."""
+
+    def initialize(self, path: Path) -> None:
+        self.path = path
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.finish(self.path.read_bytes())
+
+
+def make_app(hub: "Hub") -> tornado.web.Application:
+    server = hub.config.server
+    routes = [
+        (r"/ws/sensor-data/?", StreamHandler, {"hub": hub, "scope": "all"}),
+        (r"/ws/device/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "device"}),
+        (r"/ws/sensor/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "sensor"}),
+        (r"/websocket-test/?", PageHandler, {"path": STATIC / "websocket-test.html"}),
+        (r"/api/devices/?", api.DevicesHandler, {"hub": hub}),
+        (r"/api/devices/([0-9]+)/?", api.DeviceHandler, {"hub": hub}),
+        (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
+        (r"/", tornado.web.RedirectHandler, {"url": "/websocket-test/"}),
+    ]
+    return tornado.web.Application(
+        routes,
+        websocket_max_message_size=server.max_message_size,
+        static_path=str(STATIC),
+    )

@@ -1,0 +1,20 @@
+"""The built-in `simulated` platform: believable hydroponic readings without hardware.
+
+Registered through the `smartanom` entry-point group like any third-party plugin.
+"""
+
+from core import Platform, hookimpl
+from plugins.simulated.config import SimulatedOptions
+from plugins.simulated.runner import run
+
+
+@hookimpl
+def register_platforms():
+    return [
+        Platform(
+            name="simulated",
+            run=run,
+            options=SimulatedOptions,
+            description="Simulated pH, EC/TDS, temperature, humidity, level and light sensors",
+        )
+    ]

@@ -1,0 +1,35 @@
+"""The simulated platform's task: sample the model every `interval` and publish."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from core import PluginContext
+from plugins.simulated.config import SimulatedOptions
+from plugins.simulated.model import Simulator
+
+
+async def run(ctx: PluginContext) -> None:
+    options: SimulatedOptions = ctx.options
+    wanted = set(options.sensors) if options.sensors is not None else None
+    sensors = [(s.id, s.type) for s in ctx.device.sensors if wanted is None or s.id in wanted]
+    simulator = Simulator(sensors, options.seed, options.day_length)
+    ctx.log.info("%s: simulating %d sensors every %g s", ctx.label, len(sensors), options.interval)
+
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    active_since = loop.time()
+    dropout = options.dropout
+    while True:
+        if dropout and loop.time() - active_since >= dropout.every:
+            ctx.log.info("%s: simulated dropout for %g s", ctx.label, dropout.duration)
+            ctx.set_device_available(False, "simulated dropout")
+            await asyncio.sleep(dropout.duration)
+            active_since = next_at = loop.time()
+        now = time.time()
+        for sensor_id, value in simulator.sample(now):
+            ctx.publish_reading(sensor_id, value, now)
+        # Fixed-rate schedule: no drift from the time publishing takes.
+        next_at += options.interval
+        await asyncio.sleep(max(0.0, next_at - loop.time()))

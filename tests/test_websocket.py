@@ -1,0 +1,177 @@
+"""The WebSocket API of docs/websocket.md against a real hub on a free port."""
+
+import asyncio
+
+import pytest
+
+HUB = """
+devices:
+  - id: 1
+    name: Hydroponic System 1
+    sensors:
+      - {id: 1, type: temperature}
+      - {id: 2, type: ph}
+  - id: 2
+    name: Nursery
+    sensors:
+      - {id: 3, type: ec}
+"""
+
+
+@pytest.fixture
+def hub(io_loop, hub_factory):
+    return io_loop.run_sync(lambda: hub_factory(HUB))
+
+
+@pytest.mark.gen_test
+async def test_spec_shape_of_sensor_data_update(hub, ws_client):
+    client = await ws_client(hub, "/ws/sensor-data/")
+    update = await client.request(
+        {"type": "sensor_data", "sensor_id": 1, "value": 25.5, "timestamp": "2025-09-11T15:30:00Z"},
+        type="sensor_data_update",
+    )
+    assert update == {
+        "type": "sensor_data_update",
+        "sensor_id": 1,
+        "sensor_type": "temperature",
+        "device_id": 1,
+        "device_name": "Hydroponic System 1",
+        "value": 25.5,
+        "unit": "celsius",
+        "timestamp": "2025-09-11T15:30:00Z",
+    }
+
+
+@pytest.mark.gen_test
+async def test_timestamp_is_stamped_by_the_hub_when_left_out(hub, ws_client):
+    client = await ws_client(hub, "/ws/sensor-data/")
+    update = await client.request({"type": "sensor_data", "sensor_id": 2, "value": 6.5}, type="sensor_data_update")
+    assert update["timestamp"].endswith("Z") and update["timestamp"][:2] == "20"
+    assert update["unit"] == "ph"
+
+
+@pytest.mark.gen_test
+async def test_each_stream_gets_what_it_should_exactly_once(hub, ws_client):
+    everything = await ws_client(hub, "/ws/sensor-data/")
+    device1 = await ws_client(hub, "/ws/device/1/")
+    device2 = await ws_client(hub, "/ws/device/2/")
+    sensor1 = await ws_client(hub, "/ws/sensor/1/")
+    sensor3 = await ws_client(hub, "/ws/sensor/3/")
+    sender = await ws_client(hub, "/ws/sensor/2/")
+    for sensor_id, value in [(1, 20.0), (2, 6.1), (3, 1.4), (1, 21.0)]:
+        await sender.send({"type": "sensor_data", "sensor_id": sensor_id, "value": value}) if sensor_id == 2 else None
+        if sensor_id != 2:
+            await everything.send({"type": "sensor_data", "sensor_id": sensor_id, "value": value})
+    await asyncio.sleep(0.3)
+
+    def readings(msgs):
+        return [(m["sensor_id"], m["value"]) for m in msgs if m["type"] == "sensor_data_update"]
+
+    assert sorted(readings(await everything.nothing_within(0.3))) == sorted([(1, 20.0), (2, 6.1), (3, 1.4), (1, 21.0)])
+    assert sorted(readings(await device1.nothing_within(0.2))) == sorted([(1, 20.0), (2, 6.1), (1, 21.0)])
+    assert readings(await device2.nothing_within(0.2)) == [(3, 1.4)]
+    assert readings(await sensor1.nothing_within(0.2)) == [(1, 20.0), (1, 21.0)]
+    assert readings(await sensor3.nothing_within(0.2)) == [(3, 1.4)]
+    assert readings(await sender.nothing_within(0.2)) == [(2, 6.1)]
+
+
+@pytest.mark.gen_test
+async def test_device_stream_gets_its_status_and_not_others(hub, ws_client):
+    device1 = await ws_client(hub, "/ws/device/1/")
+    device2 = await ws_client(hub, "/ws/device/2/")
+    status = await device1.request({"type": "device_status", "status": "maintenance"}, type="device_status")
+    assert status["device_id"] == 1 and status["device_name"] == "Hydroponic System 1"
+    assert status["status"] == "maintenance" and status["timestamp"].endswith("Z")
+    assert set(status) == {"type", "device_id", "device_name", "status", "timestamp"}
+    assert await device2.nothing_within(0.3) == []
+
+
+@pytest.mark.gen_test
+async def test_sensor_stream_accepts_readings_without_sensor_id(hub, ws_client):
+    client = await ws_client(hub, "/ws/sensor/3/")
+    update = await client.request({"type": "sensor_data", "value": 1.9}, type="sensor_data_update")
+    assert (update["sensor_id"], update["value"], update["unit"]) == (3, 1.9, "mS/cm")
+
+
+@pytest.mark.gen_test
+async def test_ping_pong(hub, ws_client):
+    client = await ws_client(hub, "/ws/device/2/")
+    assert await client.request({"type": "ping"}) == {"type": "pong"}
+
+
+ERRORS = [
+    ("/ws/sensor-data/", "not json", "INVALID_JSON"),
+    ("/ws/sensor-data/", b"\x00\x01binary", "INVALID_JSON"),
+    ("/ws/sensor-data/", "[1, 2]", "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", '"text"', "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"sensor_id": 1, "value": 1}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "value": 1}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": "1", "value": 1}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 1, "vaule": 2}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "reading"}, "UNKNOWN_TYPE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 99, "value": 1}, "UNKNOWN_SENSOR"),
+    ("/ws/device/2/", {"type": "sensor_data", "sensor_id": 1, "value": 1}, "SENSOR_NOT_ON_DEVICE"),
+    ("/ws/sensor/1/", {"type": "sensor_data", "sensor_id": 2, "value": 1}, "SENSOR_NOT_ON_DEVICE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": "25.5"}, "INVALID_VALUE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": True}, "INVALID_VALUE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": None}, "INVALID_VALUE"),
+    ("/ws/sensor-data/", '{"type": "sensor_data", "sensor_id": 1, "value": NaN}', "INVALID_VALUE"),
+    ("/ws/sensor-data/", '{"type": "sensor_data", "sensor_id": 1, "value": -Infinity}', "INVALID_VALUE"),
+    ("/ws/sensor-data/", '{"type": "sensor_data", "sensor_id": 1, "value": 1e999}', "INVALID_VALUE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 10**400}, "INVALID_VALUE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 1, "timestamp": "yesterday"}, "INVALID_TIMESTAMP"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 1, "timestamp": 1700000000}, "INVALID_TIMESTAMP"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 1, "timestamp": "2999-01-01T00:00:00Z"}, "INVALID_TIMESTAMP"),
+    ("/ws/device/1/", {"type": "device_status", "status": "broken"}, "INVALID_STATUS"),
+    ("/ws/device/1/", {"type": "device_status"}, "INVALID_STATUS"),
+    ("/ws/sensor-data/", {"type": "device_status", "status": "active", "device_id": 9}, "UNKNOWN_DEVICE"),
+    ("/ws/sensor-data/", {"type": "device_status", "status": "active"}, "INVALID_MESSAGE"),
+    ("/ws/sensor/1/", {"type": "device_status", "status": "active"}, "INVALID_MESSAGE"),
+]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path,message,code", ERRORS)
+async def test_bad_message_gets_its_error_and_the_connection_lives_on(hub, ws_client, path, message, code):
+    client = await ws_client(hub, path)
+    error = await client.request(message)
+    assert error["type"] == "error" and error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"]
+    assert set(error) == {"type", "message", "code"}
+    assert await client.request({"type": "ping"}) == {"type": "pong"}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "path,code",
+    [("/ws/device/42/", "UNKNOWN_DEVICE"), ("/ws/device/abc/", "UNKNOWN_DEVICE"), ("/ws/sensor/42/", "UNKNOWN_SENSOR")],
+)
+async def test_unknown_id_in_url_gets_error_then_close_4004(hub, ws_client, path, code):
+    client = await ws_client(hub, path)
+    error = await client.receive()
+    assert error["type"] == "error" and error["code"] == code
+    assert await client.conn.read_message() is None
+    assert client.conn.close_code == 4004
+
+
+@pytest.mark.gen_test
+async def test_a_rejected_reading_reaches_nobody(hub, ws_client):
+    listener = await ws_client(hub, "/ws/sensor-data/")
+    sender = await ws_client(hub, "/ws/sensor/1/")
+    await sender.request({"type": "sensor_data", "value": "hot"}, type="error")
+    assert await listener.nothing_within(0.3) == []
+
+
+@pytest.mark.gen_test
+async def test_foreign_browser_origin_is_refused_unless_allowed(hub_factory):
+    import tornado.httpclient
+    import tornado.websocket
+
+    hub = await hub_factory(HUB + "server:\n  allowed_origins: ['http://dash.example']\n")
+    url = f"ws://127.0.0.1:{hub.port}/ws/sensor-data/"
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await tornado.websocket.websocket_connect(tornado.httpclient.HTTPRequest(url, headers={"Origin": "http://evil.example"}))
+    assert refused.value.code == 403
+    conn = await tornado.websocket.websocket_connect(tornado.httpclient.HTTPRequest(url, headers={"Origin": "http://dash.example"}))
+    conn.close()
