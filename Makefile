@@ -1,11 +1,11 @@
 # One-command set-up: `make run` starts the hub on the shipped simulator config,
-# `make test` runs the test suite. Both create .venv and install the project first.
+# `make test` runs the test suite, `make bench` the benchmark (docs/perf.md). All create .venv and install the project first.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test check-config clean
+.PHONY: install run test bench check-config clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/run.py $(ARGS)
 
 check-config: install
 	$(VENV)/bin/smartanom check-config config/smartanom.yaml

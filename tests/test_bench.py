@@ -1,0 +1,39 @@
+"""The benchmark itself (bench/run.py) runs end to end, so it does not rot.
+
+A tiny configuration of every scenario (hub and bare server; saturation,
+latency, idle connections, simulator). No timing is asserted: only that the
+report is complete and that the hub lost nothing it accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_runs_and_reports_no_loss(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    summary = report["summary"]
+    for kind in ("hub", "bare"):
+        figures = summary[kind]
+        assert figures["accepted_per_s"] > 0 and figures["delivered_per_s"] > figures["accepted_per_s"]
+        assert figures["cpu_us_per_update"] > 0
+        assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+        assert figures["kb_per_idle_connection"] is not None
+    for phase, loss in summary["hub"]["loss"].items():
+        assert loss["sent"] == loss["accepted"] == loss["stored"] > 0, (phase, loss)
+        assert loss["deliveries"] == loss["deliveries_expected"] > 0, (phase, loss)
+        assert loss["errors"] == 0, (phase, loss)
+    assert summary["hub"]["simulator_stored"] > 0
+    assert set(summary["hub_over_bare"]) >= {"cpu_us_per_update", "accepted_per_s"}
+    assert "server CPU us / delivered update" in done.stdout  # the table
