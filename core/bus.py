@@ -57,7 +57,8 @@ class EventBus:
         for listener in self._listeners.get(type(event), ()):
             try:
                 result = listener(event)
-                if inspect.isawaitable(result):
+                # Most listeners return None: skip isawaitable's ABC checks for them.
+                if result is not None and inspect.isawaitable(result):
                     self._track(result, listener)
             except Exception:
                 log.exception("Bus listener %s failed on %s", _name(listener), type(event).__name__)

@@ -109,6 +109,7 @@ class Hub:
         for state in self.instances.values():
             state.state = "stopped"
         await self.plugins.call_each("on_shutdown", hub=self)
+        self.fanout.outbox.flush()  # queued updates go out before the close frames
         for group in [self.fanout.all, *self.fanout.by_device.values(), *self.fanout.by_sensor.values()]:
             for conn in tuple(group):
                 conn.close(1001, "hub shutting down")

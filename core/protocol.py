@@ -163,13 +163,24 @@ def _json_type(value) -> str:
 
 # --- outgoing -------------------------------------------------------------------
 
+# (second, its text): readings come in bursts within one second. One tuple,
+# swapped whole, so another thread never sees a second with the wrong text.
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def format_timestamp(epoch: float) -> str:
     """ISO 8601 UTC with 'Z'; milliseconds only when the time has a fraction."""
+    global _last_second
     seconds = int(epoch // 1)
     millis = int(round((epoch - seconds) * 1000))
     if millis == 1000:
         seconds, millis = seconds + 1, 0
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    last = _last_second
+    if last[0] == seconds:
+        base = last[1]
+    else:
+        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, base)
     return f"{base}.{millis:03d}Z" if millis else f"{base}Z"
 
 

@@ -3,8 +3,10 @@
 `/ws/sensor-data/` gets every reading and status change, `/ws/device/{id}/`
 those of one device, `/ws/sensor/{id}/` the readings of one sensor. A
 connection sits in exactly one subscriber set, so it gets each event once. The
-fan-out encodes each event once and hands the same text to every subscriber;
-Tornado buffers each write, so a slow client never holds up the bus.
+fan-out encodes and frames each event once and queues the same bytes for every
+subscriber; each connection's queued frames go out in one write per loop turn
+(core/frames.py). Tornado buffers each write, so a slow client never holds up
+the bus.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from core import protocol
+from core.frames import Outbox, accepts_prebuilt, text_frame
 from core.events import DeviceStatusChanged, SensorReading
 from core.protocol import ProtocolError
 
@@ -33,6 +37,7 @@ class FanOut:
         self.all: set[StreamHandler] = set()
         self.by_device: dict[int, set[StreamHandler]] = {}
         self.by_sensor: dict[int, set[StreamHandler]] = {}
+        self.outbox = Outbox()
 
     def attach(self, bus) -> list:
         return [bus.subscribe(SensorReading, self.on_reading), bus.subscribe(DeviceStatusChanged, self.on_status)]
@@ -47,21 +52,24 @@ class FanOut:
         sensor_subs = self.by_sensor.get(sensor.id)
         if not (self.all or device_subs or sensor_subs):
             return
-        text = protocol.encode_reading(reading)
-        for group in (self.all, device_subs, sensor_subs):
-            if group:
-                for conn in tuple(group):
-                    conn.send(text)
+        self._broadcast(protocol.encode_reading(reading), (self.all, device_subs, sensor_subs))
 
     def on_status(self, event: DeviceStatusChanged) -> None:
         device_subs = self.by_device.get(event.device.id)
         if not (self.all or device_subs):
             return
-        text = protocol.encode_status(event.device, event.status, event.timestamp)
-        for group in (self.all, device_subs):
+        self._broadcast(protocol.encode_status(event.device, event.status, event.timestamp), (self.all, device_subs))
+
+    def _broadcast(self, text: str, groups: tuple) -> None:
+        frame = text_frame(text)
+        add = self.outbox.add
+        for group in groups:
             if group:
-                for conn in tuple(group):
-                    conn.send(text)
+                for conn in tuple(group):  # a failed fallback send leaves its set
+                    if conn.prebuilt:
+                        add(conn, frame)
+                    else:
+                        conn.send(text)
 
 
 class StreamHandler(WebSocketHandler):
@@ -73,6 +81,7 @@ class StreamHandler(WebSocketHandler):
         self.device = None
         self.sensor = None
         self._group: set | None = None
+        self.prebuilt = False  # may the fan-out write pre-built frames? (set in open)
 
     def check_origin(self, origin: str) -> bool:
         # Same-origin always (the hub's own pages); other browser origins only when listed.
@@ -95,6 +104,7 @@ class StreamHandler(WebSocketHandler):
             if self.sensor is None:
                 return self._reject("UNKNOWN_SENSOR", f"no sensor with id {resource_id!r}; known: {_ids(self.hub.registry.sensors)}")
             self._group = fanout.by_sensor.setdefault(self.sensor.id, set())
+        self.prebuilt = accepts_prebuilt(self)
         self._group.add(self)
         self.set_nodelay(True)  # small frames: don't let Nagle hold them back
 
@@ -104,9 +114,22 @@ class StreamHandler(WebSocketHandler):
             self._group = None
 
     def send(self, text: str) -> None:
+        queued = self.hub.fanout.outbox.take(self) if self.prebuilt else None
+        if queued is not None:
+            self.send_frames(queued)  # broadcasts queued earlier go first
         try:
             self.write_message(text)
         except WebSocketClosedError:
+            self.on_close()
+
+    def send_frames(self, data: bytes) -> None:
+        """Write frames built by core.frames straight to the stream (the fan-out's path)."""
+        ws = self.ws_connection
+        if ws is None or ws.is_closing():
+            return self.on_close()
+        try:
+            ws.stream.write(data)
+        except StreamClosedError:
             self.on_close()
 
     def on_message(self, message: str | bytes) -> None:
