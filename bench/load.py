@@ -9,6 +9,9 @@ saturate  publishers on /ws/sensor/{id}/ keep `window` readings unacknowledged
           streams; measures accepted and delivered rates and the server's CPU.
 rate      the same connections at a fixed offered rate; each reading's value
           is its send time, so every subscriber's receipt gives one latency.
+          With `flood_window` > 0 one more publisher floods meanwhile (as in
+          saturate, on its own sensor): the paced readings' latency then shows
+          whether a flooding client can starve the others.
 idle      opens many idle dashboard connections and measures the server's RSS.
 
 Every mode counts what each connection received against what it should have
@@ -60,6 +63,19 @@ class Run:
         self.publishers = await _connect_many(host, port, [f"/ws/sensor/{s}/" for s in sensors], on_frames=on_echo)
         for sensor_id, pub in zip(sensors, self.publishers):
             pub.sensor_id = sensor_id
+
+    async def add_flooder(self, sensor_id: int, window: int) -> WsClient:
+        """A publisher that keeps `window` readings in flight, as fast as the server takes them."""
+
+        def refill(pub: WsClient, _payloads, _now) -> None:
+            if self.sending and pub.new_readings:
+                pub.send([self.message(pub, -1.0)] * pub.new_readings)
+
+        flooder = await WsClient.connect(self.host, self.port, f"/ws/sensor/{sensor_id}/", on_frames=refill)
+        flooder.sensor_id = sensor_id
+        self.publishers.append(flooder)
+        flooder.send([self.message(flooder, -1.0)] * window)
+        return flooder
 
     def message(self, pub: WsClient, value) -> bytes:
         return b'{"type":"sensor_data","sensor_id":%d,"value":%r}' % (pub.sensor_id, value)
@@ -175,13 +191,17 @@ async def rate(spec: dict) -> dict:
 
     def on_update(_client, payloads, received_at) -> None:
         for payload in payloads:
-            if payload[9:10] == b"s":
+            # The flooder's values are -1: skip them without parsing (cheap at high rates).
+            if payload[9:10] == b"s" and b'"value":-1.0,' not in payload:
                 sent_at = json.loads(payload)["value"]
                 if sent_at >= state["record_from"]:
                     latencies.append(received_at - sent_at)
 
     await run.open(on_update=on_update, keep_payloads=True)
-    publishers = run.publishers
+    publishers = list(run.publishers)
+    flooder = None
+    if spec.get("flood_window"):
+        flooder = await run.add_flooder(spec["flood_sensor"], spec["flood_window"])
     interval = 1.0 / spec["rate"]
 
     async def pace(seconds: float) -> None:
@@ -208,6 +228,7 @@ async def rate(spec: dict) -> dict:
     ms = lambda q: round(_percentile(latencies, q) * 1e3, 3)  # noqa: E731
     result = {
         "window": _window(a, b),
+        "flood_accepted_per_s": round((b["per_publisher"][-1] - a["per_publisher"][-1]) / (b["t"] - a["t"]), 1) if flooder else None,
         "latency_ms": {"samples": len(latencies), "p50": ms(50), "p95": ms(95), "p99": ms(99), "max": ms(100)},
         "totals": run.totals(),
     }

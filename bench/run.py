@@ -12,6 +12,7 @@ saturation  publishers with a bounded window of unacknowledged readings, with
             dashboards on /ws/sensor-data/ and per-sensor streams: accepted
             readings/s, delivered updates/s, server CPU us per delivered update;
 latency     a fixed offered rate: publisher send -> subscriber receipt p50..max;
+flood       the same, while one more publisher floods (is anyone starved?);
 idle        many idle dashboard connections: RSS per connection;
 simulator   the hub alone with the simulator feeding 20 sensors at 10 Hz: CPU.
 
@@ -178,6 +179,12 @@ def run(args) -> dict:
             r["saturation"] = scenario(kind, "saturation", args, root, config, "saturate", duration=args.duration)
             _progress(f"{kind}: latency at {args.rate:g} readings/s ({args.latency_duration:g} s)")
             r["latency"] = scenario(kind, "latency", args, root, config, "rate", rate=args.rate, duration=args.latency_duration)
+            if args.flood_window and args.flood_sensor:
+                _progress(f"{kind}: latency at {args.rate:g} readings/s while a publisher floods ({args.latency_duration:g} s)")
+                r["flood"] = scenario(
+                    kind, "flood", args, root, config, "rate", rate=args.rate, duration=args.latency_duration,
+                    flood_window=args.flood_window, flood_sensor=args.flood_sensor,
+                )
             if args.idle:
                 _progress(f"{kind}: {args.idle} idle connections")
                 r["idle"] = scenario(kind, "idle", args, root, config, "idle", connections=args.idle, settle=1.0)
@@ -212,10 +219,19 @@ def summarize(report: dict) -> dict:
             "publisher_rate_min_max": [sat["window"]["publisher_rate_min"], sat["window"]["publisher_rate_max"]],
             "peak_rss_kb": max(s["server_memory_kb"]["hwm"] for s in r.values()),
         }
+        if "flood" in r:
+            fl = r["flood"]
+            out["flood_p99_ms"] = fl["latency_ms"]["p99"]
+            out["flood_max_ms"] = fl["latency_ms"]["max"]
+            out["flood_accepted_per_s"] = fl["flood_accepted_per_s"]
+            out["load_cpu_flood"] = fl["window"]["load_cpu_fraction"]
+            out["paced_accepted_per_s_under_flood"] = fl["window"]["accepted_per_s"] - (fl["flood_accepted_per_s"] or 0)
         if "idle" in r:
             out["kb_per_idle_connection"] = r["idle"]["kb_per_connection"]
         loss = {}
-        for name in ("saturation", "latency"):
+        for name in ("saturation", "latency", "flood"):
+            if name not in r:
+                continue
             t = r[name]["totals"]
             loss[name] = {k: t.get(k) for k in ("sent", "accepted", "stored", "deliveries_expected", "deliveries", "deliveries_lost", "errors")}
         out["loss"] = loss
@@ -230,12 +246,15 @@ def summarize(report: dict) -> dict:
         ratio = lambda k: round(hub[k] / bare[k], 3) if hub.get(k) and bare.get(k) else None  # noqa: E731
         summary["hub_over_bare"] = {
             k: ratio(k)
-            for k in ("accepted_per_s", "delivered_per_s", "cpu_us_per_update", "cpu_us_per_update_at_rate", "p99_ms", "kb_per_idle_connection", "peak_rss_kb")
+            for k in (
+                "accepted_per_s", "delivered_per_s", "cpu_us_per_update", "cpu_us_per_update_at_rate", "p99_ms",
+                "flood_accepted_per_s", "flood_p99_ms", "kb_per_idle_connection", "peak_rss_kb",
+            )
         }
     flags = []
     for kind, f in (("hub", hub), ("bare", bare)):
-        for phase in ("saturation", "latency"):
-            if f and f[f"load_cpu_{phase}"] >= 0.9:
+        for phase in ("saturation", "latency", "flood"):
+            if f and f.get(f"load_cpu_{phase}", 0) >= 0.9:
                 flags.append(f"{kind} {phase}: load generator near a full core ({f[f'load_cpu_{phase}']:.0%}); the server may not be saturated")
         for phase, loss in (f.get("loss") or {}).items():
             if loss["deliveries_lost"] or loss["errors"] or loss["sent"] != loss["accepted"] or (kind == "hub" and loss["stored"] != loss["accepted"]):
@@ -275,6 +294,10 @@ def table(report: dict) -> str:
         ("latency p95 ms", "p95_ms"),
         ("latency p99 ms", "p99_ms"),
         ("latency max ms", "max_ms"),
+        ("flood: flooder's readings/s", "flood_accepted_per_s"),
+        ("flood: paced readings/s accepted", "paced_accepted_per_s_under_flood"),
+        ("flood: paced latency p99 ms", "flood_p99_ms"),
+        ("flood: paced latency max ms", "flood_max_ms"),
         ("KB RSS / idle connection", "kb_per_idle_connection"),
         ("peak RSS KB", "peak_rss_kb"),
         ("load generator CPU (saturation)", "load_cpu_saturation"),
@@ -308,6 +331,7 @@ def parse_args(argv=None):
     p.add_argument("--sensor-subscribers", type=int, default=4, help="extra subscribers on per-sensor streams (default 4)")
     p.add_argument("--publishers", type=int, default=4, help="publishers, each on its own /ws/sensor/{id}/ stream (default 4, max 20)")
     p.add_argument("--window", type=int, default=32, help="unacknowledged readings per publisher at saturation (default 32)")
+    p.add_argument("--flood-window", type=int, default=32, help="window of the extra flooding publisher in the flood run (0 skips; default 32)")
     p.add_argument("--idle", type=int, default=1000, help="idle dashboard connections for the memory figure (0 skips; default 1000)")
     p.add_argument("--sim-duration", type=float, default=10.0, help="seconds measured with the simulator at 20 x 10 Hz (0 skips; default 10)")
     p.add_argument("--no-bare", action="store_true", help="measure the hub only")
@@ -323,6 +347,8 @@ def parse_args(argv=None):
         p.error("--publishers must be 1..20 (one sensor each)")
     # One publisher per device first (1, 6, 11, 16, then 2, 7, ...), so readings spread over devices.
     args.publisher_sensors = [1 + (k % 4) * 5 + k // 4 for k in range(args.publishers)]
+    # The flooder publishes on a sensor of its own, so its readings are told apart by sensor.
+    args.flood_sensor = next((s for s in range(20, 0, -1) if s not in args.publisher_sensors), None)
     return args
 
 
