@@ -178,7 +178,8 @@ def run(args) -> dict:
             _progress(f"{kind}: saturation ({args.duration:g} s)")
             r["saturation"] = scenario(kind, "saturation", args, root, config, "saturate", duration=args.duration)
             _progress(f"{kind}: latency at {args.rate:g} readings/s ({args.latency_duration:g} s)")
-            r["latency"] = scenario(kind, "latency", args, root, config, "rate", rate=args.rate, duration=args.latency_duration)
+            samples = {"samples_file": f"{args.latency_samples}.{kind}.json"} if args.latency_samples else {}
+            r["latency"] = scenario(kind, "latency", args, root, config, "rate", rate=args.rate, duration=args.latency_duration, **samples)
             if args.flood_window and args.flood_sensor:
                 _progress(f"{kind}: latency at {args.rate:g} readings/s while a publisher floods ({args.latency_duration:g} s)")
                 r["flood"] = scenario(
@@ -337,6 +338,7 @@ def parse_args(argv=None):
     p.add_argument("--no-bare", action="store_true", help="measure the hub only")
     p.add_argument("--quick", action="store_true", help="a tiny run of every scenario (a few seconds; checks the benchmark works)")
     p.add_argument("--json", help="also write the JSON report to this file")
+    p.add_argument("--latency-samples", metavar="PREFIX", help="write every latency sample of the latency run to PREFIX.<hub|bare>.json")
     args = p.parse_args(argv)
     if args.quick:
         args.duration = args.latency_duration = args.sim_duration = 0.5
