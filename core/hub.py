@@ -30,6 +30,9 @@ log = logging.getLogger("smartanom.hub")
 # A crashed platform task is restarted after 1 s, doubling up to this; a task
 # that ran this long before crashing starts again from 1 s.
 MAX_RESTART_DELAY = 60.0
+# How long stop() waits for cancelled platform tasks; one that swallows its
+# cancellation is reported and left behind rather than hanging the shutdown.
+STOP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -105,7 +108,13 @@ class Hub:
             self._server.stop()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+            for task in stuck:
+                label = task.get_name().removeprefix("plugin:")
+                state = self.instances.get(label)
+                owner = self.plugins.describe(state.plugin) if state else "?"
+                log.error("Plugin instance %s (from %s) did not stop within %g s of being cancelled; left behind", label, owner, STOP_TIMEOUT)
         self._tasks.clear()
         for state in self.instances.values():
             state.state = "stopped"
