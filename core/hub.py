@@ -96,6 +96,8 @@ class Hub:
         for issue in self.config.unavailable:
             log.error("Plugin entry not started: %s", issue)
         for instance in self.config.plugins:
+            owner = self.plugins.platform_owner.get(instance.platform.name, "?")
+            self.instances[instance.label] = InstanceState(instance.label, instance.platform.name, owner)
             self._tasks.append(self.loop.create_task(self._supervise(instance), name=f"plugin:{instance.label}"))
         await self.plugins.call_each("on_startup", hub=self)
 
@@ -132,8 +134,8 @@ class Hub:
 
     async def _supervise(self, instance: PluginInstanceConfig) -> None:
         platform = instance.platform
-        owner = self.plugins.platform_owner.get(platform.name, "?")
-        state = self.instances[instance.label] = InstanceState(instance.label, platform.name, owner)
+        state = self.instances[instance.label]
+        owner = state.plugin
         ctx = PluginContext(self, platform, instance.options, instance.label)
         delay = 1.0
         while True:

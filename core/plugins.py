@@ -169,8 +169,9 @@ class PluginHost:
         return {platform: self._describe(owner) for platform, owner in self.platform_owner.items()}
 
     def _impls(self, hook_name: str):
-        # pluggy calls the last registered first; keep registration order instead.
-        return list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+        # Registration order (entry points sorted by name, then direct ones),
+        # not pluggy's last-registered-first: reports and start-up read in order.
+        return getattr(self.pm.hook, hook_name).get_hookimpls()
 
     @staticmethod
     def _args(impl, kwargs: dict) -> list:
