@@ -81,14 +81,23 @@ def test_smartanom_run_serves_the_example_plugins_readings(example_plugin, tmp_p
     assert "random_walk stopped" in text  # its on_shutdown
 
 
-def test_the_examples_own_tests_pass_with_the_fixtures_smartanom_ships(example_plugin):
+@pytest.mark.parametrize(
+    "options, env",
+    [
+        ((), {}),
+        # The guide's advice for those who switch pytest's plugin autoloading off.
+        (("-p", "smartanom", "-p", "tornado"), {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}),
+    ],
+    ids=["autoload", "explicit"],
+)
+def test_the_examples_own_tests_pass_with_the_fixtures_smartanom_ships(example_plugin, options, env):
     # No conftest.py in the example: hub_factory and ws_client come from the
     # smartanom package's pytest11 entry point, as for any plugin author.
     assert not list(EXAMPLE_PLUGIN.rglob("conftest.py"))
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, "tests"],
         cwd=EXAMPLE_PLUGIN, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **env},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"\b2 passed\b", done.stdout), done.stdout

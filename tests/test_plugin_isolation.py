@@ -233,6 +233,12 @@ class Misspelled:
         pass
 
 
+class WrongArguments:
+    @hookimpl
+    def on_startup(self, hub, loop):  # on_startup has no `loop`
+        pass
+
+
 class SyncRun:
     @hookimpl
     def register_platforms(self):
@@ -252,9 +258,16 @@ class NotAList:
 async def test_invalid_plugins_are_reported_and_dropped(hub_factory, ws_client, caplog):
     hub = await hub_factory(
         HUB,
-        plugins=[("typo", Misspelled(), "smartanom-typo", "0.1"), ("sync", SyncRun(), "smartanom-sync", "0.1"), ("single", NotAList(), "smartanom-single", "0.1")],
+        plugins=[
+            ("typo", Misspelled(), "smartanom-typo", "0.1"),
+            ("args", WrongArguments(), "smartanom-args", "0.1"),
+            ("sync", SyncRun(), "smartanom-sync", "0.1"),
+            ("single", NotAList(), "smartanom-single", "0.1"),
+        ],
     )
     messages = errors(caplog)
+    assert any(m.startswith("Plugin args (smartanom-args 0.1) is not a valid plugin: PluginValidationError") and "loop" in m for m in messages), messages
+    assert not hub.plugins.pm.has_plugin("args")
     assert any(m.startswith("Plugin typo (smartanom-typo 0.1) is not a valid plugin: PluginValidationError") and "on_startp" in m for m in messages), messages
     assert "Plugin sync (smartanom-sync 0.1) register_platforms returned an unusable platform: 'blocking': run must be an `async def` function taking the PluginContext" in messages
     assert "Plugin single (smartanom-single 0.1) register_platforms must return a list of core.Platform, got Platform" in messages
