@@ -53,6 +53,11 @@ class ModbusBus:
             self._client = AsyncModbusTcpClient(
                 options.host, port=options.tcp_port, timeout=options.timeout, retries=0, reconnect_delay=0
             )
+        # pymodbus drops a TCP connection after a few unanswered requests in a
+        # row; behind a gateway that is one dead probe, not a dead bus, and the
+        # reconnect churn would hide the real problem. A gateway that really
+        # went away resets or refuses the connection, which is seen at once.
+        self._client.set_max_no_responses(1_000_000)
         self._lock = asyncio.Lock()
         self._quiet_from = 0.0  # loop time when the bus may carry the next request
 
