@@ -186,3 +186,20 @@ def test_typos_and_out_of_range_values(tmp_path):
     assert "less than or equal to 247" in messages["plugins[0].sensors[0].slave"]
     assert "Did you mean 'address'?" in messages["plugins[0].sensors[0].adress"]
     assert "float32" in messages["plugins[0].sensors[0].data_type"]
+
+
+def test_docs_example_is_the_shipped_file_and_valid(tmp_path):
+    import re
+
+    import yaml
+
+    docs = (ROOT / "docs/modbus.md").read_text()
+    block = re.findall(r"```yaml\n(.*?)```", docs, re.S)[0]
+    shipped = yaml.safe_load((ROOT / "config/modbus-probe.yaml").read_text())
+    documented = yaml.safe_load(block)
+    assert documented["devices"] == shipped["devices"]
+    assert documented["plugins"] == shipped["plugins"]
+    path = tmp_path / "docs-example.yaml"
+    path.write_text(block)
+    config = load_config(path, make_plugin_host().collect_platforms())
+    assert [s.sensor for s in config.plugins[0].options.sensors] == [1, 2, 3]
