@@ -216,7 +216,8 @@ async def test_exception_response_is_reported_and_never_a_value(hub_factory, ser
 
 
 @pytest.mark.gen_test(timeout=40)
-async def test_server_that_disappears_and_comes_back(hub_factory, servers):
+async def test_server_that_disappears_and_comes_back(hub_factory, servers, caplog):
+    caplog.set_level(logging.INFO, logger="smartanom.plugins.modbus")
     server = await servers(TcpProbeServer({3: {"holding": {0: 640}}}))
     hub = await hub_factory(one_sensor_hub(f"    transport: tcp\n    host: 127.0.0.1\n    port: {server.port}"))
     readings = collect(hub)
@@ -232,6 +233,8 @@ async def test_server_that_disappears_and_comes_back(hub_factory, servers):
     await until(lambda: len(readings) > count, timeout=10, what="readings after the server came back")
     assert hub.status.status[1] is DeviceStatus.ACTIVE
     assert set(values_of(readings, 1)) == {6.4}
+    assert "is down" in caplog.text and "reconnected" in caplog.text
+    assert "cannot keep up" not in caplog.text  # an outage is not an overloaded bus
 
 
 @pytest.mark.gen_test(timeout=30)

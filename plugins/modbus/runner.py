@@ -54,12 +54,16 @@ class _Poller:
             if delay > 0:
                 await asyncio.sleep(delay)
             if not self.bus.connected:
-                await self._connect()
+                if await self._connect():
+                    # Back after an outage: read everything now, then resume the
+                    # schedule (not a burst of the scans missed meanwhile).
+                    now = loop.time()
+                    queue = [(now, p, s) for _d, p, s in sorted(queue)]  # sorted: still a heap
                 continue  # time has passed: look again at what is due
             heapq.heappop(queue)
             await self._poll(sensor)
             # Fixed rate; a sensor that fell more than a whole interval behind
-            # (bus overloaded, long outage) skips the missed scans.
+            # (an overloaded bus, slow retries) skips the missed scans.
             due += sensor.interval
             now = loop.time()
             if due < now - sensor.interval:
@@ -67,8 +71,11 @@ class _Poller:
                 due = now
             heapq.heappush(queue, (due, position, sensor))
 
-    async def _connect(self) -> None:
-        """Connect, waiting with doubling backoff while the bus is unreachable."""
+    async def _connect(self) -> bool:
+        """Connect, waiting with doubling backoff while the bus is unreachable.
+
+        Returns whether the bus had been down (rather than just not opened yet).
+        """
         delay = self.options.reconnect_delay
         while True:
             try:
@@ -79,10 +86,10 @@ class _Poller:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.reconnect_delay_max)
                 continue
-            if self.bus_down:
+            was_down, self.bus_down = self.bus_down, False
+            if was_down:
                 self.ctx.log.info("%s: reconnected to %s", self.ctx.label, self.bus.name)
-                self.bus_down = False
-            return
+            return was_down
 
     async def _poll(self, sensor: RegisterSensor) -> None:
         attempts = self.options.retries + 1
