@@ -135,7 +135,12 @@ class SerialConnection:
     async def wait_lost(self) -> str:
         """Wait until the port fails (unplugged, EOF); returns why."""
         exc = await asyncio.shield(self._reader.lost)
-        return str(exc) if exc else "port closed"
+        if exc is None:
+            return "port closed"
+        if "returned no data" in str(exc):
+            # pyserial's wording for end-of-file on a tty: the device node went away.
+            return "the device disconnected (unplugged or reset by the USB bus)"
+        return str(exc)
 
     async def close(self) -> None:
         """Stop reading and close the port in a worker thread."""
