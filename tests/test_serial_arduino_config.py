@@ -90,3 +90,27 @@ def test_unknown_key_suggests_the_right_one(tmp_path):
 def test_the_shipped_example_config_passes_check_config(capsys):
     assert main(["check-config", str(ROOT / "config" / "serial-arduino.yaml")]) == 0
     assert "OK (1 devices, 4 sensors, 1 plugin instances)" in capsys.readouterr().out
+
+
+DOC = (ROOT / "docs" / "serial-arduino.md").read_text()
+
+
+def test_the_config_in_the_docs_is_valid(tmp_path):
+    block = DOC.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "from-docs.yaml"
+    path.write_text(block)
+    config = load_config(path, make_plugin_host().collect_platforms())
+    assert config.plugins[0].options.sensors == {"water_temperature": 1, "ph": 2}
+
+
+def test_the_protocol_examples_in_the_docs_parse():
+    from plugins.serial_arduino.parser import parse_line
+
+    section = DOC.split("## The line protocol", 1)[1].split("\n- ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    examples = [ex for row in rows for ex in row.split("|")[2].split("`")[1::2]]
+    assert len(examples) == 5
+    for example in examples:
+        parsed = parse_line(example.encode())
+        assert parsed.values and not parsed.bad_values, example
+    assert parse_line(b"water_temperature=21.44,ph=6.82*4D").values == {"water_temperature": 21.44, "ph": 6.82}
