@@ -256,15 +256,18 @@ async def test_unplug_marks_inactive_and_a_new_port_behind_the_link_is_followed(
     assert (await device_client.receive(type="device_status"))["status"] == "active"
 
     second = arduinos()  # the next ttyUSBn the kernel will hand out
+    # udev removes the link with the device. Link first: pty numbers are machine-wide, and
+    # another process could get the freed one while the link still pointed at it.
+    by_id.remove()
     first.unplug()
-    by_id.remove()  # udev removes the link with the device
     status = await device_client.receive(type="device_status")
     assert status["status"] == "inactive"
     assert len(messages(caplog, "lost serial port", logging.WARNING)) == 1
 
-    await asyncio.sleep(1.0)  # several retries at 0.05..0.2 s against a missing port
-    assert len(messages(caplog, "does not exist", logging.ERROR)) == 1  # said once, not at every retry
-    assert len(messages(caplog, "still unavailable")) >= 3
+    # Several retries against the missing port: said once, then only at debug level.
+    await until(lambda: len(messages(caplog, "still unavailable")) >= 3, "three retries")
+    assert len(messages(caplog, "does not exist", logging.ERROR)) == 1
+    assert not messages(caplog, "still unavailable", logging.INFO)
 
     by_id.link_to(second)
     await opened(caplog, 2)
@@ -294,13 +297,14 @@ async def test_port_missing_at_startup_is_reported_with_the_fix_and_used_once_it
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_link_to_a_vanished_pty_is_retried_too(hub_factory, ws_client, arduinos, by_id, caplog):
-    gone = arduinos()
-    by_id.link_to(gone)
-    gone.unplug()  # the link dangles, as after an unplug udev has not cleaned up yet
+async def test_a_dangling_link_is_retried_too(hub_factory, ws_client, arduinos, by_id, tmp_path, caplog):
+    # As after an unplug that udev has not cleaned up yet. (Not a closed pty's path: pty
+    # numbers are machine-wide, and another process may be using that one by now.)
+    os.symlink(tmp_path / "ttyUSB7", by_id.path)
     hub = await hub_factory(HUB.format(port=by_id.path))
     client = await ws_client(hub, "/ws/sensor/4/")
-    await until(lambda: messages(caplog, "serial port", logging.ERROR), "the open error")
+    await until(lambda: messages(caplog, "does not exist", logging.ERROR), "the open error")
+    assert f"(-> {tmp_path / 'ttyUSB7'}) does not exist" in messages(caplog, "does not exist")[0]
     arduino = arduinos()
     by_id.link_to(arduino)
     await opened(caplog)
@@ -316,13 +320,13 @@ async def test_open_and_close_happen_off_the_event_loop(hub_factory, ws_client, 
 
     def slow_open(self):
         calls["open"] += 1
-        time.sleep(1.0)
+        time.sleep(1.5)
         real_open(self)
 
     def slow_close(self):
         if self.is_open:
             calls["close"] += 1
-            time.sleep(1.0)
+            time.sleep(1.5)
         real_close(self)
 
     monkeypatch.setattr(serial.Serial, "open", slow_open)
@@ -353,7 +357,7 @@ async def test_open_and_close_happen_off_the_event_loop(hub_factory, ws_client, 
     finally:
         ticker.cancel()
     assert calls["open"] >= 1 and calls["close"] >= 1
-    assert worst < 0.5, f"the event loop stalled for {worst:.2f} s"
+    assert worst < 0.75, f"the event loop stalled for {worst:.2f} s"
 
 
 def test_permission_denied_names_the_dialout_fix(arduinos):
