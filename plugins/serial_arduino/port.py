@@ -126,7 +126,14 @@ class SerialConnection:
     async def open(cls, options: SerialArduinoOptions, on_data: Callable[[bytes], None]) -> "SerialConnection":
         """Open the port off the loop and start reading. Raises PortUnavailable."""
         loop = asyncio.get_running_loop()
-        port, real = await loop.run_in_executor(None, open_blocking, options)
+        opening = loop.run_in_executor(None, open_blocking, options)
+        try:
+            port, real = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The hub is stopping mid-open; the thread cannot be stopped, so
+            # close what it opens rather than leave the port held.
+            opening.add_done_callback(_close_when_opened)
+            raise
         port._transport_owned = True
         reader = _LineReader(on_data)
         transport, _ = await serial_asyncio.connection_for_serial(loop, lambda: reader, port)
@@ -149,3 +156,9 @@ class SerialConnection:
         # The transport is done with the port once it has reported the loss.
         await asyncio.shield(self._reader.lost)
         await asyncio.get_running_loop().run_in_executor(None, self.port.close_now)
+
+
+def _close_when_opened(opening: asyncio.Future) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        port, _ = opening.result()
+        asyncio.get_running_loop().run_in_executor(None, port.close_now)
