@@ -112,11 +112,16 @@ async def test_readings_and_status_are_published_as_documented(mosquitto, hub_fa
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_qos_and_retain_are_configurable(mosquitto, hub_factory, ws_client, mqtt_observer):
+    live = await mqtt_observer(mosquitto.port, ["smartanom/gh1/#"])
     hub = await hub_factory(hub_yaml(mosquitto.port, "    qos: 0\n    retain: true\n    retain_status: false"))
     await wait_for_stats(hub, lambda s: s["connected"])
     client = await ws_client(hub, "/ws/sensor-data/")
     await send_reading(client, 4, 71.5)
-    await wait_for_stats(hub, lambda s: s["published"] >= 4)  # reading, status change, two status snapshots
+    # QoS 0 has no acknowledgement: wait until a live subscriber saw everything went through the broker.
+    assert (await live.receive_json("smartanom/gh1/sensor/4/state"))["value"] == 71.5
+    for _ in range(2):
+        await live.receive("smartanom/gh1/device/+/status")  # the status snapshot on connect
+    assert (await live.receive_json("smartanom/gh1/device/2/status"))["status"] == "active"
 
     # Subscribing afterwards: only what was retained arrives.
     late = await mqtt_observer(mosquitto.port, ["smartanom/gh1/sensor/+/state", "smartanom/gh1/device/+/status"])

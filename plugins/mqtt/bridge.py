@@ -134,7 +134,6 @@ class Bridge:
     async def _session(self) -> None:
         """Connect, announce, then pump both ways until the connection fails (MqttError)."""
         async with self._client() as client:
-            self.stats["connected"] = True
             self.stats["connections"] += 1
             self.ctx.log.info("%s: connected to the broker %s as hub %s (%d messages queued)", self.ctx.label, self.broker, self.options.hub_id, len(self.outbox))
             try:
@@ -149,6 +148,7 @@ class Bridge:
                     # change happened before this task subscribed to the bus.
                     for message in self._status_snapshot():
                         self.outbox.put(message)
+                self.stats["connected"] = True  # announced: from here on it is business as usual
                 await self._pump(client)
             except asyncio.CancelledError:
                 # The hub is stopping: say goodbye ourselves (a clean disconnect sends no will).
