@@ -48,6 +48,8 @@ class Mosquitto:
             f"persistence_location {self.dir}/\n"
             f"log_dest file {self.log}\n"
             "log_type all\n"
+            # As root, mosquitto would switch to the `mosquitto` user, which cannot write in pytest's tmp dirs.
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
         self.process: subprocess.Popen | None = None
 
@@ -86,6 +88,8 @@ class Observer:
         self.messages: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
         self.subscribed = asyncio.Event()
         self._unread: list[aiomqtt.Message] = []
+        self._may_connect = asyncio.Event()
+        self._may_connect.set()
         self._task: asyncio.Task | None = None
 
     async def start(self, timeout: float = 10.0) -> "Observer":
@@ -95,6 +99,7 @@ class Observer:
 
     async def _run(self) -> None:
         while True:
+            await self._may_connect.wait()
             try:
                 client = aiomqtt.Client("127.0.0.1", self.port, identifier=self.identifier, clean_session=False if self.persistent else None)
                 async with client:
@@ -106,6 +111,13 @@ class Observer:
             except aiomqtt.MqttError:
                 self.subscribed.clear()
                 await asyncio.sleep(0.1)
+
+    def stay_away(self) -> None:
+        """Do not reconnect after the next disconnection (until `come_back`)."""
+        self._may_connect.clear()
+
+    def come_back(self) -> None:
+        self._may_connect.set()
 
     async def receive(self, topic: str | None = None, timeout: float = 10.0) -> tuple[str, str, bool]:
         """(topic, payload text, retain) of the oldest message not yet received, on `topic`
