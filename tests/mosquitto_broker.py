@@ -33,7 +33,9 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, users: dict[str, str] | None = None, tls: bool = False):
+        """`users`: name -> password, and anonymous clients are refused. `tls`: the
+        listener speaks TLS with a certificate for 127.0.0.1 signed by `self.ca_file`."""
         if not os.path.exists(MOSQUITTO):
             pytest.fail("mosquitto is not installed (apt-get install mosquitto; .ci/run does it)")
         self.dir = directory
@@ -41,9 +43,20 @@ class Mosquitto:
         self.port = free_port()
         self.conf = self.dir / "mosquitto.conf"
         self.log = self.dir / "mosquitto.log"
+        self.ca_file = self.dir / "ca.crt"
+        access = "allow_anonymous true\n"
+        if users:
+            passwords = self.dir / "passwords"
+            passwords.write_text("")
+            for name, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, password], check=True)
+            access = f"allow_anonymous false\npassword_file {passwords}\n"
+        if tls:
+            self._make_certificates()
+            access += f"cafile {self.ca_file}\ncertfile {self.dir / 'server.crt'}\nkeyfile {self.dir / 'server.key'}\n"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            + access +
             "persistence true\n"
             f"persistence_location {self.dir}/\n"
             f"log_dest file {self.log}\n"
@@ -52,6 +65,15 @@ class Mosquitto:
             + ("user root\n" if os.geteuid() == 0 else "")
         )
         self.process: subprocess.Popen | None = None
+
+    def _make_certificates(self) -> None:
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=self.dir, check=True, capture_output=True)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=SmarTanom test CA")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+        (self.dir / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
 
     def start(self, timeout: float = 10.0) -> None:
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -291,3 +291,57 @@ async def test_broker_down_at_start_queue_is_bounded_and_drops_are_counted(mosqu
     with pytest.raises(AssertionError):
         await observer.receive(timeout=0.5)
     assert (await stats(hub))["dropped"] == 2
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_credentials_from_env_or_file_and_a_wrong_password_is_retried_not_fatal(tmp_path, hub_factory, monkeypatch):
+    from mosquitto_broker import Mosquitto
+
+    broker = Mosquitto(tmp_path / "secure", users={"hub": "s3cret-pw"})
+    broker.start()
+    try:
+        monkeypatch.setenv("TEST_MQTT_PASSWORD", "s3cret-pw")
+        (tmp_path / "mqtt_password").write_text("s3cret-pw\n")
+        (tmp_path / "wrong_password").write_text("guess\n")
+        by_env = await hub_factory(hub_yaml(broker.port, hub_id="env").replace(
+            f"broker: {{host: 127.0.0.1, port: {broker.port}}}",
+            f"broker: {{host: 127.0.0.1, port: {broker.port}, username: hub, password_env: TEST_MQTT_PASSWORD}}"))
+        by_file = await hub_factory(hub_yaml(broker.port, hub_id="file").replace(
+            f"broker: {{host: 127.0.0.1, port: {broker.port}}}",
+            f"broker: {{host: 127.0.0.1, port: {broker.port}, username: hub, password_file: mqtt_password}}"))
+        wrong = await hub_factory(hub_yaml(broker.port, hub_id="wrong").replace(
+            f"broker: {{host: 127.0.0.1, port: {broker.port}}}",
+            f"broker: {{host: 127.0.0.1, port: {broker.port}, username: hub, password_file: wrong_password}}"))
+        await wait_for_stats(by_env, lambda s: s["connected"])
+        await wait_for_stats(by_file, lambda s: s["connected"])
+        refused = await wait_for_stats(wrong, lambda s: s["last_error"] is not None and "authori" in s["last_error"].lower())
+        assert not refused["connected"]
+        await asyncio.sleep(0.5)
+        assert (wrong.instances["bridge"].state, wrong.instances["bridge"].restarts) == ("running", 0)  # retrying, not crashed
+        assert "s3cret" not in json.dumps(await stats(by_file))
+    finally:
+        broker.stop()
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_tls_with_the_brokers_ca_and_refusal_without_it(tmp_path, hub_factory, ws_client):
+    from mosquitto_broker import Mosquitto
+
+    broker = Mosquitto(tmp_path / "tls", tls=True)
+    broker.start()
+    try:
+        trusted = await hub_factory(hub_yaml(broker.port, hub_id="trusted").replace(
+            f"broker: {{host: 127.0.0.1, port: {broker.port}}}",
+            f"broker: {{host: 127.0.0.1, port: {broker.port}, tls: {{ca_file: {broker.ca_file}}}}}"))
+        untrusted = await hub_factory(hub_yaml(broker.port, hub_id="untrusted").replace(
+            f"broker: {{host: 127.0.0.1, port: {broker.port}}}",
+            f"broker: {{host: 127.0.0.1, port: {broker.port}, tls: {{}}}}"))  # the system CAs never signed it
+        await wait_for_stats(trusted, lambda s: s["connected"])
+        refused = await wait_for_stats(untrusted, lambda s: s["last_error"] is not None)
+        assert "certificate" in refused["last_error"].lower() and not refused["connected"]
+        client = await ws_client(trusted, "/ws/sensor-data/")
+        await send_reading(client, 3, 1.75)
+        # Acknowledged (QoS 1) over TLS: the two status snapshots, the reading, the status change.
+        await wait_for_stats(trusted, lambda s: s["published"] >= 4)
+    finally:
+        broker.stop()
