@@ -345,3 +345,21 @@ async def test_tls_with_the_brokers_ca_and_refusal_without_it(tmp_path, hub_fact
         await wait_for_stats(trusted, lambda s: s["published"] >= 4)
     finally:
         broker.stop()
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_persistent_session_gets_what_was_sent_while_the_hub_was_down(mosquitto, hub_factory, ws_client):
+    yaml = hub_yaml(mosquitto.port, """
+    subscribe:
+      - {topic: esp/ph, sensor: 2}
+""").replace("port: %d}" % mosquitto.port, "port: %d, persistent_session: true}" % mosquitto.port)
+    first = await hub_factory(yaml)
+    await wait_for_stats(first, lambda s: s["connected"])
+    await first.stop()
+
+    await publish(mosquitto.port, "esp/ph", "6.4")  # nobody is listening, but the broker keeps it for the hub
+    second = await hub_factory(yaml)
+    client = await ws_client(second, "/ws/sensor-data/")
+    update = await client.receive(type="sensor_data_update", timeout=10)
+    assert (update["sensor_id"], update["value"]) == (2, 6.4)
+    assert (await stats(second))["received"] == 1

@@ -119,17 +119,21 @@ class Bridge:
 
     def _client(self) -> aiomqtt.Client:
         broker = self.options.broker
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             broker.host,
             broker.port,
             username=broker.username,
             password=broker.password,
             identifier=broker.client_id or f"smartanom-{self.options.hub_id}",
+            clean_session=not broker.persistent_session,
             keepalive=broker.keepalive,
             will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1, retain=True),
             tls_context=tls_context(broker.tls) if broker.tls is not None else None,
             timeout=10,
         )
+        # A whole batch in flight is normal here, not the warning sign aiomqtt's default assumes.
+        client.pending_calls_threshold = BATCH + len(self.routes) + 10
+        return client
 
     async def _session(self) -> None:
         """Connect, announce, then pump both ways until the connection fails (MqttError)."""

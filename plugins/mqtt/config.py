@@ -69,6 +69,9 @@ class BrokerOptions(_Strict):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(1883, ge=1, le=65535)
     client_id: str | None = Field(None, min_length=1, max_length=64, description="default smartanom-<hub_id>")
+    persistent_session: bool = Field(
+        False, description="the broker keeps this hub's subscriptions and queues QoS 1 messages for it while it is away (for a central hub)"
+    )
     keepalive: int = Field(30, ge=5, le=3600, description="seconds between pings; a dead link is noticed within 1.5x this")
     username: str | None = None
     password_env: str | None = Field(None, description="environment variable holding the password")
