@@ -1,5 +1,6 @@
 """The mqtt platform's YAML options (plugins/mqtt/config.py): errors with file and line, secrets."""
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -134,3 +135,16 @@ def test_tls_files_must_load(tmp_path):
           broker: {tls: {ca_file: ca.pem}}
     """)
     assert "line 12: plugins[0].broker.tls: cannot load ca_file" in bad
+
+
+def test_every_option_is_documented():
+    from plugins.mqtt import config
+
+    docs = (ROOT / "docs" / "mqtt.md").read_text()
+    models = [config.MqttOptions, config.BrokerOptions, config.TlsOptions, config.HomeAssistantOptions, config.Subscription, config.EdgeHub]
+    inherited = {"platform", "device", "name"}
+    def documented(field: str) -> bool:  # as `field`, `broker.field` or `field: value` in a code span or block
+        return re.search(rf"`[^`\n]*\b{field}\b[^`\n]*`", docs) is not None or f"{field}:" in docs
+
+    missing = [f"{m.__name__}.{field}" for m in models for field in m.model_fields if field not in inherited and not documented(field)]
+    assert missing == []
