@@ -142,10 +142,12 @@ class Bridge:
             self.ctx.log.info("%s: connected to the broker %s as hub %s (%d messages queued)", self.ctx.label, self.broker, self.options.hub_id, len(self.outbox))
             try:
                 await client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
-                for topic in self.routes:
-                    await client.subscribe(topic, qos=1)
+                for topic in [*self.routes, *([self.ha_status_topic] if self._discovery else [])]:
+                    granted = await client.subscribe(topic, qos=1)
+                    if any(int(getattr(code, "value", code)) >= 0x80 for code in granted):
+                        # An ACL said no: the rest still works, but this topic will stay silent.
+                        self.ctx.log.error("%s: the broker %s refused the subscription to %s (check its ACL)", self.ctx.label, self.broker, topic)
                 if self._discovery:
-                    await client.subscribe(self.ha_status_topic, qos=1)
                     self.outbox.put_back(self._discovery_messages())
                 if self.options.publish_status:
                     # After the backlog: the broker's retained status ends up current even if a
