@@ -68,8 +68,9 @@ class Run:
         """A publisher that keeps `window` readings in flight, as fast as the server takes them."""
 
         def refill(pub: WsClient, _payloads, _now) -> None:
-            if self.sending and pub.new_readings:
-                pub.send([self.message(pub, -1.0)] * pub.new_readings)
+            answered = pub.new_readings + pub.new_errors
+            if self.sending and answered:
+                pub.send([self.message(pub, -1.0)] * answered)
 
         flooder = await WsClient.connect(self.host, self.port, f"/ws/sensor/{sensor_id}/", on_frames=refill)
         flooder.sensor_id = sensor_id
@@ -158,10 +159,12 @@ async def saturate(spec: dict) -> dict:
     window = spec["window"]
 
     def on_echo(pub: WsClient, _payloads, _now) -> None:
-        # Each echo frees one slot of the publisher's window: refill it at once.
-        if run.sending and pub.new_readings:
-            run.seq += pub.new_readings
-            pub.send([run.message(pub, run.seq - k) for k in range(pub.new_readings)])
+        # Each answer (its echo, or an error, which is counted and reported) frees
+        # one slot of the publisher's window: refill it at once.
+        answered = pub.new_readings + pub.new_errors
+        if run.sending and answered:
+            run.seq += answered
+            pub.send([run.message(pub, run.seq - k) for k in range(answered)])
 
     await run.open(on_echo=on_echo)
     for pub in run.publishers:

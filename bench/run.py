@@ -234,7 +234,7 @@ def summarize(report: dict) -> dict:
             if name not in r:
                 continue
             t = r[name]["totals"]
-            loss[name] = {k: t.get(k) for k in ("sent", "accepted", "stored", "deliveries_expected", "deliveries", "deliveries_lost", "errors")}
+            loss[name] = {k: t.get(k) for k in ("sent", "accepted", "stored", "deliveries_expected", "deliveries", "deliveries_lost", "errors", "first_error")}
         out["loss"] = loss
         if "simulator" in r:
             out["simulator_core_percent"] = round(r["simulator"]["window"]["server_cpu_fraction"] * 100, 2)
@@ -265,21 +265,28 @@ def summarize(report: dict) -> dict:
     return summary
 
 
+def _at_most(value, limit) -> bool:
+    # A figure that could not be measured (nothing delivered, NaN) meets no target.
+    return value is not None and limit is not None and value == value and value <= limit
+
+
 def targets(hub: dict, bare: dict) -> dict:
     if not hub:
         return {}
     loss = hub["loss"]["saturation"]
-    lossless = not loss["deliveries_lost"] and loss["stored"] == loss["accepted"] == loss["sent"]
+    lossless = not loss["deliveries_lost"] and not loss["errors"] and loss["stored"] == loss["accepted"] == loss["sent"]
     out = {
         "accepted_per_s >= 5000, all stored and delivered": [hub["accepted_per_s"], hub["accepted_per_s"] >= TARGETS["accepted_per_s"] and lossless],
-        "p99 <= 5 ms at 200/s, 10 subscribers": [hub["p99_ms"], hub["p99_ms"] <= TARGETS["p99_ms"]],
+        "p99 <= 5 ms at 200/s, 10 subscribers": [hub["p99_ms"], _at_most(hub["p99_ms"], TARGETS["p99_ms"])],
     }
     if bare:
-        out["cpu per update <= bare server's"] = [[hub["cpu_us_per_update"], bare["cpu_us_per_update"]], hub["cpu_us_per_update"] <= bare["cpu_us_per_update"]]
+        out["cpu per update <= bare server's"] = [
+            [hub["cpu_us_per_update"], bare["cpu_us_per_update"]], _at_most(hub["cpu_us_per_update"], bare["cpu_us_per_update"])
+        ]
     if "kb_per_idle_connection" in hub:
-        out["<= 50 KB RSS per idle connection"] = [hub["kb_per_idle_connection"], hub["kb_per_idle_connection"] <= TARGETS["kb_per_idle_connection"]]
+        out["<= 50 KB RSS per idle connection"] = [hub["kb_per_idle_connection"], _at_most(hub["kb_per_idle_connection"], TARGETS["kb_per_idle_connection"])]
     if "simulator_core_percent" in hub:
-        out["simulator 20 x 10 Hz <= 5 % of a core"] = [hub["simulator_core_percent"], hub["simulator_core_percent"] <= TARGETS["simulator_core_percent"]]
+        out["simulator 20 x 10 Hz <= 5 % of a core"] = [hub["simulator_core_percent"], _at_most(hub["simulator_core_percent"], TARGETS["simulator_core_percent"])]
     return out
 
 

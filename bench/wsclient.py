@@ -45,8 +45,9 @@ class WsClient(asyncio.Protocol):
 
     `on_frames(client, payloads, received_at)` gets the text payloads of one
     read (only when `keep_payloads` is set; otherwise an empty list) and the
-    perf_counter time the read arrived; `client.new_readings` is how many
-    sensor_data_update frames that read held.
+    perf_counter time the read arrived; `client.new_readings` and
+    `client.new_errors` are how many sensor_data_update and error frames that
+    read held.
     """
 
     def __init__(self, host: str, port: int, path: str, on_frames=None, keep_payloads: bool = False):
@@ -59,7 +60,8 @@ class WsClient(asyncio.Protocol):
         self.readings = 0  # sensor_data_update frames received
         self.errors = 0    # error frames received
         self.others = 0    # any other text frame (device_status, pong)
-        self.new_readings = 0
+        self.new_readings = 0  # in the last TCP read
+        self.new_errors = 0
         self.first_error: bytes | None = None
         self.sent = 0
         self.transport: asyncio.Transport | None = None
@@ -119,7 +121,7 @@ class WsClient(asyncio.Protocol):
         buf = self._buf
         n = len(buf)
         i = 0
-        readings = 0
+        readings = errors = 0
         payloads = [] if self.keep_payloads else None
         while n - i >= 2:
             length = buf[i + 1] & 0x7F
@@ -143,7 +145,7 @@ class WsClient(asyncio.Protocol):
                 if kind == _SENSOR_DATA_UPDATE:
                     readings += 1
                 elif kind == _ERROR:
-                    self.errors += 1
+                    errors += 1
                     if self.first_error is None:
                         self.first_error = bytes(buf[i + head : end])
                 else:
@@ -159,7 +161,9 @@ class WsClient(asyncio.Protocol):
             del buf[:i]
         self.readings += readings
         self.new_readings = readings
-        if self.on_frames is not None and (readings or payloads):
+        self.errors += errors
+        self.new_errors = errors
+        if self.on_frames is not None and (readings or errors or payloads):
             self.on_frames(self, payloads or [], now)
 
     def send(self, payloads: list[bytes]) -> None:
