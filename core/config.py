@@ -9,6 +9,7 @@ installer fixes a file in one pass.
 from __future__ import annotations
 
 import difflib
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from core.errors import ConfigError, ConfigIssue
 from core.platform import Platform, PlatformOptions
 from core.registry import SENSOR_TYPES, Registry
@@ -26,6 +28,25 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class RateLimitConfig(_Section):
+    # A token bucket per connection: `per_second` on average, bursts up to `burst`.
+    per_second: float = Field(20.0, gt=0)
+    burst: int = Field(40, ge=1)
+
+
+class SendBufferConfig(_Section):
+    # A client whose unsent bytes stay above max_bytes for max_seconds is closed
+    # (4008); above 4 * max_bytes it is closed at once, which bounds memory.
+    max_bytes: int = Field(1_048_576, ge=1024)
+    max_seconds: float = Field(10.0, gt=0)
+
+
+class SSLConfig(_Section):
+    # PEM files, relative to the config file's directory.
+    certfile: str
+    keyfile: str
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -33,6 +54,23 @@ class ServerConfig(_Section):
     allowed_origins: list[str] = []
     # Largest WebSocket frame accepted from a client, in bytes.
     max_message_size: int = Field(65536, ge=256)
+    # null turns the per-connection limit off.
+    rate_limit: RateLimitConfig | None = RateLimitConfig()
+    send_buffer: SendBufferConfig = SendBufferConfig()
+    # Seconds between server pings, and how long to wait for the pong (0 turns pings off).
+    ping_interval: float = Field(20.0, ge=0)
+    ping_timeout: float = Field(20.0, ge=0)
+    ssl: SSLConfig | None = None
+
+
+class AuthConfig(_Section):
+    enabled: bool = False
+    # Tokens live outside this file: a YAML file (relative to this file's
+    # directory) and/or an environment variable holding "role:token,...".
+    tokens_file: str | None = None
+    tokens_env: str | None = None
+    # Seconds a client without a token in the URL or header has to send {"type": "auth"}.
+    timeout: float = Field(10.0, gt=0)
 
 
 class StorageConfig(_Section):
@@ -40,6 +78,13 @@ class StorageConfig(_Section):
     # Accepted readings are written in batches at least this often (seconds):
     # the most a crash (kill -9, power cut) can lose.
     flush_interval: float = Field(0.5, gt=0, le=10)
+    # Readings held in memory while the database cannot be written (disk full,
+    # read-only); beyond this the oldest are dropped and counted.
+    max_pending: int = Field(100_000, ge=100)
+    # Delete readings and status changes older than this many days (null keeps all).
+    keep_days: float | None = Field(None, gt=0)
+    # Seconds between retention purges (the first runs at start-up).
+    purge_interval: float = Field(3600.0, gt=0)
 
 
 class SensorConfig(_Section):
@@ -71,6 +116,7 @@ class DeviceConfig(_Section):
 class _Root(_Section):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
+    auth: AuthConfig = AuthConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
 
@@ -97,6 +143,9 @@ class HubConfig:
     storage: StorageConfig
     devices: list[DeviceConfig]
     plugins: list[PluginInstanceConfig] = field(default_factory=list)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    # Loaded from auth.tokens_file / auth.tokens_env (never from this file).
+    tokens: list[Token] = field(default_factory=list)
     # Entries whose platform is provided by no loaded plugin (only when some plugin failed to load).
     unavailable: list[ConfigIssue] = field(default_factory=list)
 
@@ -132,7 +181,18 @@ def load_config(
 
     _check_unique(data, filename, issues, root)
     registry = Registry.from_config(root.devices)
-    config = HubConfig(filename, root.server, root.storage, root.devices)
+    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth)
+    config_dir = Path(filename).parent
+    if root.server.ssl is not None:
+        for key in ("certfile", "keyfile"):
+            value = getattr(root.server.ssl, key)
+            resolved = config_dir / value
+            if not resolved.is_file():
+                loc = ("server", "ssl", key)
+                issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"no such file: {resolved}"))
+            setattr(root.server.ssl, key, str(resolved))
+    if root.auth.enabled:
+        config.tokens = _load_tokens(root.auth, data, filename, issues)
 
     raw_plugins = data.get("plugins") or []
     for index, entry in enumerate(root.plugins):
@@ -171,6 +231,52 @@ def load_config(
     if issues:
         raise ConfigError(issues)
     return config
+
+
+def _load_tokens(auth: AuthConfig, data, filename: str, issues: list[ConfigIssue]) -> list[Token]:
+    """Tokens from auth.tokens_file and auth.tokens_env; problems go to `issues`."""
+    tokens: list[Token] = []
+    if auth.tokens_file is None and auth.tokens_env is None:
+        loc = ("auth", "enabled")
+        issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), "auth is on but no tokens are configured: set auth.tokens_file (a YAML file of tokens) or auth.tokens_env (an environment variable); tokens never go in this file"))
+        return tokens
+    if auth.tokens_file is not None:
+        path = Path(filename).parent / auth.tokens_file
+        loc = ("auth", "tokens_file")
+        if not path.is_file():
+            issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"no such file: {path}"))
+        else:
+            try:
+                secrets = load_yaml_file(path)
+                entries = TokensFile.model_validate(secrets).tokens
+            except ConfigError as exc:
+                issues.extend(exc.issues)
+            except ValidationError as exc:
+                for issue in _issues(exc, secrets, str(path), TokensFile):
+                    if issue.path.endswith(".token"):  # never echo a secret back
+                        issue = ConfigIssue(issue.file, issue.line, issue.path, f"a token must be a string of at least {MIN_TOKEN_LENGTH} characters; {TOKEN_HINT}")
+                    issues.append(issue)
+            else:
+                tokens += [Token(e.name, e.role, e.token) for e in entries]
+    if auth.tokens_env is not None:
+        loc = ("auth", "tokens_env")
+        value = os.environ.get(auth.tokens_env)
+        if value is None:
+            if not tokens:
+                issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"environment variable {auth.tokens_env} is not set (expected 'read:TOKEN,write:TOKEN')"))
+        else:
+            try:
+                tokens += parse_tokens_env(auth.tokens_env, value)
+            except ValueError as exc:
+                issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), str(exc)))
+    if not issues and not tokens:
+        issues.append(ConfigIssue(filename, locate(data, ("auth",)), "auth", "auth is on but no tokens were found"))
+    seen: set[str] = set()
+    for token in tokens:
+        if token.secret in seen:
+            issues.append(ConfigIssue(filename, locate(data, ("auth",)), "auth", f"token {token.name!r} is used twice; give each client its own"))
+        seen.add(token.secret)
+    return tokens
 
 
 def _check_unique(data, filename: str, issues: list[ConfigIssue], root: _Root) -> None:

@@ -38,10 +38,15 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/devices/?", api.DevicesHandler, {"hub": hub}),
         (r"/api/devices/([0-9]+)/?", api.DeviceHandler, {"hub": hub}),
         (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
+        (r"/api/health/?", api.HealthHandler, {"hub": hub}),
         (r"/", tornado.web.RedirectHandler, {"url": "/websocket-test/"}),
     ]
     return tornado.web.Application(
         routes,
-        websocket_max_message_size=server.max_message_size,
+        # Frames up to 4x max_message_size are read and answered MESSAGE_TOO_BIG
+        # (core/websocket.py); beyond that Tornado closes with 1009 unread.
+        websocket_max_message_size=4 * server.max_message_size,
+        websocket_ping_interval=server.ping_interval,
+        websocket_ping_timeout=server.ping_timeout,
         static_path=str(STATIC),
     )
