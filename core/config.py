@@ -30,8 +30,8 @@ class _Section(BaseModel):
 
 class RateLimitConfig(_Section):
     # A token bucket per connection: `per_second` on average, bursts up to `burst`.
-    per_second: float = Field(20.0, gt=0)
-    burst: int = Field(40, ge=1)
+    per_second: float = Field(50.0, gt=0)
+    burst: int = Field(200, ge=1)
 
 
 class SendBufferConfig(_Section):

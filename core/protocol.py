@@ -25,7 +25,7 @@ ERROR_CODES = {
     "UNKNOWN_DEVICE": "no device with that id (in the message or in the URL)",
     "SENSOR_NOT_ON_DEVICE": "on /ws/device/{id}/ (or /ws/sensor/{id}/), the sensor belongs to another device (or is another sensor)",
     "INVALID_VALUE": "`value` is not a finite number (strings, booleans, NaN, Infinity and out-of-range numbers are refused)",
-    "INVALID_TIMESTAMP": "`timestamp` is not an ISO 8601 string, or lies more than 5 minutes in the future",
+    "INVALID_TIMESTAMP": "`timestamp` is not an ISO 8601 string, lies more than 5 minutes in the future, or before 2000 (a sensor whose clock was never set)",
     "INVALID_STATUS": "`status` is not one of active, inactive, maintenance",
     "MESSAGE_TOO_BIG": "the frame is larger than `server.max_message_size`; the connection stays open (frames over 4 times that size are refused by closing with 1009)",
     "RATE_LIMITED": "the client sent more messages than `server.rate_limit` allows; the message was ignored, the connection stays open",
@@ -44,6 +44,7 @@ CLOSE_TOO_SLOW = 4008  # the client did not read its messages fast enough
 MAX_INT_DIGITS = 40
 
 MAX_CLOCK_SKEW = 300.0  # seconds a client timestamp may lie in the future
+EARLIEST = 946684800.0  # 2000-01-01T00:00:00Z: anything older is an unset clock
 
 
 class ProtocolError(Exception):
@@ -181,6 +182,8 @@ def parse_timestamp(value) -> float | None:
         raise ProtocolError("INVALID_TIMESTAMP", f"timestamp {value[:64]!r} is out of range") from None
     if epoch > time.time() + MAX_CLOCK_SKEW:
         raise ProtocolError("INVALID_TIMESTAMP", f"timestamp {value[:64]!r} lies in the future; check the sender's clock")
+    if epoch < EARLIEST:
+        raise ProtocolError("INVALID_TIMESTAMP", f"timestamp {value[:64]!r} lies before 2000; check the sender's clock")
     return epoch
 
 
