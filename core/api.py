@@ -28,7 +28,6 @@ class JSONHandler(tornado.web.RequestHandler):
         # With auth on, every API route needs a token of either role (core/auth.py decides).
         auth = self.hub.auth
         if auth.enabled and auth.identify(token_from_request(self.request)) is None:
-            self.set_header("WWW-Authenticate", 'Bearer realm="smartanom"')
             raise tornado.web.HTTPError(401, "a valid token is required: send 'Authorization: Bearer TOKEN' or ?token=TOKEN")
 
     def set_default_headers(self) -> None:
@@ -41,6 +40,8 @@ class JSONHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs) -> None:
         code = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status_code, "INTERNAL_ERROR")
         message = self._reason if status_code != 500 else "internal error; see the hub's log"
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="smartanom"')
         exc = kwargs.get("exc_info", (None, None))[1]
         if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
