@@ -79,7 +79,7 @@ class StorageConfig(_Section):
     # the most a crash (kill -9, power cut) can lose.
     flush_interval: float = Field(0.5, gt=0, le=10)
     # Readings held in memory while the database cannot be written (disk full,
-    # read-only); beyond this the oldest are dropped and counted.
+    # read-only); beyond this new readings are not stored (only broadcast) and counted as dropped.
     max_pending: int = Field(100_000, ge=100)
     # Delete readings and status changes older than this many days (null keeps all).
     keep_days: float | None = Field(None, gt=0)

@@ -228,11 +228,15 @@ class Storage:
         return False
 
     def _trim(self, held: list) -> list:
-        """Unwritten readings to keep for the next attempt: the oldest beyond max_pending are dropped."""
+        """Unwritten readings to keep for the next attempt, within max_pending.
+
+        Like `_on_reading`, it keeps the oldest: the record stays gap-free up to the
+        moment memory ran out, and the gap is counted in `dropped`.
+        """
         excess = len(held) + len(self._readings) - self.max_pending
         if excess > 0:
             self.dropped += excess
-            held = held[excess:]
+            held = held[: len(held) - excess]
         return held
 
     def _failed(self, exc: Exception, action: str) -> None:
