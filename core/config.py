@@ -30,8 +30,8 @@ class _Section(BaseModel):
 
 class RateLimitConfig(_Section):
     # A token bucket per connection: `per_second` on average, bursts up to `burst`.
-    per_second: float = Field(50.0, gt=0)
-    burst: int = Field(200, ge=1)
+    per_second: float = Field(200.0, gt=0)
+    burst: int = Field(1000, ge=1)
 
 
 class SendBufferConfig(_Section):
@@ -177,7 +177,7 @@ def load_config(
     try:
         root = _Root.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_issues(exc, data, filename, _Root)) from None
+        raise ConfigError(sorted(_issues(exc, data, filename, _Root), key=lambda i: i.line)) from None
 
     _check_unique(data, filename, issues, root)
     registry = Registry.from_config(root.devices)
@@ -229,7 +229,7 @@ def load_config(
         config.plugins.append(PluginInstanceConfig(index, platform, options, line))
 
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(sorted(issues, key=lambda i: i.line))
     return config
 
 

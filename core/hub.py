@@ -26,6 +26,7 @@ from core.plugins import PluginHost
 from core.registry import Sensor
 from core.status import StatusTracker
 from core.storage import Storage
+from core.web import make_app
 from core.websocket import FanOut
 
 log = logging.getLogger("smartanom.hub")
@@ -33,6 +34,8 @@ log = logging.getLogger("smartanom.hub")
 # A crashed platform task is restarted after 1 s, doubling up to this; a task
 # that ran this long before crashing starts again from 1 s.
 MAX_RESTART_DELAY = 60.0
+# Seconds a stopping hub waits for WebSocket clients to finish the closing handshake.
+CLOSE_GRACE = 3.0
 
 
 @dataclass
@@ -83,8 +86,6 @@ class Hub:
         self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source))
 
     async def start(self) -> None:
-        from core.web import make_app  # the web layer imports the hub's collaborators
-
         self.loop = asyncio.get_running_loop()
         self.bus.bind_loop(self.loop)
         await self.loop.run_in_executor(None, self.storage.open)
@@ -124,7 +125,14 @@ class Hub:
         await self.status.stop()
         for unsubscribe in self._unsubscribers:
             unsubscribe()
-        await asyncio.get_running_loop().run_in_executor(None, self.storage.close)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.storage.close)
+        # Let clients take what is still buffered for them and answer the close, so
+        # every reading they sent is acknowledged before the process exits; a client
+        # that does not read gets no more than CLOSE_GRACE seconds.
+        deadline = loop.time() + CLOSE_GRACE
+        while self.fanout.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
         if self._server is not None:
             await self._server.close_all_connections()
             self._server = None

@@ -268,6 +268,7 @@ class Storage:
                             (cutoff,),
                         )
                     deleted += cursor.rowcount
+                    self.purged += cursor.rowcount
                     if cursor.rowcount < PURGE_CHUNK:
                         break
                     # Keep live readings flowing to disk during a long purge.
@@ -276,7 +277,6 @@ class Storage:
         except sqlite3.Error as exc:
             log.error("Retention purge of %s failed: %s; retrying in %g s", os.fspath(self.path), exc, self.purge_interval)
             return
-        self.purged += deleted
         if deleted:
             log.info("Retention: deleted %d rows older than %g days from %s", deleted, self.keep_days, os.fspath(self.path))
 

@@ -203,3 +203,13 @@ def test_the_same_token_twice_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HUB_TOKENS", f"write:{READ}")
     issues = config_errors(tmp_path, DEVICES + "auth:\n  enabled: true\n  tokens_file: secrets.yaml\n  tokens_env: HUB_TOKENS\n", SECRETS)
     assert any("used twice" in i and READ not in i for i in issues)
+
+
+@pytest.mark.gen_test
+async def test_the_test_page_loads_without_a_token_and_sends_one(hub):
+    # The page holds no data (it asks for a token, then connects with ?token=), so it is served openly.
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(f"http://127.0.0.1:{hub.port}/websocket-test/")
+    page = response.body.decode()
+    assert response.code == 200
+    assert "'?token=' + encodeURIComponent(token)" in page
+    assert "headers.Authorization = 'Bearer ' + token" in page

@@ -97,6 +97,7 @@ class Sender:
         self.sent = 0
         self.acked: dict[int, float] = {}  # value -> monotonic time the broadcast came back
         self.close_code = None
+        self.receive_error = None
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._send, daemon=True), threading.Thread(target=self._receive, daemon=True)]
         for t in self._threads:
@@ -124,8 +125,8 @@ class Sender:
                 message = json.loads(data)
                 if message["type"] == "sensor_data_update":
                     self.acked[int(message["value"])] = time.monotonic()
-        except (websocket.WebSocketException, OSError, ValueError):
-            pass
+        except (websocket.WebSocketException, OSError, ValueError) as exc:
+            self.receive_error = exc
 
     def finish(self, timeout: float = 30):
         self._threads[1].join(timeout)
@@ -159,7 +160,7 @@ def test_sigterm_under_load_stores_every_accepted_reading(tmp_path):
     assert hub.stop(signal.SIGTERM) == 0
     sender.finish()
 
-    assert sender.close_code == 1001  # "hub shutting down", after every acknowledgement
+    assert sender.close_code == 1001, sender.receive_error  # "hub shutting down", after every acknowledgement
     stored = stored_values(db)
     assert sorted(stored) == sorted(sender.acked), (len(stored), len(sender.acked))
     accepted = hub.wait_for_log(r"Storage closed: (\d+) readings accepted, (\d+) stored, (\d+) dropped", 1)

@@ -1,4 +1,4 @@
-"""Storage (core/storage.py) inside a running hub: retention, and a database that cannot be written."""
+"""core/storage.py: every accepted reading ends up in SQLite; retention; a database that cannot be written."""
 
 import asyncio
 import json
@@ -10,6 +10,73 @@ import pytest
 import tornado.httpclient
 
 from core import storage
+from core.storage import Storage
+
+HUB = """
+storage:
+  path: {path}
+  flush_interval: 0.2
+devices:
+  - id: 1
+    name: Tank
+    sensors: [{{id: 1, type: ph}}, {{id: 2, type: ec}}]
+"""
+
+
+def rows(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT sensor_id, ts, value FROM readings ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_readings_are_in_sqlite_after_a_clean_shutdown(hub_factory, ws_client, tmp_path):
+    db = tmp_path / "nested" / "hub.db"
+    hub = await hub_factory(HUB.format(path=db))
+    client = await ws_client(hub, "/ws/sensor-data/")
+    for i in range(300):
+        await client.send({"type": "sensor_data", "sensor_id": 1 + i % 2, "value": i / 10, "timestamp": "2025-09-11T15:30:00Z"})
+    for _ in range(300):
+        await client.receive(type="sensor_data_update")
+    await hub.stop()
+    stored = rows(db)
+    assert len(stored) == 300 == hub.storage.accepted == hub.storage.stored
+    assert stored[0] == (1, 1757604600.0, 0.0) and stored[-1][2] == 29.9
+    assert hub.storage.dropped == 0
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_writes_happen_within_the_flush_interval_while_running(hub_factory, ws_client, tmp_path):
+    db = tmp_path / "hub.db"
+    hub = await hub_factory(HUB.format(path=db))
+    client = await ws_client(hub, "/ws/sensor/2/")
+    await client.request({"type": "sensor_data", "value": 1.5}, type="sensor_data_update")
+    await asyncio.sleep(0.6)
+    assert [(r[0], r[2]) for r in rows(db)] == [(2, 1.5)]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_status_changes_are_stored(hub_factory, ws_client, tmp_path):
+    db = tmp_path / "hub.db"
+    hub = await hub_factory(HUB.format(path=db))
+    client = await ws_client(hub, "/ws/device/1/")
+    await client.request({"type": "device_status", "status": "maintenance"}, type="device_status")
+    await hub.stop()
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT device_id, status FROM device_status").fetchall() == [(1, "maintenance")]
+    conn.close()
+
+
+def test_database_is_in_wal_mode(tmp_path):
+    storage = Storage(tmp_path / "x.db")
+    storage.open()
+    storage.close()
+    conn = sqlite3.connect(tmp_path / "x.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
 
 DEVICES = """
 devices:
@@ -59,7 +126,7 @@ async def test_retention_purges_old_rows_in_chunks_while_readings_flow(hub_facto
 
     assert await wait_for(lambda: count(db, f"ts < {now - 30 * DAY}") == 0)
     assert await wait_for(lambda: count(db) == 2 + 20)  # the recent rows and everything sent live
-    assert hub.storage.purged == 3000 * 2  # readings and status rows
+    assert await wait_for(lambda: hub.storage.purged == 3000 * 2)  # readings and status rows
     # Periodic: rows that turn up old later are purged on a later round.
     seed(db, [(now - 31 * DAY, 5.0)])
     assert await wait_for(lambda: count(db, f"ts < {now - 30 * DAY}") == 0)
