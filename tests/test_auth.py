@@ -213,3 +213,25 @@ async def test_the_test_page_loads_without_a_token_and_sends_one(hub):
     assert response.code == 200
     assert "'?token=' + encodeURIComponent(token)" in page
     assert "headers.Authorization = 'Bearer ' + token" in page
+
+
+def test_the_secrets_example_in_security_md_works(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "security.md").read_text()
+    blocks = [textwrap.dedent(b).strip() + "\n" for b in re.findall(r"```yaml\n(.*?)```", doc, re.S)]
+    secrets = next(b for b in blocks if b.startswith("# config/secrets.yaml"))
+    main = next(b for b in blocks if b.startswith("# config/smartanom.yaml"))
+    (tmp_path / "secrets.yaml").write_text(secrets)
+    (tmp_path / "smartanom.yaml").write_text(DEVICES + main)
+    config = load_config(tmp_path / "smartanom.yaml", make_plugin_host().collect_platforms())
+    assert [(t.name, t.role.value) for t in config.tokens] == [("wall-tablet", "read"), ("esp32-tank-1", "write")]
+
+    command = re.search(r'\$ SMARTANOM_TOKENS="([^"]+)" smartanom run', doc).group(1)
+    monkeypatch.setenv("SMARTANOM_TOKENS", command)
+    env_block = next(b for b in blocks if "tokens_env: SMARTANOM_TOKENS" in b)
+    (tmp_path / "env.yaml").write_text(DEVICES + env_block)
+    config = load_config(tmp_path / "env.yaml", make_plugin_host().collect_platforms())
+    assert [t.role.value for t in config.tokens] == ["read", "write"]
+    assert {t.secret for t in config.tokens} == {t.secret for t in load_config(tmp_path / "smartanom.yaml", make_plugin_host().collect_platforms()).tokens}
