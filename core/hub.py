@@ -34,6 +34,9 @@ log = logging.getLogger("smartanom.hub")
 # A crashed platform task is restarted after 1 s, doubling up to this; a task
 # that ran this long before crashing starts again from 1 s.
 MAX_RESTART_DELAY = 60.0
+# How long stop() waits for cancelled platform tasks; one that swallows its
+# cancellation is reported and left behind rather than hanging the shutdown.
+STOP_TIMEOUT = 10.0
 # Seconds a stopping hub waits for WebSocket clients to finish the closing handshake.
 CLOSE_GRACE = 3.0
 
@@ -103,6 +106,8 @@ class Hub:
         for issue in self.config.unavailable:
             log.error("Plugin entry not started: %s", issue)
         for instance in self.config.plugins:
+            owner = self.plugins.platform_owner.get(instance.platform.name, "?")
+            self.instances[instance.label] = InstanceState(instance.label, instance.platform.name, owner)
             self._tasks.append(self.loop.create_task(self._supervise(instance), name=f"plugin:{instance.label}"))
         await self.plugins.call_each("on_startup", hub=self)
 
@@ -115,7 +120,13 @@ class Hub:
             self._server.stop()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+            for task in stuck:
+                label = task.get_name().removeprefix("plugin:")
+                state = self.instances.get(label)
+                owner = self.plugins.describe(state.plugin) if state else "?"
+                log.error("Plugin instance %s (from %s) did not stop within %g s of being cancelled; left behind", label, owner, STOP_TIMEOUT)
         self._tasks.clear()
         for state in self.instances.values():
             state.state = "stopped"
@@ -147,8 +158,8 @@ class Hub:
 
     async def _supervise(self, instance: PluginInstanceConfig) -> None:
         platform = instance.platform
-        owner = self.plugins.platform_owner.get(platform.name, "?")
-        state = self.instances[instance.label] = InstanceState(instance.label, platform.name, owner)
+        state = self.instances[instance.label]
+        owner = state.plugin
         ctx = PluginContext(self, platform, instance.options, instance.label)
         delay = 1.0
         while True:
