@@ -11,7 +11,7 @@ import asyncio
 import logging
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import tornado.httpserver
 import tornado.netutil
@@ -49,6 +49,7 @@ class InstanceState:
     state: str = "starting"  # running | restarting | finished | stopped
     restarts: int = 0
     last_error: str | None = None
+    stats: dict = field(default_factory=dict)  # the running instance's PluginContext.stats
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -161,6 +162,7 @@ class Hub:
         state = self.instances[instance.label]
         owner = state.plugin
         ctx = PluginContext(self, platform, instance.options, instance.label)
+        state.stats = ctx.stats
         delay = 1.0
         while True:
             started = time.monotonic()
