@@ -18,6 +18,7 @@ import tornado.netutil
 from core.bus import EventBus
 from core.config import HubConfig, PluginInstanceConfig
 from core.events import SensorReading
+from core.history import History
 from core.platform import PluginContext
 from core.plugins import PluginHost
 from core.registry import Sensor
@@ -52,6 +53,7 @@ class Hub:
         self.registry = config.build_registry()
         self.bus = EventBus()
         self.storage = Storage(config.storage.path, config.storage.flush_interval)
+        self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -120,6 +122,7 @@ class Hub:
         if self._server is not None:
             await self._server.close_all_connections()
             self._server = None
+        await asyncio.get_running_loop().run_in_executor(None, self.history.close)
 
     async def _supervise(self, instance: PluginInstanceConfig) -> None:
         platform = instance.platform
