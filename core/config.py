@@ -128,7 +128,7 @@ def load_config(
     try:
         root = _Root.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_issues(exc, data, filename, _Root)) from None
+        raise ConfigError(sorted(_issues(exc, data, filename, _Root), key=lambda i: i.line)) from None
 
     _check_unique(data, filename, issues, root)
     registry = Registry.from_config(root.devices)
@@ -169,7 +169,7 @@ def load_config(
         config.plugins.append(PluginInstanceConfig(index, platform, options, line))
 
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(sorted(issues, key=lambda i: i.line))
     return config
 
 

@@ -24,6 +24,7 @@ from core.plugins import PluginHost
 from core.registry import Sensor
 from core.status import StatusTracker
 from core.storage import Storage
+from core.web import make_app
 from core.websocket import FanOut
 
 log = logging.getLogger("smartanom.hub")
@@ -76,8 +77,6 @@ class Hub:
         self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source))
 
     async def start(self) -> None:
-        from core.web import make_app  # the web layer imports the hub's collaborators
-
         self.loop = asyncio.get_running_loop()
         self.bus.bind_loop(self.loop)
         await self.loop.run_in_executor(None, self.storage.open)

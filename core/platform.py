@@ -106,7 +106,10 @@ class PluginContext:
 def _check_value(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"reading value must be a number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError("reading value is too large for a double") from None
     if not math.isfinite(value):
         raise ValueError(f"reading value must be finite, got {value}")
     return value

@@ -23,6 +23,20 @@ SENSOR_TYPES: dict[str, str] = {
     "light": "lux",
 }
 
+# What people call each type, for sensors whose YAML gives no `name`.
+SENSOR_NAMES: dict[str, str] = {
+    "temperature": "Temperature",
+    "water_temperature": "Water temperature",
+    "air_temperature": "Air temperature",
+    "humidity": "Humidity",
+    "ph": "pH",
+    "ec": "EC",
+    "tds": "TDS",
+    "water_level": "Water level",
+    "turbidity": "Turbidity",
+    "light": "Light",
+}
+
 
 @dataclass(eq=False)
 class Device:
@@ -65,7 +79,7 @@ class Registry:
                         id=sc.id,
                         type=sc.type,
                         unit=sc.unit or SENSOR_TYPES[sc.type],
-                        name=sc.name or sc.type.replace("_", " ").capitalize(),
+                        name=sc.name or SENSOR_NAMES[sc.type],
                         device=device,
                     )
                 )

@@ -125,3 +125,67 @@ def ws_client(io_loop):
     yield connect
     for client in clients:
         client.close()
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class HubProcess:
+    """`smartanom run` in a child process, for tests of the command itself.
+
+    with HubProcess(config_path) as hub:   # waits until it serves
+        ... hub.url, hub.port ...
+    code, output = hub.stop()             # SIGTERM, wait, exit code and log
+    """
+
+    def __init__(self, config: str | Path, port: int | None = None, env: dict | None = None, timeout: float = 20.0):
+        import os
+        import subprocess
+        import sys
+        import tempfile
+        import time
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "run", "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        deadline = time.monotonic() + timeout
+        while "Serving on" not in self.output:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError(f"smartanom run did not start (exit {self.proc.poll()}):\n{self.output}")
+            time.sleep(0.05)
+
+    @property
+    def output(self) -> str:
+        self._log.seek(0)
+        return self._log.read()
+
+    def stop(self, sig=None, timeout: float = 20.0) -> tuple[int, str]:
+        import signal as signals
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signals.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode, self.output
+
+    def __enter__(self) -> "HubProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,103 @@
+"""core/cli.py: the `smartanom` command as an installer uses it."""
+
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import urllib.request
+
+import pytest
+
+from core.testing import HubProcess
+
+
+def smartanom(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def write_config(tmp_path, extra="") -> str:
+    path = tmp_path / "hub.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            storage:
+              path: {tmp_path / "hub.db"}
+              flush_interval: 0.2
+            devices:
+              - id: 1
+                name: Tank
+                sensors: [{{id: 1, type: ph}}, {{id: 2, type: ec}}]
+            plugins:
+              - platform: simulated
+                device: 1
+                interval: 0.1
+            """
+        )
+        + extra
+    )
+    return str(path)
+
+
+def test_check_config_accepts_the_shipped_config():
+    result = smartanom("check-config", "config/smartanom.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "OK (2 devices, 8 sensors, 2 plugin instances)" in result.stdout
+
+
+def test_check_config_reports_errors_with_lines_and_no_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("devices:\n  - id: 1\n    name: Tank\n    sensors:\n      - {id: 1, type: phh}\n  - {id: x, name: B}\n")
+    result = smartanom("check-config", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{path}, line 5: devices[0].sensors[0].type: 'phh' is not a known sensor type" in result.stderr
+    assert f"{path}, line 6: devices[1].id: Input should be a valid integer (found: 'x')" in result.stderr
+
+
+def test_plugins_lists_the_builtin_simulator():
+    result = smartanom("plugins")
+    assert result.returncode == 0
+    assert any(line.split()[:4] == ["simulated", "smartanom", "0.1.0", "simulated"] for line in result.stdout.splitlines())
+
+
+def test_run_serves_logs_what_it_loaded_and_stops_cleanly_on_sigterm(tmp_path):
+    with HubProcess(write_config(tmp_path)) as hub:
+        with urllib.request.urlopen(f"{hub.url}/api/devices", timeout=5) as response:
+            devices = json.load(response)["devices"]
+        assert devices[0]["name"] == "Tank" and len(devices[0]["sensors"]) == 2
+        with urllib.request.urlopen(f"{hub.url}/websocket-test/", timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("text/html")
+        code, output = hub.stop(signal.SIGTERM)
+    assert code == 0, output
+    assert "1 devices, 2 sensors" in output
+    assert "plugin instance simulated#0: platform simulated, device 1" in output
+    assert f"open {hub.url}/websocket-test/" in output
+    assert "Stopped" in output
+    conn = sqlite3.connect(tmp_path / "hub.db")
+    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] > 0
+    conn.close()
+
+
+def test_sigint_stops_cleanly_too(tmp_path):
+    with HubProcess(write_config(tmp_path)) as hub:
+        code, output = hub.stop(signal.SIGINT)
+    assert code == 0 and "Traceback" not in output
+
+
+def test_busy_port_is_a_clear_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = smartanom("run", "--config", write_config(tmp_path), "--port", str(port))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+
+
+def test_missing_config_file_says_how_to_point_at_one(tmp_path):
+    result = smartanom("run", "--config", str(tmp_path / "none.yaml"))
+    assert result.returncode == 2 and "file not found" in result.stderr
