@@ -17,6 +17,7 @@ const UNIT_LABELS = { celsius: "°C", percent: "%", ph: "pH" };
 const RAW_LIMIT = 10000; // the API's maximum page
 const PING_EVERY = 15000; // ms; a connection silent for 3 pings is considered dead
 const RETRY_MAX = 15000; // ms; backoff ceiling
+const OVERLAP = 20; // s; more than the longest storage flush interval (10 s)
 
 const state = {
   window: WINDOWS[localStorage.getItem("smartanom.window")] ? localStorage.getItem("smartanom.window") : "1h",
@@ -136,16 +137,31 @@ function render(devices) {
   }
 }
 
+// Stored history reaches the database up to storage.flush_interval (at most
+// 10 s) after a reading is broadcast. So bucketed history ends OVERLAP seconds
+// ago and the raw readings since then are folded in here; live readings newer
+// than the last stored one are added on top. Nothing is counted twice or lost.
 async function loadHistory(sensorId, generation) {
   const win = WINDOWS[state.window];
-  const since = new Date(Date.now() - win.seconds * 1000).toISOString();
-  const params = new URLSearchParams({ since });
-  if (win.bucket) params.set("bucket", win.bucket);
-  params.set("limit", RAW_LIMIT); // raw: newest first, so a busy sensor still shows its latest hour
-  const body = await getJSON(`/api/sensors/${sensorId}/readings?${params}`);
+  const now = Date.now();
+  const since = new Date(now - win.seconds * 1000).toISOString();
+  const url = `/api/sensors/${sensorId}/readings?`;
+  let buckets = [];
+  let raw;
+  if (win.bucket) {
+    const split = new Date(now - OVERLAP * 1000).toISOString();
+    [{ buckets }, { readings: raw }] = await Promise.all([
+      getJSON(url + new URLSearchParams({ since, until: split, bucket: win.bucket, order: "asc", limit: RAW_LIMIT })),
+      getJSON(url + new URLSearchParams({ since: split, order: "asc", limit: RAW_LIMIT })),
+    ]);
+  } else {
+    // Newest first, so a sensor busier than RAW_LIMIT per hour still shows its latest readings.
+    ({ readings: raw } = await getJSON(url + new URLSearchParams({ since, limit: RAW_LIMIT })));
+    raw.reverse();
+  }
   const sensor = state.sensors.get(sensorId);
   if (generation !== state.generation || !sensor) return;
-  sensor.chart.setHistory(win, body.readings || body.buckets);
+  sensor.chart.setHistory(win, buckets, raw);
 }
 
 // --- live updates ------------------------------------------------------------------
@@ -201,8 +217,8 @@ class Chart {
     this.unitLabel = unitLabel;
     this.win = null;
     this.data = [[], [], [], []]; // x (epoch s), mean or value, min, max
-    this.counts = [];
-    this.pending = []; // live readings that arrived before the history
+    this.counts = []; // readings per bucket, to fold more in
+    this.recent = []; // [t, value, received] of the last OVERLAP seconds' live readings
     this.plot = null;
     this.resizer = new ResizeObserver(() => this.plot && this.plot.setSize(this.size()));
     this.resizer.observe(container);
@@ -212,76 +228,85 @@ class Chart {
     return { width: Math.max(200, this.container.clientWidth), height: 130 };
   }
 
-  setHistory(win, rows) {
+  setHistory(win, buckets, raw) {
     this.win = win;
-    const bucketed = Boolean(win.bucket);
-    const sorted = rows.slice().sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
-    const x = sorted.map((r) => Date.parse(r.timestamp) / 1000);
-    this.data = bucketed
-      ? [x, sorted.map((r) => r.mean), sorted.map((r) => r.min), sorted.map((r) => r.max)]
-      : [x, sorted.map((r) => r.value), [], []];
-    this.counts = bucketed ? sorted.map((r) => r.count) : [];
-    const last = x.length ? x[x.length - 1] : -Infinity;
-    const pending = this.pending.filter(([t]) => t > last);
-    this.pending = [];
+    const x = buckets.map((b) => Date.parse(b.timestamp) / 1000);
+    this.data = [x, buckets.map((b) => b.mean), buckets.map((b) => b.min), buckets.map((b) => b.max)];
+    this.counts = buckets.map((b) => b.count);
+    for (const r of raw) this.fold(Date.parse(r.timestamp) / 1000, r.value);
+    const stored = raw.length ? Date.parse(raw[raw.length - 1].timestamp) / 1000 : -Infinity;
+    for (const [t, value] of this.recent) if (t > stored) this.fold(t, value);
     this.build();
-    for (const [t, v] of pending) this.add(t, v);
   }
 
   build() {
     if (this.plot) this.plot.destroy();
     const bucketed = Boolean(this.win.bucket);
     const stroke = "#2c6e9b";
-    const series = [{}, { label: bucketed ? "mean" : "value", stroke, width: 1.5, spanGaps: false }];
+    const series = [{}, { label: bucketed ? "mean" : "value", stroke, width: 1.5 }];
     const options = {
       ...this.size(),
       series,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
-      axes: [{ stroke: "#5f6f66", grid: { stroke: "#eef1ef" } }, { stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, size: 48, label: this.unitLabel, labelSize: 14 }],
+      axes: [
+        { stroke: "#5f6f66", grid: { stroke: "#eef1ef" } },
+        { stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, size: 48, label: this.unitLabel, labelSize: 14 },
+      ],
     };
-    let data = this.data.slice(0, 2);
     if (bucketed) {
-      series.push({ label: "min", stroke: "rgba(44,110,155,.35)", width: 1 }, { label: "max", stroke: "rgba(44,110,155,.35)", width: 1 });
+      const faint = "rgba(44,110,155,.35)";
+      series.push({ label: "min", stroke: faint, width: 1 }, { label: "max", stroke: faint, width: 1 });
       options.bands = [{ series: [3, 2], fill: "rgba(44,110,155,.12)" }];
-      data = this.data;
     }
-    this.plot = new uPlot(options, data, this.container);
+    this.plot = new uPlot(options, this.series(), this.container);
     this.container.dataset.points = this.data[0].length;
-    this.container.dataset.window = Object.keys(WINDOWS).find((k) => WINDOWS[k] === this.win);
+    this.container.dataset.chartWindow = Object.keys(WINDOWS).find((k) => WINDOWS[k] === this.win);
+  }
+
+  series() {
+    return this.win.bucket ? this.data : this.data.slice(0, 2);
+  }
+
+  // One reading into the data: a new point (raw), or into its bucket. Readings
+  // older than the last point are already part of the history and skipped.
+  fold(t, value) {
+    const [x, mean, min, max] = this.data;
+    const n = x.length;
+    if (!this.win.bucket) {
+      if (n && t <= x[n - 1]) return;
+      x.push(t); mean.push(value);
+      return;
+    }
+    const start = Math.floor(t / this.win.width) * this.win.width;
+    if (n && x[n - 1] === start) {
+      const count = this.counts[n - 1];
+      mean[n - 1] = (mean[n - 1] * count + value) / (count + 1);
+      min[n - 1] = Math.min(min[n - 1], value);
+      max[n - 1] = Math.max(max[n - 1], value);
+      this.counts[n - 1] = count + 1;
+    } else if (!n || start > x[n - 1]) {
+      x.push(start); mean.push(value); min.push(value); max.push(value); this.counts.push(1);
+    }
   }
 
   add(t, value) {
-    if (!this.plot) {
-      this.pending.push([t, value]);
-      return;
-    }
-    const [x, mean, min, max] = this.data;
-    const n = x.length;
-    if (this.win.bucket) {
-      const start = Math.floor(t / this.win.width) * this.win.width;
-      if (n && x[n - 1] === start) {
-        const count = this.counts[n - 1];
-        mean[n - 1] = (mean[n - 1] * count + value) / (count + 1);
-        min[n - 1] = Math.min(min[n - 1], value);
-        max[n - 1] = Math.max(max[n - 1], value);
-        this.counts[n - 1] = count + 1;
-      } else if (!n || start > x[n - 1]) {
-        x.push(start); mean.push(value); min.push(value); max.push(value); this.counts.push(1);
-      } else return; // older than the chart's last bucket: already in the history
-    } else if (!n || t >= x[n - 1]) {
-      x.push(t); mean.push(value);
-    } else return;
+    const received = Date.now();
+    this.recent.push([t, value, received]);
+    while (this.recent.length && this.recent[0][2] < received - OVERLAP * 1000) this.recent.shift();
+    if (!this.plot) return; // the history is on its way; setHistory adds this from `recent`
+    this.fold(t, value);
     // Drop what slid out of the window on the left.
-    const oldest = Date.now() / 1000 - this.win.seconds;
+    const x = this.data[0];
+    const oldest = received / 1000 - this.win.seconds - (this.win.width || 0);
     let drop = 0;
-    while (drop < x.length - 1 && x[drop] < oldest - (this.win.width || 0)) drop++;
+    while (drop < x.length - 1 && x[drop] < oldest) drop++;
     if (drop) {
       for (const column of this.data) column.splice(0, drop);
       this.counts.splice(0, drop);
     }
-    this.plot.setData(this.win.bucket ? this.data : this.data.slice(0, 2));
+    this.plot.setData(this.series());
     this.container.dataset.points = x.length;
   }
 
