@@ -149,8 +149,8 @@ class WatchedPage:
 def page(browser):
     """A fresh tablet-sized page; the test fails if the page logged any JavaScript error.
 
-    A test that provokes expected network errors (a hub restart) filters `watched.errors`
-    through `allow_errors(predicate)` before the end.
+    A test that provokes expected network errors (a hub restart) removes those from
+    `page.watched.errors` before it ends.
     """
     context = browser.new_context(viewport={"width": 1024, "height": 900})
     page = context.new_page()
