@@ -121,7 +121,10 @@ def threaded_hub(tmp_path):
         hub.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is active it holds an
+# event loop marked running in this thread, which the async (gen_test) tests of
+# other modules could not run beside.
+@pytest.fixture(scope="module")
 def browser():
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):

@@ -64,7 +64,7 @@ async def test_devices_with_status_and_sensors(hub):
     assert [d["id"] for d in body["devices"]] == [1, 2]
     first = body["devices"][0]
     assert first["status"] == "inactive" and first["last_reading"] is None
-    assert first["sensors"][1] == {"id": 2, "type": "ph", "unit": "ph", "name": "Ph", "device_id": 1}
+    assert first["sensors"][1] == {"id": 2, "type": "ph", "unit": "ph", "name": "pH", "device_id": 1}
     await store(hub, [(3, None, 1.2)])
     nursery = await get_json(hub, "/api/devices/2")
     assert nursery["status"] == "active" and nursery["last_reading"].endswith("Z")
@@ -76,7 +76,7 @@ async def test_sensor_with_its_latest_stored_reading(hub):
     await store(hub, [(2, T0 + 5, 6.5), (2, T0 + 1, 5.0), (1, T0 + 9, 20.0)])
     sensor = await get_json(hub, "/api/sensors/2")
     assert sensor == {
-        "id": 2, "type": "ph", "unit": "ph", "name": "Ph", "device_id": 1,
+        "id": 2, "type": "ph", "unit": "ph", "name": "pH", "device_id": 1,
         "latest": {"timestamp": format_timestamp(T0 + 5), "value": 6.5},
     }
     every = await get_json(hub, "/api/sensors")
