@@ -203,7 +203,6 @@ function showLastReading(deviceId, ts) {
   const when = new Date(ts);
   const sameDay = when.toDateString() === new Date().toDateString();
   device.lastEl.textContent = `last reading ${sameDay ? when.toLocaleTimeString() : when.toLocaleString()}`;
-  device.lastEl.dateTime = when.toISOString();
 }
 
 // --- charts --------------------------------------------------------------------------
