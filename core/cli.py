@@ -59,13 +59,18 @@ def _load(path: str):
     plugins = PluginHost()
     plugins.load_entry_points()
     platforms = plugins.collect_platforms()
-    return plugins, load_config(path, platforms, failed_plugins=plugins.failed)
+    return plugins, load_config(path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers())
 
 
 def _check(path: str) -> int:
     plugins = PluginHost()
     plugins.load_entry_points()
-    config = load_config(path, plugins.collect_platforms())
+    config = load_config(path, plugins.collect_platforms(), providers=plugins.platform_providers())
+    if config.unavailable:
+        print("Plugin entries that would not start:", file=sys.stderr)
+        for issue in config.unavailable:
+            print(f"  {issue}", file=sys.stderr)
+        return 2
     sensors = sum(len(d.sensors) for d in config.devices)
     print(f"{path}: OK ({len(config.devices)} devices, {sensors} sensors, {len(config.plugins)} plugin instances)")
     return 0

@@ -9,6 +9,7 @@ installer fixes a file in one pass.
 from __future__ import annotations
 
 import difflib
+import logging
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from core.errors import ConfigError, ConfigIssue
 from core.platform import Platform, PlatformOptions
 from core.registry import SENSOR_TYPES, Registry
 from core.yamlfile import LineDict, LineList, format_path, load_yaml_file, locate
+
+log = logging.getLogger("smartanom.config")
 
 
 class _Section(BaseModel):
@@ -109,12 +112,15 @@ def load_config(
     platforms: dict[str, Platform],
     *,
     failed_plugins: typing.Collection[str] = (),
+    providers: typing.Mapping[str, str] = {},
 ) -> HubConfig:
     """Read and validate a config file. Raises ConfigError listing every problem.
 
     `failed_plugins` names plugins that could not be loaded: an entry naming an
     unknown platform is then set aside in `HubConfig.unavailable` (the hub runs
     without it) instead of being an error, since the platform may be theirs.
+    An entry whose options validator crashes is set aside there too.
+    `providers` maps platform names to the plugin providing each, for reports.
     """
     filename = str(path)
     data = load_yaml_file(path)
@@ -158,6 +164,14 @@ def load_config(
             options = platform.options.model_validate(raw_plugins[index], context={"registry": registry, "config_dir": Path(filename).parent})
         except ValidationError as exc:
             issues.extend(_issues(exc, data, filename, platform.options, prefix=loc))
+            continue
+        except Exception as exc:
+            # A validator that raises anything but ValueError/AssertionError is a
+            # bug in the plugin, not in the file: run without this entry.
+            provider = providers.get(name, "")
+            by = f" of {provider}" if provider else ""
+            log.error("Options validator of platform '%s'%s raised; entry plugins[%d] disabled", name, by, index, exc_info=exc)
+            config.unavailable.append(ConfigIssue(filename, line, format_path(loc), f"platform '{name}'{by}: its options validator crashed ({type(exc).__name__}: {exc}); a bug in the plugin, this entry is disabled"))
             continue
         if platform.needs_device and options.device is None:
             issues.append(ConfigIssue(filename, line, format_path(loc), f"platform '{name}' needs 'device: ID', the device whose sensors it feeds"))

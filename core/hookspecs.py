@@ -30,8 +30,8 @@ def register_platforms():
 def on_startup(hub):
     """Called once the hub is serving, after every platform instance has started.
 
-    `hub` is the running `core.hub.Hub`: `hub.bus`, `hub.registry` and
-    `hub.config` are public. May be a plain function or a coroutine function;
+    `hub` is the running `core.hub.Hub`: `hub.bus`, `hub.registry`,
+    `hub.config` (read-only) and `hub.url` are public. May be a plain function or a coroutine function;
     a coroutine is awaited before the next plugin's hook runs. An exception is
     logged with the plugin's name and does not stop the hub.
     """
@@ -40,4 +40,5 @@ def on_startup(hub):
 @hookspec
 def on_shutdown(hub):
     """Called once when the hub stops, after platform tasks were cancelled and
-    before storage is flushed and closed. Same rules as `on_startup`."""
+    before storage is flushed and closed (also when `on_startup` raised).
+    Same rules as `on_startup`."""

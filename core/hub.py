@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import tornado.httpserver
 import tornado.netutil
@@ -32,6 +32,9 @@ log = logging.getLogger("smartanom.hub")
 # A crashed platform task is restarted after 1 s, doubling up to this; a task
 # that ran this long before crashing starts again from 1 s.
 MAX_RESTART_DELAY = 60.0
+# How long stop() waits for cancelled platform tasks; one that swallows its
+# cancellation is reported and left behind rather than hanging the shutdown.
+STOP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -42,6 +45,7 @@ class InstanceState:
     state: str = "starting"  # running | restarting | finished | stopped
     restarts: int = 0
     last_error: str | None = None
+    stats: dict = field(default_factory=dict)  # the running instance's PluginContext.stats
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -94,6 +98,8 @@ class Hub:
         for issue in self.config.unavailable:
             log.error("Plugin entry not started: %s", issue)
         for instance in self.config.plugins:
+            owner = self.plugins.platform_owner.get(instance.platform.name, "?")
+            self.instances[instance.label] = InstanceState(instance.label, instance.platform.name, owner)
             self._tasks.append(self.loop.create_task(self._supervise(instance), name=f"plugin:{instance.label}"))
         await self.plugins.call_each("on_startup", hub=self)
 
@@ -106,7 +112,13 @@ class Hub:
             self._server.stop()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+            for task in stuck:
+                label = task.get_name().removeprefix("plugin:")
+                state = self.instances.get(label)
+                owner = self.plugins.describe(state.plugin) if state else "?"
+                log.error("Plugin instance %s (from %s) did not stop within %g s of being cancelled; left behind", label, owner, STOP_TIMEOUT)
         self._tasks.clear()
         for state in self.instances.values():
             state.state = "stopped"
@@ -125,9 +137,10 @@ class Hub:
 
     async def _supervise(self, instance: PluginInstanceConfig) -> None:
         platform = instance.platform
-        owner = self.plugins.platform_owner.get(platform.name, "?")
-        state = self.instances[instance.label] = InstanceState(instance.label, platform.name, owner)
+        state = self.instances[instance.label]
+        owner = state.plugin
         ctx = PluginContext(self, platform, instance.options, instance.label)
+        state.stats = ctx.stats
         delay = 1.0
         while True:
             started = time.monotonic()

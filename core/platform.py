@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from core.events import DeviceStatus
     from core.hub import Hub
     from core.registry import Device, Registry, Sensor
 
@@ -68,6 +69,9 @@ class PluginContext:
         self.registry: Registry = hub.registry
         self.device: Device | None = hub.registry.device(options.device) if options.device is not None else None
         self.log = logging.getLogger(f"smartanom.plugins.{platform.name}")
+        # Counters the instance wants shown in GET /api/plugins (instances[].stats),
+        # e.g. messages dropped while a broker was away. Plain JSON values only.
+        self.stats: dict[str, int | float | str | bool | None] = {}
 
     def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> None:
         """Put one reading on the bus. Call on the event loop.
@@ -95,6 +99,11 @@ class PluginContext:
         """
         if self.device is not None:
             self._hub.status.set_available(self.device, available, reason or self.label)
+
+    def device_status(self, device_id: int) -> "DeviceStatus | None":
+        """The device's current status (None for an unknown device), e.g. to
+        report it to an outside system that connects after it last changed."""
+        return self._hub.status.status.get(device_id)
 
     def _sensor(self, sensor_id: int) -> "Sensor":
         sensor = self.registry.sensor(sensor_id)

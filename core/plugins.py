@@ -22,7 +22,7 @@ import pluggy
 
 from core import hookspecs
 from core.errors import PluginError
-from core.platform import Platform
+from core.platform import Platform, PlatformOptions
 
 log = logging.getLogger("smartanom.plugins")
 
@@ -37,7 +37,13 @@ class PluginRecord:
     package: str = ""
     version: str = ""
     platforms: list[str] = field(default_factory=list)
-    error: str | None = None
+    loaded: bool = True
+    # Every problem, oldest first: a plugin may load, then raise in a hook.
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def error(self) -> str | None:
+        return self.errors[-1] if self.errors else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,8 +51,9 @@ class PluginRecord:
             "package": self.package,
             "version": self.version,
             "platforms": self.platforms,
-            "loaded": self.error is None,
+            "loaded": self.loaded,
             "error": self.error,
+            "errors": self.errors,
         }
 
 
@@ -63,7 +70,8 @@ class PluginHost:
 
     @property
     def failed(self) -> list[str]:
-        return [r.name for r in self.records.values() if r.error]
+        """Plugins with a problem, each as `name (package version)`."""
+        return [self._describe(r.name) for r in self.records.values() if r.errors]
 
     def load_entry_points(self) -> None:
         only = {n.strip() for n in os.environ.get("SMARTANOM_PLUGINS", "").split(",") if n.strip()}
@@ -74,32 +82,49 @@ class PluginHost:
             if ep.name in self.records:
                 continue  # the same distribution seen twice on sys.path
             dist = getattr(ep, "dist", None)
-            record = PluginRecord(ep.name, dist.name if dist else "", dist.version if dist else "")
-            self.records[ep.name] = record
+            self.records[ep.name] = PluginRecord(ep.name, dist.name if dist else "", dist.version if dist else "")
             try:
-                self.pm.register(ep.load(), name=ep.name)
+                plugin = ep.load()
             except Exception as exc:
-                record.error = f"failed to load: {type(exc).__name__}: {exc}"
-                log.error("Plugin %s (%s %s) %s", ep.name, record.package, record.version, record.error, exc_info=exc)
-        self.pm.check_pending()
+                self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}", exc, loaded=False)
+                continue
+            self._register(plugin, ep.name)
 
     def register(self, plugin: object, name: str, package: str = "", version: str = "") -> None:
-        """Register a plugin object directly (tests, embedding)."""
+        """Register a plugin object directly (tests, embedding); isolated like an entry point."""
         self.records[name] = PluginRecord(name, package, version)
-        self.pm.register(plugin, name=name)
-        self.pm.check_pending()
+        self._register(plugin, name)
+
+    def _register(self, plugin: object, name: str) -> None:
+        # pluggy rejects a hookimpl with arguments its spec lacks (register) or
+        # a hook no spec declares (check_pending). Checking after each plugin
+        # pins the blame on that plugin, and only it is dropped.
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except Exception as exc:
+            if self.pm.has_plugin(name):
+                self.pm.unregister(name=name)
+            self._fail(name, f"is not a valid plugin: {type(exc).__name__}: {exc}", exc, loaded=False)
 
     def collect_platforms(self) -> dict[str, Platform]:
         """Ask every plugin for its platforms. Raises PluginError on a name clash."""
         for plugin_name, result in self.call_each_sync("register_platforms"):
+            if result is not None and not isinstance(result, (list, tuple)):
+                self._fail(plugin_name, f"register_platforms must return a list of core.Platform, got {type(result).__name__}")
+                continue
             for platform in result or ():
-                if not isinstance(platform, Platform):
-                    self._fail(plugin_name, f"register_platforms returned {platform!r}, not a core.Platform")
+                problem = _platform_problem(platform)
+                if problem:
+                    self._fail(plugin_name, f"register_platforms returned an unusable platform: {problem}")
                     continue
                 if platform.name in self.platform_owner:
+                    first = self.platform_owner[platform.name]
+                    by = f"twice by {self._describe(first)}" if first == plugin_name else (
+                        f"by two plugins: {self._describe(first)} and {self._describe(plugin_name)}"
+                    )
                     raise PluginError(
-                        f"platform '{platform.name}' is provided by two plugins: "
-                        f"{self._describe(self.platform_owner[platform.name])} and {self._describe(plugin_name)}; "
+                        f"platform '{platform.name}' is provided {by}; "
                         "uninstall one of them or load only one with SMARTANOM_PLUGINS"
                     )
                 self.platform_owner[platform.name] = plugin_name
@@ -136,11 +161,17 @@ class PluginHost:
         return results
 
     def describe(self, plugin_name: str) -> str:
+        """`name (package version)`, how every report names a plugin."""
         return self._describe(plugin_name)
 
+    def platform_providers(self) -> dict[str, str]:
+        """Each platform name -> the description of the plugin providing it."""
+        return {platform: self._describe(owner) for platform, owner in self.platform_owner.items()}
+
     def _impls(self, hook_name: str):
-        # pluggy calls the last registered first; keep registration order instead.
-        return list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+        # Registration order (entry points sorted by name, then direct ones),
+        # not pluggy's last-registered-first: reports and start-up read in order.
+        return getattr(self.pm.hook, hook_name).get_hookimpls()
 
     @staticmethod
     def _args(impl, kwargs: dict) -> list:
@@ -153,11 +184,27 @@ class PluginHost:
             return f"{plugin_name} ({record.package} {record.version})"
         return plugin_name
 
-    def _fail(self, plugin_name: str, message: str, exc: BaseException | None = None) -> None:
+    def _fail(self, plugin_name: str, message: str, exc: BaseException | None = None, *, loaded: bool = True) -> None:
         record = self.records.setdefault(plugin_name, PluginRecord(plugin_name))
-        record.error = message
+        record.errors.append(message)
+        record.loaded = record.loaded and loaded
         log.error("Plugin %s %s", self._describe(plugin_name), message, exc_info=exc)
 
     def _trace(self, hook_name: str, plugin_name: str, kwargs: dict, result: Any) -> None:
         if self.trace:
             log.info("hook %s(%s) on %s -> %r", hook_name, ", ".join(kwargs), plugin_name, result)
+
+
+def _platform_problem(platform: object) -> str | None:
+    """Why the hub could not run this platform, or None. Caught here, at start-up,
+    rather than as a confusing error when the first instance starts."""
+    if not isinstance(platform, Platform):
+        return f"{platform!r} is not a core.Platform"
+    if not isinstance(platform.name, str) or not platform.name:
+        return f"{platform!r} has no name"
+    run = platform.run
+    if not (inspect.iscoroutinefunction(run) or inspect.iscoroutinefunction(getattr(run, "__call__", None))):
+        return f"'{platform.name}': run must be an `async def` function taking the PluginContext"
+    if not (isinstance(platform.options, type) and issubclass(platform.options, PlatformOptions)):
+        return f"'{platform.name}': options must be a subclass of core.PlatformOptions"
+    return None

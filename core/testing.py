@@ -1,7 +1,10 @@
 """Pytest fixtures for testing the hub, and plugins for it, on a real server.
 
-Load them in a conftest.py with `pytest_plugins = ["core.testing"]`. They use
-pytest-tornado's `io_loop`; mark tests `@pytest.mark.gen_test`.
+This module is a pytest plugin, registered through the `pytest11` entry point
+of the smartanom package: wherever smartanom and pytest-tornado are installed,
+the fixtures are there without any conftest.py. (Do not also list it in
+`pytest_plugins`; with PYTEST_DISABLE_PLUGIN_AUTOLOAD set, pass `-p smartanom`.)
+They use pytest-tornado's `io_loop`; mark tests `@pytest.mark.gen_test`.
 
     @pytest.mark.gen_test
     async def test_readings_flow(hub_factory, ws_client):
@@ -15,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 import tornado.websocket
@@ -76,11 +78,13 @@ class HubClient:
 
 
 def make_plugin_host(plugins=(), entry_points: bool = True) -> PluginHost:
+    """Installed plugins (unless entry_points=False), then each `(name, object)`
+    or `(name, object, package, version)` of `plugins`, as the hub would load them."""
     host = PluginHost()
     if entry_points:
         host.load_entry_points()
-    for name, plugin in plugins:
-        host.register(plugin, name)
+    for name, plugin, *distribution in plugins:
+        host.register(plugin, name, *distribution)
     return host
 
 
@@ -88,8 +92,12 @@ def make_plugin_host(plugins=(), entry_points: bool = True) -> PluginHost:
 def hub_factory(io_loop, tmp_path):
     """`await hub_factory(yaml_text, plugins=[(name, obj)], entry_points=True)` -> a started Hub.
 
-    The hub listens on a free loopback port (hub.port, hub.url) with its
-    database under tmp_path unless the YAML names one; it is stopped after the test.
+    Loads the installed plugins (entry_points=True) plus `plugins`, each a
+    `(name, object)` or `(name, object, package, version)` whose object holds
+    `@core.hookimpl` functions (a module or a class instance). The YAML is
+    dedented; config errors raise core.ConfigError as at start-up. The hub
+    listens on a free loopback port (hub.port, hub.url) with its database
+    under tmp_path unless the YAML names one; it is stopped after the test.
     """
     hubs: list[Hub] = []
 
@@ -97,7 +105,7 @@ def hub_factory(io_loop, tmp_path):
         path = tmp_path / f"hub{len(hubs)}.yaml"
         path.write_text(textwrap.dedent(yaml_text))
         host = make_plugin_host(plugins, entry_points)
-        config = load_config(path, host.collect_platforms(), failed_plugins=host.failed)
+        config = load_config(path, host.collect_platforms(), failed_plugins=host.failed, providers=host.platform_providers())
         config.server.host, config.server.port = "127.0.0.1", 0
         if "path" not in config.storage.model_fields_set:
             config.storage.path = str(tmp_path / f"hub{len(hubs)}.db")

@@ -1,0 +1,266 @@
+"""The mqtt platform's task: keep a broker connection and move messages both ways.
+
+Out: bus events (readings, device status changes) -> `Outbox` -> the broker,
+in order, at least once for QoS >= 1. In: subscribed topics -> `Route`s ->
+`ctx.publish_reading`, so MQTT devices and edge hubs feed this hub's bus like
+any plugin. A broker that is down at start or lost later is retried with
+exponential backoff; meanwhile the outbox keeps the newest `queue_size`
+messages. aiomqtt's errors stay in here: the hub only sees counters in
+`ctx.stats` (GET /api/plugins) and log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from importlib import metadata
+
+import aiomqtt
+
+from core import DeviceStatus, DeviceStatusChanged, PluginContext, SensorReading
+from plugins.mqtt.config import MqttOptions, TlsOptions
+from plugins.mqtt.discovery import discovery_messages
+from plugins.mqtt.inbound import PayloadError, Route, routes_from
+from plugins.mqtt.messages import OFFLINE, ONLINE, Message, Topics, reading_message, status_message
+from plugins.mqtt.outbox import Outbox
+
+# Messages handed to the client at once; a QoS 1 batch costs one round trip, not one per message.
+BATCH = 100
+# A repeated warning (bad payloads, drops) is logged at most this often per kind.
+LOG_EVERY = 60.0
+
+
+async def run(ctx: PluginContext) -> None:
+    await Bridge(ctx).run()
+
+
+def tls_context(tls: TlsOptions) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure:
+        context.check_hostname = False
+    return context
+
+
+class Bridge:
+    def __init__(self, ctx: PluginContext):
+        self.ctx = ctx
+        self.options: MqttOptions = ctx.options
+        options = self.options
+        self.topics = Topics(options.topic_prefix, options.hub_id)
+        self.outbox = Outbox(options.queue_size)
+        self.routes: dict[str, list[Route]] = routes_from(options)
+        self.ha_status_topic = f"{options.homeassistant.prefix}/status" if self._discovery else None
+        self.broker = f"{options.broker.host}:{options.broker.port}"
+        self.stats = ctx.stats
+        self.stats.update(
+            broker=self.broker, connected=False, connections=0, published=0, queued=0, dropped=0,
+            queue_size=options.queue_size, received=0, rejected=0, retained_skipped=0, last_error=None,
+        )
+        self._warned: dict[str, float] = {}
+
+    @property
+    def _discovery(self) -> bool:
+        ha = self.options.homeassistant
+        return ha is not None and ha.discovery
+
+    async def run(self) -> None:
+        bus = self.ctx.bus
+        unsubscribe = []
+        if self.options.publish_readings:
+            unsubscribe.append(bus.subscribe(SensorReading, self._on_reading))
+        if self.options.publish_status:
+            unsubscribe.append(bus.subscribe(DeviceStatusChanged, self._on_status))
+        delay = self.options.reconnect_min_delay
+        try:
+            while True:
+                try:
+                    await self._session()
+                except aiomqtt.MqttError as exc:
+                    self.stats["last_error"] = str(exc) or type(exc).__name__
+                if self.stats["connected"]:
+                    delay = self.options.reconnect_min_delay  # it was up: start the backoff afresh
+                    self.ctx.log.warning("%s: lost the broker %s (%s); reconnecting in %g s", self.ctx.label, self.broker, self.stats["last_error"], delay)
+                else:
+                    self.ctx.log.warning("%s: cannot reach the broker %s (%s); retrying in %g s, %d messages queued", self.ctx.label, self.broker, self.stats["last_error"], delay, len(self.outbox))
+                self.stats["connected"] = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.reconnect_max_delay)
+        finally:
+            for undo in unsubscribe:
+                undo()
+            self.stats["connected"] = False
+
+    # --- bus -> outbox ------------------------------------------------------------
+
+    def _on_reading(self, reading: SensorReading) -> None:
+        self._enqueue(reading_message(self.topics, reading, self.options.qos, self.options.retain))
+
+    def _on_status(self, event: DeviceStatusChanged) -> None:
+        self._enqueue(status_message(self.topics, event, self.options.qos, self.options.retain_status))
+
+    def _enqueue(self, message: Message) -> None:
+        before = self.outbox.dropped
+        self.outbox.put(message)
+        self._count()
+        if self.outbox.dropped != before and self._may_warn("dropped"):
+            self.ctx.log.warning(
+                "%s: broker %s away and the queue is full (%d messages): %d oldest dropped so far",
+                self.ctx.label, self.broker, self.outbox.maxlen, self.outbox.dropped,
+            )
+
+    def _count(self) -> None:
+        self.stats["queued"] = len(self.outbox)
+        self.stats["dropped"] = self.outbox.dropped
+
+    # --- one connection -----------------------------------------------------------
+
+    def _client(self) -> aiomqtt.Client:
+        broker = self.options.broker
+        client = aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username=broker.username,
+            password=broker.password,
+            identifier=broker.client_id or f"smartanom-{self.options.hub_id}",
+            clean_session=not broker.persistent_session,
+            keepalive=broker.keepalive,
+            will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1, retain=True),
+            tls_context=tls_context(broker.tls) if broker.tls is not None else None,
+            timeout=10,
+        )
+        # A whole batch in flight is normal here, not the warning sign aiomqtt's default assumes.
+        client.pending_calls_threshold = BATCH + len(self.routes) + 10
+        return client
+
+    async def _session(self) -> None:
+        """Connect, announce, then pump both ways until the connection fails (MqttError)."""
+        async with self._client() as client:
+            self.stats["connections"] += 1
+            self.ctx.log.info("%s: connected to the broker %s as hub %s (%d messages queued)", self.ctx.label, self.broker, self.options.hub_id, len(self.outbox))
+            try:
+                await client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
+                for topic in [*self.routes, *([self.ha_status_topic] if self._discovery else [])]:
+                    granted = await client.subscribe(topic, qos=1)
+                    if any(int(getattr(code, "value", code)) >= 0x80 for code in granted):
+                        # An ACL said no: the rest still works, but this topic will stay silent.
+                        self.ctx.log.error("%s: the broker %s refused the subscription to %s (check its ACL)", self.ctx.label, self.broker, topic)
+                if self._discovery:
+                    self.outbox.put_back(self._discovery_messages())
+                if self.options.publish_status:
+                    # After the backlog: the broker's retained status ends up current even if a
+                    # change happened before this task subscribed to the bus.
+                    for message in self._status_snapshot():
+                        self.outbox.put(message)
+                self.stats["connected"] = True  # announced: from here on it is business as usual
+                await self._pump(client)
+            except asyncio.CancelledError:
+                # The hub is stopping: say goodbye ourselves (a clean disconnect sends no will).
+                try:
+                    await asyncio.wait_for(client.publish(self.topics.availability, OFFLINE, qos=1, retain=True), 2)
+                except (aiomqtt.MqttError, asyncio.TimeoutError):
+                    pass
+                raise
+
+    async def _pump(self, client: aiomqtt.Client) -> None:
+        sender = asyncio.ensure_future(self._send(client))
+        receiver = asyncio.ensure_future(self._receive(client))
+        try:
+            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sender.cancel()
+            receiver.cancel()
+            await asyncio.gather(sender, receiver, return_exceptions=True)
+        for task in done:
+            task.result()  # the MqttError that ended the connection
+        raise aiomqtt.MqttError("connection ended")
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while True:
+            batch = await self.outbox.take(BATCH)
+            self._count()
+            try:
+                results = await asyncio.gather(
+                    *(client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain) for m in batch),
+                    return_exceptions=True,
+                )
+            except asyncio.CancelledError:
+                # Connection gone mid-batch: resend all of it (at least once, never lost).
+                self.outbox.put_back(batch)
+                self._count()
+                raise
+            failed = [m for m, result in zip(batch, results) if isinstance(result, BaseException)]
+            self.stats["published"] += len(batch) - len(failed)
+            if failed:
+                self.outbox.put_back(failed)
+                self._count()
+                error = next(r for r in results if isinstance(r, BaseException))
+                raise error if isinstance(error, aiomqtt.MqttError) else aiomqtt.MqttError(str(error))
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = message.topic.value
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            if topic == self.ha_status_topic:
+                if payload.strip() == b"online":
+                    # Home Assistant restarted: it asks integrations to announce themselves again.
+                    self.outbox.put_back(self._discovery_messages())
+                continue
+            routes = self.routes.get(topic, ())
+            if routes and message.retain and not self.options.accept_retained:
+                # Replayed by the broker at subscribe time, not sent now: stale, or already stored.
+                self.stats["retained_skipped"] += 1
+                continue
+            for route in routes:
+                self._accept(route, payload)
+
+    def _accept(self, route: Route, payload: bytes) -> None:
+        try:
+            value, timestamp = route.extract(payload)
+            self.ctx.publish_reading(route.sensor_id, value, timestamp)
+        except (PayloadError, ValueError) as exc:
+            self.stats["rejected"] += 1
+            if self._may_warn(f"reject:{route.topic}"):
+                self.ctx.log.warning(
+                    "%s: ignored a message on %s for sensor %d: %s (%d rejected in all; logged once a minute per topic)",
+                    self.ctx.label, route.topic, route.sensor_id, exc, self.stats["rejected"],
+                )
+            return
+        self.stats["received"] += 1
+
+    # --- what is announced on each connection --------------------------------------
+
+    def _discovery_messages(self) -> list[Message]:
+        return discovery_messages(
+            self.ctx.registry,
+            self.options.hub_id,
+            self.options.homeassistant.prefix,
+            self.topics,
+            device_availability=self.options.publish_status and self.options.retain_status,
+            version=_version(),
+        )
+
+    def _status_snapshot(self) -> list[Message]:
+        now = time.time()
+        messages = []
+        for device in self.ctx.registry.devices.values():
+            status = self.ctx.device_status(device.id) or DeviceStatus.INACTIVE
+            event = DeviceStatusChanged(device, status, now, None, "current status")
+            messages.append(status_message(self.topics, event, self.options.qos, self.options.retain_status))
+        return messages
+
+    def _may_warn(self, kind: str) -> bool:
+        now = time.monotonic()
+        if now - self._warned.get(kind, -LOG_EVERY) >= LOG_EVERY:
+            self._warned[kind] = now
+            return True
+        return False
+
+
+def _version() -> str:
+    try:
+        return metadata.version("smartanom")
+    except metadata.PackageNotFoundError:
+        return "dev"

@@ -1,0 +1,22 @@
+"""The built-in `serial_arduino` platform: sensors on an Arduino or ESP32 over USB serial.
+
+Registered through the `smartanom` entry-point group like any third-party plugin.
+`parser` holds the line protocol, `port` the serial I/O, `runner` the task that
+ties them to the hub; the sketch for the board is in `arduino/`.
+"""
+
+from core import Platform, hookimpl
+from plugins.serial_arduino.config import SerialArduinoOptions
+from plugins.serial_arduino.runner import run
+
+
+@hookimpl
+def register_platforms():
+    return [
+        Platform(
+            name="serial_arduino",
+            run=run,
+            options=SerialArduinoOptions,
+            description="Sensors on an Arduino/ESP32 printing readings over USB serial",
+        )
+    ]

@@ -1,0 +1,145 @@
+"""The serial_arduino platform's task: keep the port open, turn lines into readings.
+
+Lifecycle of one instance: open the port (retrying with backoff while it is
+missing, busy or forbidden, with one clear log message per distinct problem),
+read lines until the port fails (USB unplugged), mark the device inactive,
+and start over. Bad lines are counted and logged at most once a minute; nothing
+a sketch prints can stop the reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+from core import PluginContext
+from plugins.serial_arduino.config import SerialArduinoOptions
+from plugins.serial_arduino.parser import BAD_VALUE, TOO_LONG, UNKNOWN_KEY, LineError, LineSplitter, TooLong, parse_line
+from plugins.serial_arduino.port import PortUnavailable, SerialConnection
+
+# At most one bad-line warning per this many seconds (the rest are counted in it).
+BAD_LINE_LOG_EVERY = 60.0
+# An open failure that does not change is repeated in the log this often, not at every retry.
+OPEN_FAILURE_REMIND_EVERY = 600.0
+SHOWN_BYTES = 80
+
+
+async def run(ctx: PluginContext) -> None:
+    options: SerialArduinoOptions = ctx.options
+    lines = LineHandler(ctx, options)
+    delay = options.reconnect_min
+    last_failure, last_logged = None, 0.0
+    keys = ", ".join(f"{k}->{v}" for k, v in options.sensors.items())
+    ctx.log.info("%s: reading %s at %d baud for device %s (%s)", ctx.label, options.port, options.baudrate, options.device, keys)
+    while True:
+        try:
+            conn = await SerialConnection.open(options, lines.feed)
+        except PortUnavailable as exc:
+            now = time.monotonic()
+            if str(exc) != last_failure or now - last_logged >= OPEN_FAILURE_REMIND_EVERY:
+                ctx.log.error("%s: %s. Retrying, at least every %g s.", ctx.label, exc, options.reconnect_max)
+                last_failure, last_logged = str(exc), now
+            else:
+                ctx.log.debug("%s: still unavailable: %s", ctx.label, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, options.reconnect_max)
+            continue
+
+        last_failure = None
+        shown = options.port if conn.real_path == options.port else f"{options.port} (-> {conn.real_path})"
+        ctx.log.info("%s: opened serial port %s", ctx.label, shown)
+        lines.start()
+        try:
+            why = await conn.wait_lost()
+        finally:
+            await conn.close()
+        ctx.set_device_available(False, f"serial port {options.port} lost: {why}")
+        ctx.log.warning(
+            "%s: lost serial port %s (%s) after %d readings; device %s is inactive until it is back. Reconnecting.",
+            ctx.label, shown, why, lines.readings, options.device,
+        )
+        # A port that worked retries quickly; one that fails at once keeps backing off.
+        if lines.readings:
+            delay = options.reconnect_min
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, options.reconnect_max)
+
+
+class LineHandler:
+    """Bytes from one connection -> readings on the bus, and counts of what was not."""
+
+    def __init__(self, ctx: PluginContext, options: SerialArduinoOptions):
+        self.ctx = ctx
+        self.options = options
+        self.bad = BadLineLog(ctx)
+        self.readings = 0
+        self.splitter = LineSplitter(options.max_line_length)
+
+    def start(self) -> None:
+        """A fresh port: drop its first (likely partial) line, count afresh."""
+        self.splitter = LineSplitter(self.options.max_line_length)
+        self.readings = 0
+
+    def feed(self, data: bytes) -> None:
+        # Called by the transport on the loop: an exception here would only
+        # reach asyncio's handler, so every surprise is logged and reading goes on.
+        for item in self.splitter.feed(data):
+            try:
+                if isinstance(item, TooLong):
+                    self.bad.report(TOO_LONG, item.head, f"over {self.options.max_line_length} bytes, dropped up to the next newline")
+                else:
+                    self._line(item)
+            except Exception as exc:  # noqa: BLE001 - see above
+                self.bad.report(f"{type(exc).__name__}: {exc}", item if isinstance(item, bytes) else item.head)
+
+    def _line(self, raw: bytes) -> None:
+        try:
+            parsed = parse_line(raw, require_checksum=self.options.checksum == "required")
+        except LineError as exc:
+            self.bad.report(exc.kind, raw, exc.detail)
+            return
+        if parsed is None:
+            return
+        now = time.time()
+        for key, value in parsed.values.items():
+            sensor_id = self.options.sensors.get(key)
+            if sensor_id is None:
+                self.bad.report(UNKNOWN_KEY, raw, f"'{key}' (mapped keys: {', '.join(self.options.sensors)})")
+                continue
+            self.ctx.publish_reading(sensor_id, value, now)
+            self.readings += 1
+        for key, text in parsed.bad_values.items():
+            self.bad.report(BAD_VALUE, raw, f"{key}: {text!r} is not a finite number")
+
+
+class BadLineLog:
+    """Counts bad lines by problem; logs the first, then at most one per BAD_LINE_LOG_EVERY."""
+
+    def __init__(self, ctx: PluginContext):
+        self.ctx = ctx
+        self.counts: Counter[str] = Counter()
+        self.unreported = 0
+        self._next_at = 0.0
+
+    def report(self, kind: str, raw: bytes, detail: str = "") -> None:
+        self.counts[kind] += 1
+        now = time.monotonic()
+        if now < self._next_at:
+            self.unreported += 1
+            return
+        self._next_at = now + BAD_LINE_LOG_EVERY
+        since = f"; {self.unreported} more not shown since the last report" if self.unreported else ""
+        totals = ", ".join(f"{k}: {n}" for k, n in self.counts.most_common())
+        self.ctx.log.warning(
+            "%s: ignored serial input (%s%s): %s%s (totals %s)",
+            self.ctx.label, kind, f", {detail}" if detail else "", show(raw), since, totals,
+        )
+        self.unreported = 0
+
+
+def show(raw: bytes) -> str:
+    """A line as it can be logged safely: escaped, and cut if long."""
+    if len(raw) <= SHOWN_BYTES:
+        return repr(raw)
+    return f"{raw[:SHOWN_BYTES]!r}... ({len(raw)} bytes)"

@@ -1,0 +1,8 @@
+import smartanom_missing_driver  # noqa: F401  (not installed anywhere: the import fails)
+
+from core import Platform, hookimpl
+
+
+@hookimpl
+def register_platforms():
+    return [Platform("broken_thing", run=None)]
