@@ -118,7 +118,7 @@ async def _serve(hub) -> int:
         log.info("  plugin instance %s: platform %s, device %s", instance.label, instance.platform.name, instance.options.device)
     log.info("Plugins loaded: %s", ", ".join(hub.plugins.describe(n) for n in hub.plugins.records) or "none")
     log.info("Storage: %s (flushed every %g s)", os.path.abspath(hub.storage.path), hub.storage.flush_interval)
-    log.info("Serving on %s: open %s/websocket-test/ in a browser; Ctrl+C stops", hub.url, hub.url)
+    log.info("Serving on %s: open %s/ in a browser for the dashboard (protocol test page: %s/websocket-test/); Ctrl+C stops", hub.url, hub.url, hub.url)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from core.auth import Authenticator
 from core.bus import EventBus
 from core.config import HubConfig, PluginInstanceConfig
 from core.events import SensorReading
+from core.history import History
 from core.platform import PluginContext
 from core.protocol import CLOSE_GOING_AWAY
 from core.plugins import PluginHost
@@ -66,6 +67,7 @@ class Hub:
             store.path, store.flush_interval,
             max_pending=store.max_pending, keep_days=store.keep_days, purge_interval=store.purge_interval,
         )
+        self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
         self.auth = Authenticator(config.auth.enabled, config.tokens)
@@ -148,6 +150,7 @@ class Hub:
         if self._server is not None:
             await self._server.close_all_connections()
             self._server = None
+        await asyncio.get_running_loop().run_in_executor(None, self.history.close)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         settings = self.config.server.ssl

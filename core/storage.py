@@ -34,7 +34,10 @@ CREATE TABLE IF NOT EXISTS readings (
     ts REAL NOT NULL,            -- UTC seconds since the epoch
     value REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS readings_sensor_ts ON readings (sensor_id, ts);
+-- value is in the index so that history queries (core/history.py) read only the
+-- index: min/mean/max over a week of 1 Hz readings runs ~2.5x faster (docs/perf.md).
+CREATE INDEX IF NOT EXISTS readings_sensor_ts_value ON readings (sensor_id, ts, value);
+DROP INDEX IF EXISTS readings_sensor_ts;  -- the narrower index of databases made before
 CREATE TABLE IF NOT EXISTS device_status (
     id INTEGER PRIMARY KEY,
     device_id INTEGER NOT NULL,

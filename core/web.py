@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from core import api
+from core import api, openapi
 from core.websocket import StreamHandler
 
 if TYPE_CHECKING:
@@ -35,11 +35,16 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/ws/device/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "device"}),
         (r"/ws/sensor/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "sensor"}),
         (r"/websocket-test/?", PageHandler, {"path": STATIC / "websocket-test.html"}),
+        (r"/", PageHandler, {"path": STATIC / "dashboard.html"}),
         (r"/api/devices/?", api.DevicesHandler, {"hub": hub}),
-        (r"/api/devices/([0-9]+)/?", api.DeviceHandler, {"hub": hub}),
+        (r"/api/devices/([^/]+)/?", api.DeviceHandler, {"hub": hub}),
+        (r"/api/sensors/?", api.SensorsHandler, {"hub": hub}),
+        (r"/api/sensors/([^/]+)/?", api.SensorHandler, {"hub": hub}),
+        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {"hub": hub}),
         (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
         (r"/api/health/?", api.HealthHandler, {"hub": hub}),
-        (r"/", tornado.web.RedirectHandler, {"url": "/websocket-test/"}),
+        (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
+        (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
     ]
     return tornado.web.Application(
         routes,

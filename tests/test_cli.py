@@ -74,7 +74,7 @@ def test_run_serves_logs_what_it_loaded_and_stops_cleanly_on_sigterm(tmp_path):
     assert code == 0, output
     assert "1 devices, 2 sensors" in output
     assert "plugin instance simulated#0: platform simulated, device 1" in output
-    assert f"open {hub.url}/websocket-test/" in output
+    assert f"open {hub.url}/ in a browser for the dashboard" in output
     assert "Stopped" in output
     conn = sqlite3.connect(tmp_path / "hub.db")
     assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] > 0

@@ -171,3 +171,29 @@ async def test_an_unwritable_database_is_loud_counts_its_losses_and_recovers(hub
     assert await wait_for(lambda: hub.storage.stored == 100)
     assert hub.storage.error is None and hub.storage.pending == 0
     assert count(str(db)) == 100 and count(str(db), "value >= 100") == 0
+
+
+def test_history_queries_read_only_the_index_also_on_databases_made_before(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE readings (id INTEGER PRIMARY KEY, sensor_id INTEGER NOT NULL, ts REAL NOT NULL, value REAL NOT NULL);"
+        "CREATE INDEX readings_sensor_ts ON readings (sensor_id, ts);"
+        "INSERT INTO readings (sensor_id, ts, value) VALUES (1, 1.0, 6.5);"
+    )
+    old.close()
+    storage = Storage(path)
+    storage.open()
+    storage.close()
+    conn = sqlite3.connect(path)
+    try:
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "readings_sensor_ts" not in indexes
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT CAST(ts / 60 AS INTEGER) AS b, MIN(value), AVG(value), MAX(value) "
+            "FROM readings WHERE sensor_id = 1 AND ts >= 0 GROUP BY b"
+        ).fetchall()
+        assert "COVERING INDEX" in str(plan)
+        assert conn.execute("SELECT value FROM readings").fetchall() == [(6.5,)]
+    finally:
+        conn.close()
