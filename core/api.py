@@ -1,26 +1,65 @@
-"""JSON over HTTP: the registry with live status, and the plugins.
+"""JSON over HTTP: the registry with live status, sensor history, and the plugins.
 
-Handlers are thin: they read from the hub and shape JSON. Errors are
-{"error": {"code": ..., "message": ...}} with a matching HTTP status.
+Handlers are thin: they check parameters, ask the hub (or `core/history.py`,
+which runs the SQL off the event loop) and shape JSON. Every API handler derives
+from `JSONHandler`, so a check that applies to the whole API (such as an access
+token) belongs in its `prepare()`, in one place. Errors are
+{"error": {"code": ..., "message": ...}} with a matching HTTP status; a bad
+parameter is a 400 that names it, an unknown id a 404. docs/api.md is the guide,
+core/openapi.py the machine-readable description.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
+import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import tornado.web
 
+from core import history
+from core.auth import token_from_request
 from core.protocol import format_timestamp
 
 if TYPE_CHECKING:
     from core.hub import Hub
     from core.registry import Device, Sensor
 
+# Readings (or buckets) per page: the default, and the most one request may ask for.
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10000
+
+READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor")
+
+
+class APIError(tornado.web.HTTPError):
+    """An error the client can act on: HTTP status, stable code, message."""
+
+    def __init__(self, status: int, code: str, message: str, parameter: str | None = None):
+        super().__init__(status)
+        self.code = code
+        self.message = message
+        self.parameter = parameter
+
+
+def bad_parameter(name: str, message: str) -> APIError:
+    return APIError(400, "INVALID_PARAMETER", f"parameter '{name}': {message}", name)
+
 
 class JSONHandler(tornado.web.RequestHandler):
     def initialize(self, hub: "Hub") -> None:
         self.hub = hub
+
+    def prepare(self) -> None:
+        # With auth on, every API route needs a token of either role (core/auth.py decides).
+        auth = self.hub.auth
+        if auth.enabled and auth.identify(token_from_request(self.request)) is None:
+            raise tornado.web.HTTPError(401, "a valid token is required: send 'Authorization: Bearer TOKEN' or ?token=TOKEN")
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -30,12 +69,33 @@ class JSONHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(data))
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status_code, "INTERNAL_ERROR")
-        message = self._reason if status_code != 500 else "internal error; see the hub's log"
+        self.clear_header("Content-Disposition")
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="smartanom"')
         exc = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(exc, APIError):
+            error = {"code": exc.code, "message": exc.message}
+            if exc.parameter:
+                error["parameter"] = exc.parameter
+            return self.finish(json.dumps({"error": error}))
+        code = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status_code, "INTERNAL_ERROR")
+        message = self._reason if status_code != 500 else "internal error; see the hub's log"
         if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
         self.finish(json.dumps({"error": {"code": code, "message": message}}))
+
+    def device_or_404(self, device_id: str) -> "Device":
+        device = self.hub.registry.device(_int_or_none(device_id))
+        if device is None:
+            raise APIError(404, "UNKNOWN_DEVICE", f"no device with id {device_id!r}; see /api/devices")
+        return device
+
+    def sensor_or_404(self, sensor_id: str) -> "Sensor":
+        sensor = self.hub.registry.sensor(_int_or_none(sensor_id))
+        if sensor is None:
+            raise APIError(404, "UNKNOWN_SENSOR", f"no sensor with id {sensor_id!r}; see /api/sensors")
+        return sensor
 
 
 def sensor_json(sensor: "Sensor") -> dict:
@@ -54,6 +114,14 @@ def device_json(hub: "Hub", device: "Device") -> dict:
     }
 
 
+def reading_json(reading: history.Reading | None) -> dict | None:
+    return None if reading is None else {"timestamp": format_timestamp(reading.ts), "value": reading.value}
+
+
+def _latest_of(conn, sensor_ids: list[int]) -> list[history.Reading | None]:
+    return [history.latest(conn, sensor_id) for sensor_id in sensor_ids]
+
+
 class DevicesHandler(JSONHandler):
     def get(self) -> None:
         self.send_json({"devices": [device_json(self.hub, d) for d in self.hub.registry.devices.values()]})
@@ -61,10 +129,162 @@ class DevicesHandler(JSONHandler):
 
 class DeviceHandler(JSONHandler):
     def get(self, device_id: str) -> None:
-        device = self.hub.registry.device(int(device_id))
-        if device is None:
-            raise tornado.web.HTTPError(404, "no device with id %s", device_id)
-        self.send_json(device_json(self.hub, device))
+        self.send_json(device_json(self.hub, self.device_or_404(device_id)))
+
+
+class SensorsHandler(JSONHandler):
+    async def get(self) -> None:
+        sensors = list(self.hub.registry.sensors.values())
+        latest = await self.hub.history.run(_latest_of, [s.id for s in sensors])
+        self.send_json({"sensors": [dict(sensor_json(s), latest=reading_json(r)) for s, r in zip(sensors, latest)]})
+
+
+class SensorHandler(JSONHandler):
+    async def get(self, sensor_id: str) -> None:
+        sensor = self.sensor_or_404(sensor_id)
+        latest = await self.hub.history.run(history.latest, sensor.id)
+        self.send_json(dict(sensor_json(sensor), latest=reading_json(latest)))
+
+
+class ReadingsHandler(JSONHandler):
+    """A sensor's stored readings, raw or as min/mean/max buckets, as JSON or CSV."""
+
+    async def get(self, sensor_id: str) -> None:
+        sensor = self.sensor_or_404(sensor_id)
+        query, as_csv = self._parse(sensor)
+        page = await self.hub.history.run(history.fetch, query)
+        next_url = self._next_url(page) if page.next_cursor is not None else None
+        if next_url:
+            self.set_header("Link", f'<{next_url}>; rel="next"')
+        if as_csv:
+            return self._send_csv(sensor, query, page)
+        key = "buckets" if query.bucket else "readings"
+        rows = [_bucket_json(b) for b in page.rows] if query.bucket else [reading_json(r) for r in page.rows]
+        self.send_json(
+            {
+                "sensor_id": sensor.id,
+                "unit": sensor.unit,
+                "order": "desc" if query.newest_first else "asc",
+                "bucket": self.get_query_argument("bucket", None),
+                key: rows,
+                "next": next_url,
+            }
+        )
+
+    def _parse(self, sensor: "Sensor") -> tuple[history.Query, bool]:
+        for name, values in self.request.query_arguments.items():
+            if name not in READINGS_PARAMETERS:
+                raise bad_parameter(name, f"unknown parameter; accepted: {', '.join(READINGS_PARAMETERS)}")
+            if len(values) > 1:
+                raise bad_parameter(name, "given more than once")
+        arg = self.get_query_argument
+        since, until = parse_time("since", arg("since", None)), parse_time("until", arg("until", None))
+        if since is not None and until is not None and since >= until:
+            raise bad_parameter("until", "must be later than 'since'")
+        limit = parse_limit(arg("limit", None))
+        order = arg("order", "desc")
+        if order not in ("desc", "asc"):
+            raise bad_parameter("order", f"must be 'desc' (newest first) or 'asc' (oldest first), got {order!r}")
+        bucket_name = arg("bucket", None)
+        bucket = None
+        if bucket_name is not None:
+            bucket = history.BUCKETS.get(bucket_name)
+            if bucket is None:
+                raise bad_parameter("bucket", f"must be one of {', '.join(history.BUCKETS)}, got {bucket_name!r}")
+        fmt = arg("format", None)
+        if fmt not in (None, "json", "csv"):
+            raise bad_parameter("format", f"must be 'json' or 'csv', got {fmt!r}")
+        as_csv = fmt == "csv" or (fmt is None and "text/csv" in self.request.headers.get("Accept", ""))
+        cursor = parse_cursor(arg("cursor", None), bucketed=bucket is not None)
+        return history.Query(sensor.id, since, until, limit, order == "desc", bucket, cursor), as_csv
+
+    def _next_url(self, page: history.Page) -> str:
+        params = {k: v[0].decode() for k, v in self.request.query_arguments.items() if k != "cursor"}
+        params["cursor"] = format_cursor(page.next_cursor)
+        return f"{self.request.path}?{urlencode(params)}"
+
+    def _send_csv(self, sensor: "Sensor", query: history.Query, page: history.Page) -> None:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        if query.bucket:
+            writer.writerow(["timestamp", "min", "mean", "max", "count"])
+            writer.writerows([format_timestamp(b.start), b.min, b.mean, b.max, b.count] for b in page.rows)
+        else:
+            writer.writerow(["timestamp", "value"])
+            writer.writerows([format_timestamp(r.ts), r.value] for r in page.rows)
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="sensor-{sensor.id}-readings.csv"')
+        self.finish(out.getvalue())
+
+
+def _bucket_json(bucket: history.Bucket) -> dict:
+    return {
+        "timestamp": format_timestamp(bucket.start),
+        "min": bucket.min,
+        "mean": bucket.mean,
+        "max": bucket.max,
+        "count": bucket.count,
+    }
+
+
+# A '+' in a query string means a space, so an unencoded offset such as
+# ...T10:00:00+02:00 arrives as ...T10:00:00 02:00; take it back.
+_SPACED_OFFSET = re.compile(r"^(.*\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
+
+
+def parse_time(name: str, text: str | None) -> float | None:
+    """An ISO 8601 query bound -> epoch seconds. No offset means UTC, as on the WebSocket API."""
+    if text is None:
+        return None
+    cleaned = _SPACED_OFFSET.sub(r"\1+\2", text.strip())
+    if cleaned.endswith(("Z", "z")):
+        cleaned = cleaned[:-1] + "+00:00"  # Python 3.10's fromisoformat does not take 'Z'
+    try:
+        moment = datetime.fromisoformat(cleaned)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise bad_parameter(name, f"{text[:64]!r} is not an ISO 8601 time such as 2025-09-11T15:30:00Z") from None
+
+
+def parse_limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise bad_parameter("limit", f"must be a whole number from 1 to {MAX_LIMIT}, got {text[:32]!r}; page with 'next' for more")
+    return limit
+
+
+def format_cursor(cursor: tuple[float, int] | float) -> str:
+    if isinstance(cursor, tuple):
+        return f"{cursor[0]!r}_{cursor[1]}"
+    return repr(cursor)
+
+
+def parse_cursor(text: str | None, bucketed: bool) -> tuple[float, int] | float | None:
+    """The `cursor` of a `next` link back into a history.Query cursor."""
+    if text is None:
+        return None
+    try:
+        if bucketed:
+            return float(text)
+        ts, row_id = text.split("_")
+        return float(ts), int(row_id)
+    except ValueError:
+        raise bad_parameter("cursor", "not a cursor from a 'next' link of the same query (with the same 'bucket')") from None
+
+
+class NotFoundHandler(JSONHandler):
+    """Any other /api/ URL: a JSON 404 rather than Tornado's HTML page."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise APIError(404, "NOT_FOUND", f"no API endpoint {self.request.path}; see /api/openapi.json")
 
 
 class PluginsHandler(JSONHandler):
@@ -75,3 +295,50 @@ class PluginsHandler(JSONHandler):
                 "instances": [s.as_dict() for s in self.hub.instances.values()],
             }
         )
+
+
+class HealthHandler(JSONHandler):
+    """For monitoring probes: 200 when all is well, 503 when storage is failing or a plugin is crash-looping."""
+
+    def get(self) -> None:
+        hub, storage, stats = self.hub, self.hub.storage, self.hub.fanout.stats
+        instances = [s.as_dict() for s in hub.instances.values()]
+        problems = []
+        if storage.error is not None:
+            problems.append(storage.error)
+        problems += [f"plugin instance {i['label']} is {i['state']}: {i['last_error']}" for i in instances if i["state"] == "restarting"]
+        started = hub.started_at
+        self.set_status(503 if problems else 200)
+        self.send_json(
+            {
+                "status": "degraded" if problems else "ok",
+                "problems": problems,
+                "started_at": format_timestamp(started) if started else None,
+                "uptime": round(time.time() - started, 3) if started else 0.0,
+                "plugins": instances,
+                "clients": len(hub.fanout.connections),
+                "readings": {
+                    "accepted": storage.accepted,
+                    "stored": storage.stored,
+                    "dropped": storage.dropped,
+                    "pending": storage.pending,
+                },
+                "storage": {
+                    "path": str(storage.path),
+                    "ok": storage.error is None,
+                    "error": storage.error,
+                    "lag": round(storage.lag, 3),
+                    "purged": storage.purged,
+                },
+                "websocket": {
+                    "errors": stats.errors,
+                    "rate_limited": stats.rate_limited,
+                    "unauthorized": stats.unauthorized,
+                    "too_slow": stats.too_slow,
+                },
+            }
+        )
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if text.isdigit() else None

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 
 from core.config import load_config
@@ -22,23 +24,48 @@ log = logging.getLogger("smartanom")
 DEFAULT_CONFIG = "config/smartanom.yaml"
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; 0 picks a free one)")
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="smartanom", description="SmarTanom Hub: hydroponic sensor monitoring")
-    parser.add_argument("--log-level", default=os.environ.get("SMARTANOM_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    # --log-level works before or after the subcommand (`smartanom run --log-level DEBUG`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", type=_log_level, default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING or ERROR (default INFO, or $SMARTANOM_LOG_LEVEL)")
+    parser = argparse.ArgumentParser(prog="smartanom", description="SmarTanom Hub: hydroponic sensor monitoring", parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="start the hub")
-    run.add_argument("--config", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG), help=f"YAML config file (default {DEFAULT_CONFIG})")
+    run = sub.add_parser("run", help="start the hub", parents=[common])
+    run.add_argument("--config", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG), help=f"YAML config file (default {DEFAULT_CONFIG}, or $SMARTANOM_CONFIG)")
     run.add_argument("--host", help="address to listen on (overrides server.host)")
-    run.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
+    run.add_argument("--port", type=_port, help="port to listen on (overrides server.port)")
 
-    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check = sub.add_parser("check-config", help="validate a config file and exit", parents=[common])
     check.add_argument("config", nargs="?", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG))
 
-    sub.add_parser("plugins", help="list installed plugins and their platforms")
+    sub.add_parser("plugins", help="list installed plugins and their platforms", parents=[common])
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    level = getattr(args, "log_level", None) or _env_log_level(parser)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # One line per HTTP request would wear out a Pi's SD card; DEBUG shows them.
+    logging.getLogger("tornado.access").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     try:
         if args.command == "run":
             return _run(args)
@@ -55,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _env_log_level(parser: argparse.ArgumentParser) -> str:
+    text = os.environ.get("SMARTANOM_LOG_LEVEL", "INFO")
+    try:
+        return _log_level(text)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"SMARTANOM_LOG_LEVEL: {exc}")
+
+
 def _load(path: str):
     plugins = PluginHost()
     plugins.load_entry_points()
@@ -63,17 +98,34 @@ def _load(path: str):
 
 
 def _check(path: str) -> int:
-    plugins = PluginHost()
-    plugins.load_entry_points()
-    config = load_config(path, plugins.collect_platforms(), providers=plugins.platform_providers())
+    plugins, config = _load(path)
     if config.unavailable:
         print("Plugin entries that would not start:", file=sys.stderr)
         for issue in config.unavailable:
             print(f"  {issue}", file=sys.stderr)
         return 2
+    for warning in _warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     sensors = sum(len(d.sensors) for d in config.devices)
     print(f"{path}: OK ({len(config.devices)} devices, {sensors} sensors, {len(config.plugins)} plugin instances)")
     return 0
+
+
+def _warnings(config) -> list[str]:
+    """Not errors, but probably not what the installer meant."""
+    found = []
+    if not config.devices:
+        found.append(f"{config.file} defines no devices: the hub would serve nothing (see docs/configuration.md)")
+    elif not config.plugins:
+        found.append(f"{config.file} has no plugin instances: only WebSocket clients can send readings")
+    path = os.path.abspath(config.storage.path)
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent) and parent != os.path.dirname(parent):
+        parent = os.path.dirname(parent)
+    target = path if os.path.exists(path) else parent
+    if not os.access(target, os.W_OK):
+        found.append(f"storage.path {path}: {target} is not writable by this user; readings would only be kept in memory")
+    return found
 
 
 def _plugins() -> int:
@@ -102,11 +154,15 @@ def _run(args) -> int:
 
 
 async def _serve(hub) -> int:
+    # Handlers first: a signal that arrives while the hub starts still stops it cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await hub.start()
     except OSError as exc:
-        server = hub.config.server
-        print(f"Cannot start: {exc}. Is another program using {server.host}:{server.port}? Choose another with --port.", file=sys.stderr)
+        print(f"Cannot start: {_explain_start_error(exc, hub.config.server)}", file=sys.stderr)
         await hub.stop()
         return 2
     registry = hub.registry
@@ -116,19 +172,35 @@ async def _serve(hub) -> int:
         log.info("  device %d %r (offline after %g s): %s", device.id, device.name, device.offline_after, sensors or "no sensors")
     for instance in hub.config.plugins:
         log.info("  plugin instance %s: platform %s, device %s", instance.label, instance.platform.name, instance.options.device)
-    log.info("Plugins loaded: %s", ", ".join(hub.plugins.describe(n) for n in hub.plugins.records) or "none")
+    records = hub.plugins.records.values()
+    log.info("Plugins loaded: %s", ", ".join(hub.plugins.describe(r.name) for r in records if r.loaded) or "none")
+    failed = [hub.plugins.describe(r.name) for r in records if not r.loaded]
+    if failed:
+        log.error("Plugins that failed to load (see the errors above): %s", ", ".join(failed))
+    for warning in _warnings(hub.config):
+        log.warning("%s", warning)
     log.info("Storage: %s (flushed every %g s)", os.path.abspath(hub.storage.path), hub.storage.flush_interval)
-    log.info("Serving on %s: open %s/websocket-test/ in a browser; Ctrl+C stops", hub.url, hub.url)
+    log.info("Serving on %s: open %s/ in a browser for the dashboard (protocol test page: %s/websocket-test/); Ctrl+C stops", hub.url, hub.url, hub.url)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("Stopping: flushing storage")
     await hub.stop()
     log.info("Stopped")
     return 0
+
+
+
+def _explain_start_error(exc: OSError, server) -> str:
+    where = f"{server.host}:{server.port}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name {server.host!r} ({exc.strerror}); use an IP address such as 127.0.0.1 or 0.0.0.0 (server.host or --host)"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where} is already in use by another program; choose another port with --port (or server.port)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{server.host} is not an address of this machine; use 127.0.0.1, 0.0.0.0 (all addresses) or one that `ip addr` lists (server.host or --host)"
+    if exc.errno == errno.EACCES:
+        return f"no permission to listen on {where}; ports below 1024 need root: choose a port above 1024 (--port or server.port)"
+    return f"{exc} (while starting on {where})"
 
 
 if __name__ == "__main__":

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from core.errors import ConfigError, ConfigIssue
 from core.platform import Platform, PlatformOptions
 from core.registry import SENSOR_TYPES, Registry
@@ -29,6 +31,25 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class RateLimitConfig(_Section):
+    # A token bucket per connection: `per_second` on average, bursts up to `burst`.
+    per_second: float = Field(200.0, gt=0)
+    burst: int = Field(1000, ge=1)
+
+
+class SendBufferConfig(_Section):
+    # A client whose unsent bytes stay above max_bytes for max_seconds is closed
+    # (4008); above 4 * max_bytes it is closed at once, which bounds memory.
+    max_bytes: int = Field(1_048_576, ge=1024)
+    max_seconds: float = Field(10.0, gt=0)
+
+
+class SSLConfig(_Section):
+    # PEM files, relative to the config file's directory.
+    certfile: str
+    keyfile: str
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -36,6 +57,23 @@ class ServerConfig(_Section):
     allowed_origins: list[str] = []
     # Largest WebSocket frame accepted from a client, in bytes.
     max_message_size: int = Field(65536, ge=256)
+    # null turns the per-connection limit off.
+    rate_limit: RateLimitConfig | None = RateLimitConfig()
+    send_buffer: SendBufferConfig = SendBufferConfig()
+    # Seconds between server pings, and how long to wait for the pong (0 turns pings off).
+    ping_interval: float = Field(20.0, ge=0)
+    ping_timeout: float = Field(20.0, ge=0)
+    ssl: SSLConfig | None = None
+
+
+class AuthConfig(_Section):
+    enabled: bool = False
+    # Tokens live outside this file: a YAML file (relative to this file's
+    # directory) and/or an environment variable holding "role:token,...".
+    tokens_file: str | None = None
+    tokens_env: str | None = None
+    # Seconds a client without a token in the URL or header has to send {"type": "auth"}.
+    timeout: float = Field(10.0, gt=0)
 
 
 class StorageConfig(_Section):
@@ -43,6 +81,13 @@ class StorageConfig(_Section):
     # Accepted readings are written in batches at least this often (seconds):
     # the most a crash (kill -9, power cut) can lose.
     flush_interval: float = Field(0.5, gt=0, le=10)
+    # Readings held in memory while the database cannot be written (disk full,
+    # read-only); beyond this new readings are not stored (only broadcast) and counted as dropped.
+    max_pending: int = Field(100_000, ge=100)
+    # Delete readings and status changes older than this many days (null keeps all).
+    keep_days: float | None = Field(None, gt=0)
+    # Seconds between retention purges (the first runs at start-up).
+    purge_interval: float = Field(3600.0, gt=0)
 
 
 class SensorConfig(_Section):
@@ -55,7 +100,7 @@ class SensorConfig(_Section):
     @classmethod
     def _known_type(cls, value: str) -> str:
         if value not in SENSOR_TYPES:
-            hint = difflib.get_close_matches(value, SENSOR_TYPES, n=1)
+            hint = [value.lower()] if value.lower() in SENSOR_TYPES else difflib.get_close_matches(value, SENSOR_TYPES, n=1)
             did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
             raise ValueError(
                 f"'{value}' is not a known sensor type (known: {', '.join(SENSOR_TYPES)}).{did_you_mean}"
@@ -70,12 +115,26 @@ class DeviceConfig(_Section):
     offline_after: float = Field(30.0, gt=0)
     sensors: list[SensorConfig] = []
 
+    @field_validator("sensors", mode="before")
+    @classmethod
+    def _no_sensors(cls, value):
+        return [] if value is None else value
+
 
 class _Root(_Section):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
+    auth: AuthConfig = AuthConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_mean_defaults(cls, data):
+        # `devices:` with nothing under it (all commented out) is an empty list, not an error.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
 @dataclass
@@ -100,6 +159,9 @@ class HubConfig:
     storage: StorageConfig
     devices: list[DeviceConfig]
     plugins: list[PluginInstanceConfig] = field(default_factory=list)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    # Loaded from auth.tokens_file / auth.tokens_env (never from this file).
+    tokens: list[Token] = field(default_factory=list)
     # Entries whose platform is provided by no loaded plugin (only when some plugin failed to load).
     unavailable: list[ConfigIssue] = field(default_factory=list)
 
@@ -134,14 +196,60 @@ def load_config(
     try:
         root = _Root.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(sorted(_issues(exc, data, filename, _Root), key=lambda i: i.line)) from None
+        # Report these, and go on checking what can be checked without a valid
+        # root: ids, and plugin entries against the devices that are valid.
+        issues.extend(_issues(exc, data, filename, _Root))
+        root = None
+    raw_devices = data.get("devices") if isinstance(data.get("devices"), list) else []
+    devices = root.devices if root else _valid_devices(raw_devices)
+    # Devices that exist in the file but have errors: plugin entries naming them
+    # are not also told the device is undefined.
+    broken_devices = {d.get("id") for d in raw_devices if isinstance(d, dict)} - {d.id for d in devices}
+    _check_unique(data, filename, issues, raw_devices)
+    registry = Registry.from_config(devices)
+    if root is None:
+        _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
+        raise ConfigError(sorted(issues, key=lambda i: i.line))
 
-    _check_unique(data, filename, issues, root)
-    registry = Registry.from_config(root.devices)
-    config = HubConfig(filename, root.server, root.storage, root.devices)
+    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth)
+    config_dir = Path(filename).parent
+    if root.server.ssl is not None:
+        for key in ("certfile", "keyfile"):
+            value = getattr(root.server.ssl, key)
+            resolved = config_dir / value
+            if not resolved.is_file():
+                loc = ("server", "ssl", key)
+                issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"no such file: {resolved}"))
+            setattr(root.server.ssl, key, str(resolved))
+    if root.auth.enabled:
+        config.tokens = _load_tokens(root.auth, data, filename, issues)
 
-    raw_plugins = data.get("plugins") or []
-    for index, entry in enumerate(root.plugins):
+    _check_plugins(data, filename, issues, registry, platforms, broken_devices, config, failed_plugins, providers)
+
+    if issues:
+        raise ConfigError(sorted(issues, key=lambda i: i.line))
+    return config
+
+
+def _valid_devices(raw_devices: list) -> list[DeviceConfig]:
+    valid = []
+    for raw in raw_devices:
+        try:
+            valid.append(DeviceConfig.model_validate(raw))
+        except ValidationError:
+            pass
+    return valid
+
+
+def _check_plugins(data, filename, issues, registry, platforms, broken_devices, config, failed_plugins, providers) -> None:
+    """Validate each `plugins:` entry against its platform; valid ones go into `config.plugins`
+    (with config=None, only the problems are collected)."""
+    raw_plugins = data.get("plugins")
+    if not isinstance(raw_plugins, list):
+        return  # the schema error about it is already reported
+    for index, entry in enumerate(raw_plugins):
+        if not isinstance(entry, dict):
+            continue  # reported by the schema
         loc = ("plugins", index)
         line = locate(data, loc)
         name = entry.get("platform")
@@ -155,7 +263,7 @@ def load_config(
             if hint:
                 message += f". Did you mean '{hint[0]}'?"
             issue = ConfigIssue(filename, locate(data, loc + ("platform",)), format_path(loc + ("platform",)), message)
-            if failed_plugins:
+            if failed_plugins and config is not None:
                 config.unavailable.append(ConfigIssue(issue.file, issue.line, issue.path, issue.message + f"; plugins that failed to load: {', '.join(failed_plugins)}"))
             else:
                 issues.append(issue)
@@ -171,36 +279,93 @@ def load_config(
             provider = providers.get(name, "")
             by = f" of {provider}" if provider else ""
             log.error("Options validator of platform '%s'%s raised; entry plugins[%d] disabled", name, by, index, exc_info=exc)
-            config.unavailable.append(ConfigIssue(filename, line, format_path(loc), f"platform '{name}'{by}: its options validator crashed ({type(exc).__name__}: {exc}); a bug in the plugin, this entry is disabled"))
+            if config is not None:
+                config.unavailable.append(ConfigIssue(filename, line, format_path(loc), f"platform '{name}'{by}: its options validator crashed ({type(exc).__name__}: {exc}); a bug in the plugin, this entry is disabled"))
             continue
         if platform.needs_device and options.device is None:
             issues.append(ConfigIssue(filename, line, format_path(loc), f"platform '{name}' needs 'device: ID', the device whose sensors it feeds"))
             continue
         if options.device is not None and registry.device(options.device) is None:
+            if options.device in broken_devices:
+                continue  # its own errors are reported where it is defined
             known = ", ".join(str(d) for d in registry.devices) or "none"
             issues.append(ConfigIssue(filename, locate(data, loc + ("device",)), format_path(loc + ("device",)), f"device {options.device} is not defined under 'devices:' (defined: {known})"))
             continue
-        config.plugins.append(PluginInstanceConfig(index, platform, options, line))
-
-    if issues:
-        raise ConfigError(sorted(issues, key=lambda i: i.line))
-    return config
+        if config is not None:
+            config.plugins.append(PluginInstanceConfig(index, platform, options, line))
 
 
-def _check_unique(data, filename: str, issues: list[ConfigIssue], root: _Root) -> None:
+def _load_tokens(auth: AuthConfig, data, filename: str, issues: list[ConfigIssue]) -> list[Token]:
+    """Tokens from auth.tokens_file and auth.tokens_env; problems go to `issues`."""
+    tokens: list[Token] = []
+    if auth.tokens_file is None and auth.tokens_env is None:
+        loc = ("auth", "enabled")
+        issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), "auth is on but no tokens are configured: set auth.tokens_file (a YAML file of tokens) or auth.tokens_env (an environment variable); tokens never go in this file"))
+        return tokens
+    if auth.tokens_file is not None:
+        path = Path(filename).parent / auth.tokens_file
+        loc = ("auth", "tokens_file")
+        if not path.is_file():
+            issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"no such file: {path}"))
+        else:
+            try:
+                secrets = load_yaml_file(path)
+                entries = TokensFile.model_validate(secrets).tokens
+            except ConfigError as exc:
+                issues.extend(exc.issues)
+            except ValidationError as exc:
+                for issue in _issues(exc, secrets, str(path), TokensFile):
+                    if issue.path.endswith(".token"):  # never echo a secret back
+                        issue = ConfigIssue(issue.file, issue.line, issue.path, f"a token must be a string of at least {MIN_TOKEN_LENGTH} characters; {TOKEN_HINT}")
+                    issues.append(issue)
+            else:
+                tokens += [Token(e.name, e.role, e.token) for e in entries]
+    if auth.tokens_env is not None:
+        loc = ("auth", "tokens_env")
+        value = os.environ.get(auth.tokens_env)
+        if value is None:
+            if not tokens:
+                issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"environment variable {auth.tokens_env} is not set (expected 'read:TOKEN,write:TOKEN')"))
+        else:
+            try:
+                tokens += parse_tokens_env(auth.tokens_env, value)
+            except ValueError as exc:
+                issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), str(exc)))
+    if not issues and not tokens:
+        issues.append(ConfigIssue(filename, locate(data, ("auth",)), "auth", "auth is on but no tokens were found"))
+    seen: set[str] = set()
+    for token in tokens:
+        if token.secret in seen:
+            issues.append(ConfigIssue(filename, locate(data, ("auth",)), "auth", f"token {token.name!r} is used twice; give each client its own"))
+        seen.add(token.secret)
+    return tokens
+
+
+def _check_unique(data, filename: str, issues: list[ConfigIssue], raw_devices: list) -> None:
     device_seen: dict[int, int] = {}
     sensor_seen: dict[int, str] = {}
-    for d_index, device in enumerate(root.devices):
+    for d_index, device in enumerate(raw_devices):
+        if not isinstance(device, dict):
+            continue
         loc = ("devices", d_index, "id")
-        if device.id in device_seen:
-            issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"device id {device.id} is already used by devices[{device_seen[device.id]}]"))
-        device_seen.setdefault(device.id, d_index)
-        for s_index, sensor in enumerate(device.sensors):
+        device_id = device.get("id")
+        if _is_int(device_id):
+            if device_id in device_seen:
+                issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"device id {device_id} is already used by devices[{device_seen[device_id]}]"))
+            device_seen.setdefault(device_id, d_index)
+        sensors = device.get("sensors")
+        for s_index, sensor in enumerate(sensors if isinstance(sensors, list) else []):
+            sensor_id = sensor.get("id") if isinstance(sensor, dict) else None
+            if not _is_int(sensor_id):
+                continue
             loc = ("devices", d_index, "sensors", s_index, "id")
-            where = f"devices[{d_index}].sensors[{s_index}]"
-            if sensor.id in sensor_seen:
-                issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"sensor id {sensor.id} is already used by {sensor_seen[sensor.id]} (sensor ids are unique across the hub)"))
-            sensor_seen.setdefault(sensor.id, where)
+            if sensor_id in sensor_seen:
+                issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"sensor id {sensor_id} is already used by {sensor_seen[sensor_id]} (sensor ids are unique across the hub)"))
+            sensor_seen.setdefault(sensor_id, f"devices[{d_index}].sensors[{s_index}]")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _issues(exc: ValidationError, data, filename: str, model: type[BaseModel], prefix: tuple = ()) -> list[ConfigIssue]:
@@ -228,9 +393,25 @@ def _message(error: dict, model: type[BaseModel], loc: tuple) -> str:
     if msg.startswith("Value error, "):
         return msg[len("Value error, "):]
     value = error.get("input")
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, bool) and kind != "bool_type":
+        return f"{msg} (found: {str(value).lower()}; YAML reads yes/no/on/off/true/false as a boolean)"
+    if isinstance(value, str) and kind in ("int_type", "float_type") and _looks_numeric(value):
+        return f"{msg} (found: {value!r}); remove the quotes"
+    if isinstance(value, (str, int, float)) or value is None:
         return f"{msg} (found: {value!r})"
+    if isinstance(value, dict):
+        return f"{msg} (found: a mapping of keys)"
+    if isinstance(value, list):
+        return f"{msg} (found: a list)"
     return f"{msg} (found: {type(value).__name__})"
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 
 import tornado.httpserver
 import tornado.netutil
 
+from core.auth import Authenticator
 from core.bus import EventBus
 from core.config import HubConfig, PluginInstanceConfig
 from core.events import SensorReading
+from core.history import History
 from core.platform import PluginContext
+from core.protocol import CLOSE_GOING_AWAY
 from core.plugins import PluginHost
 from core.registry import Sensor
 from core.status import StatusTracker
@@ -34,6 +38,8 @@ MAX_RESTART_DELAY = 60.0
 # How long stop() waits for cancelled platform tasks; one that swallows its
 # cancellation is reported and left behind rather than hanging the shutdown.
 STOP_TIMEOUT = 10.0
+# Seconds a stopping hub waits for WebSocket clients to finish the closing handshake.
+CLOSE_GRACE = 3.0
 
 
 @dataclass
@@ -56,9 +62,15 @@ class Hub:
         self.plugins = plugins
         self.registry = config.build_registry()
         self.bus = EventBus()
-        self.storage = Storage(config.storage.path, config.storage.flush_interval)
+        store = config.storage
+        self.storage = Storage(
+            store.path, store.flush_interval,
+            max_pending=store.max_pending, keep_days=store.keep_days, purge_interval=store.purge_interval,
+        )
+        self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
+        self.auth = Authenticator(config.auth.enabled, config.tokens)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
         self.started_at: float | None = None
@@ -72,7 +84,8 @@ class Hub:
     def url(self) -> str:
         host = self.config.server.host
         shown = "127.0.0.1" if host in ("", "0.0.0.0") else ("[::1]" if host == "::" else host)
-        return f"http://{shown}:{self.port}"
+        scheme = "https" if self.config.server.ssl is not None else "http"
+        return f"{scheme}://{shown}:{self.port}"
 
     def accept_reading(self, sensor: Sensor, value: float, timestamp: float | None, source: str = "") -> None:
         """Put a validated reading on the bus. Call on the loop (plugins use PluginContext)."""
@@ -89,7 +102,7 @@ class Hub:
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
         self.port = sockets[0].getsockname()[1]
-        self._server = tornado.httpserver.HTTPServer(make_app(self), xheaders=True)
+        self._server = tornado.httpserver.HTTPServer(make_app(self), xheaders=True, ssl_options=self._ssl_context())
         self._server.add_sockets(sockets)
         self.started_at = time.time()
 
@@ -122,16 +135,31 @@ class Hub:
             state.state = "stopped"
         await self.plugins.call_each("on_shutdown", hub=self)
         self.fanout.outbox.flush()  # queued updates go out before the close frames
-        for group in [self.fanout.all, *self.fanout.by_device.values(), *self.fanout.by_sensor.values()]:
-            for conn in tuple(group):
-                conn.close(1001, "hub shutting down")
+        for conn in tuple(self.fanout.connections):
+            conn.close(CLOSE_GOING_AWAY, "hub shutting down")
         await self.status.stop()
         for unsubscribe in self._unsubscribers:
             unsubscribe()
-        await asyncio.get_running_loop().run_in_executor(None, self.storage.close)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.storage.close)
+        # Let clients take what is still buffered for them and answer the close, so
+        # every reading they sent is acknowledged before the process exits; a client
+        # that does not read gets no more than CLOSE_GRACE seconds.
+        deadline = loop.time() + CLOSE_GRACE
+        while self.fanout.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
         if self._server is not None:
             await self._server.close_all_connections()
             self._server = None
+        await asyncio.get_running_loop().run_in_executor(None, self.history.close)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        settings = self.config.server.ssl
+        if settings is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.certfile, settings.keyfile)
+        return context
 
     async def _supervise(self, instance: PluginInstanceConfig) -> None:
         platform = instance.platform

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict
 
+from core.protocol import EARLIEST, MAX_CLOCK_SKEW
+
 if TYPE_CHECKING:
     from core.events import DeviceStatus
     from core.hub import Hub
@@ -125,10 +127,23 @@ def _check_value(value) -> float:
 
 
 def _epoch(timestamp) -> float:
+    """UTC seconds since the epoch, checked like a WebSocket client's timestamp:
+    a NaN or a millisecond value would otherwise reach storage and every dashboard."""
     if timestamp is None:
         return time.time()
     if isinstance(timestamp, datetime):
         if timestamp.tzinfo is None:
             raise ValueError("timestamp datetime must be timezone-aware (UTC)")
-        return timestamp.timestamp()
-    return float(timestamp)
+        epoch = timestamp.timestamp()
+    elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
+        epoch = float(timestamp)
+    else:
+        raise ValueError(f"timestamp must be UTC seconds since the epoch or an aware datetime, got {type(timestamp).__name__}")
+    if not math.isfinite(epoch):
+        raise ValueError(f"timestamp must be finite, got {epoch}")
+    if epoch > time.time() + MAX_CLOCK_SKEW:
+        hint = " (milliseconds? pass seconds: ms / 1000)" if epoch > time.time() * 100 else ""
+        raise ValueError(f"timestamp {epoch} lies in the future{hint}")
+    if epoch < EARLIEST:
+        raise ValueError(f"timestamp {epoch} lies before 2000; is the device's clock set?")
+    return epoch

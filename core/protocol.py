@@ -25,14 +25,26 @@ ERROR_CODES = {
     "UNKNOWN_DEVICE": "no device with that id (in the message or in the URL)",
     "SENSOR_NOT_ON_DEVICE": "on /ws/device/{id}/ (or /ws/sensor/{id}/), the sensor belongs to another device (or is another sensor)",
     "INVALID_VALUE": "`value` is not a finite number (strings, booleans, NaN, Infinity and out-of-range numbers are refused)",
-    "INVALID_TIMESTAMP": "`timestamp` is not an ISO 8601 string, or lies more than 5 minutes in the future",
+    "INVALID_TIMESTAMP": "`timestamp` is not an ISO 8601 string, lies more than 5 minutes in the future, or before 2000 (a sensor whose clock was never set)",
     "INVALID_STATUS": "`status` is not one of active, inactive, maintenance",
+    "MESSAGE_TOO_BIG": "the frame is larger than `server.max_message_size`; the connection stays open (frames over 4 times that size are refused by closing with 1009)",
+    "RATE_LIMITED": "the client sent more messages than `server.rate_limit` allows; the message was ignored, the connection stays open",
+    "UNAUTHORIZED": "authentication is on and the token is missing or wrong; the hub closes the connection with 4001",
+    "FORBIDDEN": "the token's role is `read`: it may subscribe but not send sensor_data or device_status; the connection stays open",
 }
 
-# Close codes used when the URL itself is wrong.
-CLOSE_UNKNOWN_RESOURCE = 4004
+# WebSocket close codes the hub sends (docs/websocket.md lists them).
+CLOSE_GOING_AWAY = 1001  # the hub is shutting down
+CLOSE_UNAUTHORIZED = 4001  # after an UNAUTHORIZED error
+CLOSE_UNKNOWN_RESOURCE = 4004  # the URL names an unknown device or sensor
+CLOSE_TOO_SLOW = 4008  # the client did not read its messages fast enough
+
+# Python refuses to convert integers with more than 4300 digits (a CPU guard);
+# nothing the hub accepts needs more than a few, so refuse long ones early.
+MAX_INT_DIGITS = 40
 
 MAX_CLOCK_SKEW = 300.0  # seconds a client timestamp may lie in the future
+EARLIEST = 946684800.0  # 2000-01-01T00:00:00Z: anything older is an unset clock
 
 
 class ProtocolError(Exception):
@@ -57,6 +69,11 @@ class DeviceStatusRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthRequest:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class PingRequest:
     pass
 
@@ -67,6 +84,7 @@ _FIELDS = {
     "sensor_data": {"type", "sensor_id", "value", "timestamp"},
     "device_status": {"type", "status", "device_id"},
     "ping": {"type"},
+    "auth": {"type", "token"},
 }
 
 
@@ -74,12 +92,19 @@ def _reject_constant(name: str):
     raise ProtocolError("INVALID_VALUE", f"{name} is not a number the hub accepts; send a finite number")
 
 
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ProtocolError("INVALID_VALUE", f"number with {len(text)} digits is out of range")
+    return int(text)
+
+
 def parse(frame: str | bytes):
-    """One client frame -> SensorDataRequest | DeviceStatusRequest | PingRequest."""
+    """One client frame -> SensorDataRequest | DeviceStatusRequest | PingRequest | AuthRequest."""
     if isinstance(frame, bytes):
         raise ProtocolError("INVALID_JSON", "binary frames are not accepted; send JSON as a text frame")
     try:
-        data = json.loads(frame, parse_constant=_reject_constant)
+        # Deep nesting ends in RecursionError inside the C decoder: caught below.
+        data = json.loads(frame, parse_constant=_reject_constant, parse_int=_parse_int)
     except ProtocolError:
         raise
     except (ValueError, RecursionError) as exc:
@@ -106,6 +131,11 @@ def parse(frame: str | bytes):
         except ValueError:
             raise ProtocolError("INVALID_STATUS", f"status must be one of active, inactive, maintenance; got {status!r}") from None
         return DeviceStatusRequest(status, _optional_id(data, "device_id"))
+    if kind == "auth":
+        token = data.get("token")
+        if not isinstance(token, str):
+            raise ProtocolError("INVALID_MESSAGE", "auth needs a string field 'token'")
+        return AuthRequest(token)
     return PING
 
 
@@ -152,6 +182,8 @@ def parse_timestamp(value) -> float | None:
         raise ProtocolError("INVALID_TIMESTAMP", f"timestamp {value[:64]!r} is out of range") from None
     if epoch > time.time() + MAX_CLOCK_SKEW:
         raise ProtocolError("INVALID_TIMESTAMP", f"timestamp {value[:64]!r} lies in the future; check the sender's clock")
+    if epoch < EARLIEST:
+        raise ProtocolError("INVALID_TIMESTAMP", f"timestamp {value[:64]!r} lies before 2000; check the sender's clock")
     return epoch
 
 
@@ -249,3 +281,8 @@ def encode_error(code: str, message: str) -> str:
 
 
 PONG = json.dumps({"type": "pong"}, separators=_COMPACT)
+
+
+def encode_authenticated(role: str) -> str:
+    return json.dumps({"type": "authenticated", "role": role}, separators=_COMPACT)
+

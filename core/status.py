@@ -25,7 +25,11 @@ class StatusTracker:
         self.bus = bus
         # Every device starts inactive: nothing has been heard from it yet.
         self.status: dict[int, DeviceStatus] = {d: DeviceStatus.INACTIVE for d in registry.devices}
+        # Wall-clock time of the last reading, for people (API, dashboard)...
         self.last_seen: dict[int, float | None] = {d: None for d in registry.devices}
+        # ...and monotonic time for the offline timer, which must not jump when
+        # NTP sets the clock of a Raspberry Pi (no real-time clock) after boot.
+        self._heard: dict[int, float | None] = {d: None for d in registry.devices}
         self._unsubscribe = None
         self._task: asyncio.Task | None = None
 
@@ -46,6 +50,7 @@ class StatusTracker:
     def _on_reading(self, reading: SensorReading) -> None:
         device = reading.sensor.device
         self.last_seen[device.id] = time.time()
+        self._heard[device.id] = time.monotonic()
         if self.status[device.id] is DeviceStatus.INACTIVE:
             self._change(device, DeviceStatus.ACTIVE, "reading received")
 
@@ -53,7 +58,7 @@ class StatusTracker:
         """Set a status by request (a client, a plugin). Returns whether it changed."""
         if status is DeviceStatus.ACTIVE:
             # An explicit 'active' starts a fresh offline_after window.
-            self.last_seen[device.id] = time.time()
+            self._heard[device.id] = time.monotonic()
         return self._change(device, status, reason)
 
     def set_available(self, device: Device, available: bool, reason: str = "") -> None:
@@ -74,9 +79,9 @@ class StatusTracker:
         period = max(period, 0.05)
         while True:
             await asyncio.sleep(period)
-            now = time.time()
+            now = time.monotonic()
             for device in self.registry.devices.values():
-                seen = self.last_seen[device.id]
+                seen = self._heard[device.id]
                 if (
                     self.status[device.id] is DeviceStatus.ACTIVE
                     and seen is not None

@@ -27,6 +27,19 @@ from core.hub import Hub
 from core.plugins import PluginHost
 
 
+def pytest_configure(config) -> None:
+    # pytest-tornado 0.8.1 calls APIs that Tornado 6.2+ deprecates (they still
+    # work): keep plugin authors' test output free of that noise too.
+    for line in (
+        "ignore:make_current is deprecated:DeprecationWarning",
+        "ignore:clear_current is deprecated:DeprecationWarning",
+        "ignore:There is no current event loop:DeprecationWarning",
+        "ignore:.*pkg_resources.*:DeprecationWarning",
+        "ignore:pkg_resources is deprecated:UserWarning",
+    ):
+        config.addinivalue_line("filterwarnings", line)
+
+
 class HubClient:
     """A real WebSocket client of a hub, speaking JSON."""
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from core import api
+from core import api, openapi
 from core.websocket import StreamHandler
 
 if TYPE_CHECKING:
@@ -35,13 +35,23 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/ws/device/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "device"}),
         (r"/ws/sensor/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "sensor"}),
         (r"/websocket-test/?", PageHandler, {"path": STATIC / "websocket-test.html"}),
+        (r"/", PageHandler, {"path": STATIC / "dashboard.html"}),
         (r"/api/devices/?", api.DevicesHandler, {"hub": hub}),
-        (r"/api/devices/([0-9]+)/?", api.DeviceHandler, {"hub": hub}),
+        (r"/api/devices/([^/]+)/?", api.DeviceHandler, {"hub": hub}),
+        (r"/api/sensors/?", api.SensorsHandler, {"hub": hub}),
+        (r"/api/sensors/([^/]+)/?", api.SensorHandler, {"hub": hub}),
+        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {"hub": hub}),
         (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
-        (r"/", tornado.web.RedirectHandler, {"url": "/websocket-test/"}),
+        (r"/api/health/?", api.HealthHandler, {"hub": hub}),
+        (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
+        (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
     ]
     return tornado.web.Application(
         routes,
-        websocket_max_message_size=server.max_message_size,
+        # Frames up to 4x max_message_size are read and answered MESSAGE_TOO_BIG
+        # (core/websocket.py); beyond that Tornado closes with 1009 unread.
+        websocket_max_message_size=4 * server.max_message_size,
+        websocket_ping_interval=server.ping_interval,
+        websocket_ping_timeout=server.ping_timeout,
         static_path=str(STATIC),
     )

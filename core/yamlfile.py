@@ -80,11 +80,27 @@ def load_yaml(text: str, filename: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise ConfigError([ConfigIssue(filename, line, "", f"YAML syntax error: {problem}")]) from None
+        column = f" (column {mark.column + 1})" if mark else ""
+        raise ConfigError([ConfigIssue(filename, line, "", f"YAML syntax error{column}: {problem}{_hint(problem)}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigIssue(filename, 0, "", f"YAML error: {exc}")]) from None
     finally:
         loader.dispose()
+
+
+def _hint(problem: str) -> str:
+    # PyYAML's wording is about its parser; say what to change in the file.
+    if "'\\t'" in problem:
+        return ". YAML indentation must use spaces, not tabs: replace the tab with spaces"
+    if "mapping values are not allowed" in problem:
+        return ". Check that the line above reads 'key: value' (a space after the colon) and that this line is indented like its neighbours"
+    if "expected <block end>" in problem:
+        return ". Check this line's indentation against the lines above it (keys of one mapping line up; list items start with '- ')"
+    if "could not find expected ':'" in problem:
+        return ". A key needs ': ' after it (a space after the colon)"
+    if "found unexpected end of stream" in problem or "found unexpected end" in problem:
+        return ". A quote or bracket is not closed"
+    return ""
 
 
 def load_yaml_file(path: str | Path) -> Any:

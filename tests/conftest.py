@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLUGIN = ROOT / "examples" / "smartanom-example-plugin"
 BROKEN_PLUGIN = Path(__file__).resolve().parent / "packages" / "smartanom-broken-plugin"
 
+# Headless Chromium and a hub in a thread, for the browser tests (tests/browser_fixtures.py).
+pytest_plugins = ["browser_fixtures"]
+
 
 def pip_install(source: Path, scratch: Path, *args: str) -> None:
     """pip-install a package folder, offline, with the build tools already in the venv.

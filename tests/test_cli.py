@@ -74,7 +74,7 @@ def test_run_serves_logs_what_it_loaded_and_stops_cleanly_on_sigterm(tmp_path):
     assert code == 0, output
     assert "1 devices, 2 sensors" in output
     assert "plugin instance simulated#0: platform simulated, device 1" in output
-    assert f"open {hub.url}/websocket-test/" in output
+    assert f"open {hub.url}/ in a browser for the dashboard" in output
     assert "Stopped" in output
     conn = sqlite3.connect(tmp_path / "hub.db")
     assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] > 0
@@ -101,3 +101,31 @@ def test_busy_port_is_a_clear_error(tmp_path):
 def test_missing_config_file_says_how_to_point_at_one(tmp_path):
     result = smartanom("run", "--config", str(tmp_path / "none.yaml"))
     assert result.returncode == 2 and "file not found" in result.stderr
+
+
+def test_log_level_works_after_the_subcommand_and_bad_levels_are_refused(tmp_path):
+    result = smartanom("check-config", "--log-level", "debug", "config/smartanom.yaml")
+    assert result.returncode == 0, result.stderr
+    bad = smartanom("run", "--log-level", "verbose")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "'verbose' is not one of DEBUG, INFO, WARNING, ERROR" in bad.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "http"])
+def test_port_out_of_range_is_refused(port):
+    result = smartanom("run", "--port", port)
+    assert result.returncode == 2 and "is not a port number (0-65535" in result.stderr
+
+
+def test_host_that_is_not_ours_is_explained(tmp_path):
+    result = smartanom("run", "--config", write_config(tmp_path), "--host", "192.0.2.1", "--port", "0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "192.0.2.1 is not an address of this machine" in result.stderr
+
+
+def test_check_config_warns_about_a_config_that_defines_nothing(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# everything commented out\ndevices:\n")
+    result = smartanom("check-config", str(path))
+    assert result.returncode == 0
+    assert "defines no devices" in result.stderr

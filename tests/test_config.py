@@ -170,3 +170,58 @@ def test_missing_file(tmp_path, platforms):
 def test_empty_file_is_a_hub_with_nothing(tmp_path, platforms):
     config = load(tmp_path, "", platforms)
     assert config.devices == [] and config.plugins == []
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("devices:\n\t- id: 1\n", "line 2: YAML syntax error (column 1): while scanning for the next token found character '\\t' that cannot start any token. YAML indentation must use spaces, not tabs"),
+        ("devices:\n  - id: 1\n    name: A\n   sensors: []\n", "line 4: YAML syntax error (column 4)"),
+        ("server:\n  port 8000\n  host: x\n", "the line above reads 'key: value'"),
+    ],
+)
+def test_yaml_mistakes_say_what_to_change(tmp_path, platforms, text, expected):
+    [error] = errors(tmp_path, text, platforms)
+    assert expected in error
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('server:\n  port: "8000"\n', "line 2: server.port: Input should be a valid integer (found: '8000'); remove the quotes"),
+        ("server:\n  port: yes\n", "line 2: server.port: Input should be a valid integer (found: true; YAML reads yes/no/on/off/true/false as a boolean)"),
+        ("devices:\n  id: 1\n", "line 1: devices: Input should be a valid list (found: a mapping of keys)"),
+        ("devices:\n  - {id: 1, name: A, sensors: [{id: 1, type: pH}]}\n", "Did you mean 'ph'?"),
+    ],
+)
+def test_type_mistakes_say_what_was_found_and_how_to_fix_it(tmp_path, platforms, text, expected):
+    [error] = errors(tmp_path, text, platforms)
+    assert expected in error
+
+
+def test_one_pass_shows_schema_errors_duplicates_and_plugin_errors_together(tmp_path, platforms):
+    text = """
+    devices:
+      - id: 1
+        name: Tank
+        ofline_after: 5
+        sensors: [{id: 1, type: ph}, {id: 1, type: ec}]
+      - id: 2
+        name: Climate
+        sensors: []
+    plugins:
+      - platform: simulatd
+        device: 2
+      - platform: simulated
+        device: 1
+      - platform: simulated
+        device: 3
+    """
+    found = errors(tmp_path, text, platforms)
+    assert any("line 4: devices[0].ofline_after: unknown key" in e and "Did you mean 'offline_after'?" in e for e in found)
+    assert any("line 5: devices[0].sensors[1].id: sensor id 1 is already used" in e for e in found)
+    assert any("line 10: plugins[0].platform: unknown platform 'simulatd'" in e for e in found)
+    assert any("line 15: plugins[2].device: device 3 is not defined" in e for e in found)
+    # device 1 exists but has errors of its own: its plugin entry is not blamed too.
+    assert not any("plugins[1]" in e for e in found)
+    assert len(found) == 4

@@ -1,10 +1,15 @@
-"""core/storage.py: every accepted reading ends up in SQLite."""
+"""core/storage.py: every accepted reading ends up in SQLite; retention; a database that cannot be written."""
 
 import asyncio
+import json
+import logging
 import sqlite3
+import time
 
 import pytest
+import tornado.httpclient
 
+from core import storage
 from core.storage import Storage
 
 HUB = """
@@ -71,3 +76,124 @@ def test_database_is_in_wal_mode(tmp_path):
     conn = sqlite3.connect(tmp_path / "x.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+DEVICES = """
+devices:
+  - id: 1
+    name: Tank
+    offline_after: 3600
+    sensors:
+      - {id: 1, type: ph}
+"""
+DAY = 86400
+
+
+def seed(path, rows):
+    conn = storage.connect(path)
+    conn.executescript(storage.SCHEMA)
+    with conn:
+        conn.executemany("INSERT INTO readings (sensor_id, ts, value) VALUES (1, ?, ?)", rows)
+        conn.executemany("INSERT INTO device_status (device_id, ts, status) VALUES (1, ?, 'active')", [(ts,) for ts, _ in rows])
+    conn.close()
+
+
+def count(path, where="1"):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f"SELECT count(*) FROM readings WHERE {where}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+async def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_retention_purges_old_rows_in_chunks_while_readings_flow(hub_factory, ws_client, tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "PURGE_CHUNK", 500)  # several chunks, with flushes between them
+    db = str(tmp_path / "old.db")
+    now = time.time()
+    seed(db, [(now - 40 * DAY + i, float(i)) for i in range(3000)] + [(now - 2 * DAY, 1.0), (now - 60, 2.0)])
+    hub = await hub_factory(DEVICES + f"storage:\n  path: {db}\n  keep_days: 30\n  flush_interval: 0.05\n  purge_interval: 0.3\n")
+    client = await ws_client(hub, "/ws/sensor-data/")
+    for i in range(20):
+        await client.request({"type": "sensor_data", "sensor_id": 1, "value": 7.0 + i / 100}, type="sensor_data_update")
+
+    assert await wait_for(lambda: count(db, f"ts < {now - 30 * DAY}") == 0)
+    assert await wait_for(lambda: count(db) == 2 + 20)  # the recent rows and everything sent live
+    assert await wait_for(lambda: hub.storage.purged == 3000 * 2)  # readings and status rows
+    # Periodic: rows that turn up old later are purged on a later round.
+    seed(db, [(now - 31 * DAY, 5.0)])
+    assert await wait_for(lambda: count(db, f"ts < {now - 30 * DAY}") == 0)
+
+
+BROKEN = DEVICES + """
+storage:
+  path: {path}
+  flush_interval: 0.05
+  max_pending: 100
+"""
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_unwritable_database_is_loud_counts_its_losses_and_recovers(hub_factory, ws_client, tmp_path, caplog):
+    # A regular file where the database's directory should be: no one, root included, can create it.
+    blocker = tmp_path / "data"
+    blocker.write_text("not a directory")
+    db = blocker / "hub.db"
+    caplog.set_level(logging.ERROR, logger="smartanom.storage")
+    hub = await hub_factory(BROKEN.replace("{path}", str(db)))
+    assert any("STORAGE FAILING" in r.getMessage() for r in caplog.records)
+
+    client = await ws_client(hub, "/ws/sensor-data/")
+    for i in range(150):  # every one is still broadcast live
+        update = await client.request({"type": "sensor_data", "sensor_id": 1, "value": float(i)}, type="sensor_data_update")
+        assert update["value"] == float(i)
+    assert await wait_for(lambda: hub.storage.dropped == 50)
+
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(f"http://127.0.0.1:{hub.port}/api/health", raise_error=False)
+    health = json.loads(response.body)
+    assert response.code == 503 and health["status"] == "degraded"
+    assert health["storage"]["ok"] is False and "hub.db" in health["storage"]["error"]
+    assert health["readings"] == {"accepted": 150, "stored": 0, "dropped": 50, "pending": 100}
+    assert health["storage"]["lag"] > 0
+    errors = [r for r in caplog.records if "STORAGE FAILING" in r.getMessage()]
+    assert len(errors) == 1  # loud, but not once per flush
+
+    # The disk is fixed: what was held in memory is written (the first 100; the rest were counted).
+    blocker.unlink()
+    blocker.mkdir()
+    assert await wait_for(lambda: hub.storage.stored == 100)
+    assert hub.storage.error is None and hub.storage.pending == 0
+    assert count(str(db)) == 100 and count(str(db), "value >= 100") == 0
+
+
+def test_history_queries_read_only_the_index_also_on_databases_made_before(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE readings (id INTEGER PRIMARY KEY, sensor_id INTEGER NOT NULL, ts REAL NOT NULL, value REAL NOT NULL);"
+        "CREATE INDEX readings_sensor_ts ON readings (sensor_id, ts);"
+        "INSERT INTO readings (sensor_id, ts, value) VALUES (1, 1.0, 6.5);"
+    )
+    old.close()
+    storage = Storage(path)
+    storage.open()
+    storage.close()
+    conn = sqlite3.connect(path)
+    try:
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "readings_sensor_ts" not in indexes
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT CAST(ts / 60 AS INTEGER) AS b, MIN(value), AVG(value), MAX(value) "
+            "FROM readings WHERE sensor_id = 1 AND ts >= 0 GROUP BY b"
+        ).fetchall()
+        assert "COVERING INDEX" in str(plan)
+        assert conn.execute("SELECT value FROM readings").fetchall() == [(6.5,)]
+    finally:
+        conn.close()

@@ -175,3 +175,139 @@ async def test_foreign_browser_origin_is_refused_unless_allowed(hub_factory):
     assert refused.value.code == 403
     conn = await tornado.websocket.websocket_connect(tornado.httpclient.HTTPRequest(url, headers={"Origin": "http://dash.example"}))
     conn.close()
+
+
+# Cases the hub core did not list: nesting, giant numbers, odd shapes, the auth message.
+NESTED = '{"type": "sensor_data", "sensor_id": 1, "value": ' + "[" * 20000 + "]" * 20000 + "}"
+MORE_ERRORS = [
+    ("/ws/sensor-data/", NESTED, "INVALID_JSON"),  # deeper than the decoder's recursion limit
+    ("/ws/sensor-data/", '{"type": "sensor_data", "sensor_id": 1, "value": ' + "[" * 500 + "]" * 500 + "}", "INVALID_VALUE"),
+    ("/ws/sensor-data/", "[" * 30000, "INVALID_JSON"),
+    ("/ws/sensor-data/", '{"type": "sensor_data", "sensor_id": 1, "value": ' + "9" * 5000 + "}", "INVALID_VALUE"),
+    ("/ws/sensor-data/", '{"type": "sensor_data", "sensor_id": ' + "9" * 5000 + ', "value": 1}', "INVALID_VALUE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 10**30, "value": 1}, "UNKNOWN_SENSOR"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1.5, "value": 1}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": [1], "value": 1}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": {"v": 1}}, "INVALID_VALUE"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 1, "timestamp": "2025-13-45T99:00:00Z"}, "INVALID_TIMESTAMP"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 1, "timestamp": "\ud800"}, "INVALID_TIMESTAMP"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 1, "timestamp": "0001-01-01T00:00:00+14:00"}, "INVALID_TIMESTAMP"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 1, "timestamp": ["2025-09-11"]}, "INVALID_TIMESTAMP"),
+    ("/ws/sensor-data/", {"type": "sensor_data", "sensor_id": 1, "value": 1, "timestamp": "1970-01-01T00:00:00Z"}, "INVALID_TIMESTAMP"),
+    ("/ws/sensor-data/", {"type": 5}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": None}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", "", "INVALID_JSON"),
+    ("/ws/sensor-data/", "null", "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", '{"type": "ping"} trailing', "INVALID_JSON"),
+    ("/ws/sensor-data/", '{"type": "ping", "type": "sensor_data"}', "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "SENSOR_DATA"}, "UNKNOWN_TYPE"),
+    ("/ws/sensor-data/", {"type": "ping", "extra": 1}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "auth"}, "INVALID_MESSAGE"),
+    ("/ws/sensor-data/", {"type": "auth", "token": 123}, "INVALID_MESSAGE"),
+    ("/ws/device/1/", {"type": "device_status", "status": "active", "device_id": 2}, "INVALID_MESSAGE"),
+    ("/ws/device/1/", {"type": "device_status", "status": ["active"]}, "INVALID_STATUS"),
+    ("/ws/sensor-data/", {"type": "device_status", "status": "active", "device_id": "1"}, "INVALID_MESSAGE"),
+]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path,message,code", MORE_ERRORS)
+async def test_more_bad_input_gets_its_error_and_the_connection_lives_on(hub, ws_client, path, message, code):
+    await test_bad_message_gets_its_error_and_the_connection_lives_on(hub, ws_client, path, message, code)
+
+
+def test_every_error_code_and_close_code_is_documented():
+    from pathlib import Path
+
+    from core import protocol
+
+    doc = (Path(__file__).parent.parent / "docs" / "websocket.md").read_text()
+    for code in protocol.ERROR_CODES:
+        assert f"`{code}`" in doc, code
+    for name in dir(protocol):
+        if name.startswith("CLOSE_"):
+            assert f"`{getattr(protocol, name)}`" in doc, name
+    assert "`1009`" in doc
+
+
+@pytest.mark.gen_test
+async def test_auth_message_when_auth_is_off_is_answered_with_the_write_role(hub, ws_client):
+    client = await ws_client(hub, "/ws/sensor-data/")
+    assert await client.request({"type": "auth", "token": "anything"}) == {"type": "authenticated", "role": "write"}
+
+
+LIMITS = HUB + """
+server:
+  max_message_size: 1024
+  rate_limit: {per_second: 5, burst: 10}
+"""
+
+
+@pytest.mark.gen_test
+async def test_frame_over_max_size_gets_an_error_and_the_connection_lives_on(hub_factory, ws_client):
+    hub = await hub_factory(LIMITS)
+    client = await ws_client(hub, "/ws/sensor-data/")
+    big = '{"type": "ping", "pad": "' + "x" * 2000 + '"}'
+    error = await client.request(big)
+    assert error["type"] == "error" and error["code"] == "MESSAGE_TOO_BIG", error
+    # Multi-byte characters count in bytes, as on the wire: 400 characters, 1200 bytes.
+    error = await client.request('{"type": "ping", "pad": "' + "€" * 400 + '"}')
+    assert error["code"] == "MESSAGE_TOO_BIG"
+    assert await client.request({"type": "ping"}) == {"type": "pong"}
+
+
+@pytest.mark.gen_test
+async def test_frame_over_four_times_max_size_closes_with_1009_and_others_carry_on(hub_factory, ws_client):
+    hub = await hub_factory(LIMITS)
+    bystander = await ws_client(hub, "/ws/sensor-data/")
+    client = await ws_client(hub, "/ws/sensor-data/")
+    try:
+        await client.send('{"type": "ping", "pad": "' + "x" * 5000 + '"}')
+    except Exception:
+        pass  # the hub may have closed before the whole frame went out
+    assert await client.conn.read_message() is None  # closed, without reading the frame
+    assert client.conn.close_code in (1009, None)  # 1009 unless the reset beat the close frame
+    update = await bystander.request({"type": "sensor_data", "sensor_id": 1, "value": 3.5}, type="sensor_data_update")
+    assert update["value"] == 3.5
+
+
+@pytest.mark.gen_test
+async def test_a_flood_is_rate_limited_and_the_connection_recovers(hub_factory, ws_client):
+    hub = await hub_factory(LIMITS)
+    client = await ws_client(hub, "/ws/sensor-data/")
+    for _ in range(40):
+        await client.send({"type": "ping"})
+    replies = [await client.receive() for _ in range(40)]
+    pongs = [r for r in replies if r["type"] == "pong"]
+    limited = [r for r in replies if r.get("code") == "RATE_LIMITED"]
+    assert len(pongs) + len(limited) == 40
+    assert 10 <= len(pongs) < 25 and len(limited) >= 15  # burst 10, then 5 per second
+    await asyncio.sleep(1.0)  # the bucket refills
+    assert await client.request({"type": "ping"}) == {"type": "pong"}
+    assert hub.fanout.stats.rate_limited == len(limited)
+
+
+@pytest.mark.gen_test
+async def test_rate_limit_can_be_turned_off(hub_factory, ws_client):
+    hub = await hub_factory(HUB + "server:\n  rate_limit: null\n")
+    client = await ws_client(hub, "/ws/sensor-data/")
+    for _ in range(500):
+        await client.send({"type": "ping"})
+    replies = [await client.receive() for _ in range(500)]
+    assert all(r == {"type": "pong"} for r in replies)
+
+
+@pytest.mark.gen_test
+async def test_same_origin_and_originless_clients_are_accepted(hub):
+    import tornado.httpclient
+    import tornado.websocket
+
+    url = f"ws://127.0.0.1:{hub.port}/ws/sensor-data/"
+    same = await tornado.websocket.websocket_connect(tornado.httpclient.HTTPRequest(url, headers={"Origin": f"http://127.0.0.1:{hub.port}"}))
+    same.close()
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await tornado.websocket.websocket_connect(tornado.httpclient.HTTPRequest(url, headers={"Origin": f"http://127.0.0.1:{hub.port + 1}"}))
+    assert refused.value.code == 403
+    plain = await tornado.websocket.websocket_connect(url)  # non-browser clients send no Origin
+    plain.close()

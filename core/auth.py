@@ -1,0 +1,96 @@
+"""Who may connect, and what they may do (docs/security.md).
+
+Off by default, for a hub on a trusted bench. With `auth.enabled: true` every
+WebSocket and every /api/ request must present a token, and each token has a
+role: `read` may subscribe and query, `write` may also send sensor_data and
+device_status. Tokens come from a secrets file or an environment variable,
+never from the main config file, which gets copied around and committed.
+
+A client presents its token in the `Authorization: Bearer` header, in the URL
+query (`?token=`, for browsers, whose WebSocket API cannot set headers), or, on
+a WebSocket, in a first message `{"type": "auth", "token": ...}`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MIN_TOKEN_LENGTH = 16
+TOKEN_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+
+
+class Role(str, enum.Enum):
+    READ = "read"
+    WRITE = "write"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Token:
+    name: str
+    role: Role
+    secret: str = field(repr=False)  # never in logs or reprs
+
+
+class TokenEntry(BaseModel):
+    """One entry of the secrets file's `tokens:` list."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(min_length=1)
+    role: Role = Field(strict=False)
+    token: str = Field(min_length=MIN_TOKEN_LENGTH)
+
+
+class TokensFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    tokens: list[TokenEntry]
+
+
+def parse_tokens_env(name: str, value: str) -> list[Token]:
+    """`role:token` pairs separated by commas or whitespace -> Tokens. Raises ValueError."""
+    tokens = []
+    for index, item in enumerate(value.replace(",", " ").split()):
+        role, sep, secret = item.partition(":")
+        if not sep or role not in ("read", "write"):
+            raise ValueError(f"entry {index + 1} of ${name} must be 'read:TOKEN' or 'write:TOKEN'")
+        if len(secret) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"entry {index + 1} of ${name}: a token needs at least {MIN_TOKEN_LENGTH} characters; {TOKEN_HINT}")
+        tokens.append(Token(f"${name}[{index + 1}]", Role(role), secret))
+    return tokens
+
+
+class Authenticator:
+    """The one place that decides whether a presented token is good, for every route."""
+
+    def __init__(self, enabled: bool, tokens: list[Token]):
+        self.enabled = enabled
+        self._tokens = [(t, t.secret.encode()) for t in tokens]
+
+    def identify(self, presented: str | None) -> Token | None:
+        """The token matching `presented`, or None. Constant time in the token's content."""
+        if presented is None:
+            return None
+        candidate = presented.encode("utf-8", "replace")
+        found = None
+        for token, secret in self._tokens:
+            # Compare against every token, so the time taken does not tell which one nearly matched.
+            if hmac.compare_digest(candidate, secret) and found is None:
+                found = token
+        return found
+
+
+def token_from_request(request) -> str | None:
+    """The token a request carries in `Authorization: Bearer` or `?token=`, or None."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    values = request.query_arguments.get("token")
+    if values:
+        return values[-1].decode("utf-8", "replace")
+    return None

@@ -1,0 +1,203 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at /api/openapi.json.
+
+Written by hand next to the handlers it describes (core/api.py); tests/test_openapi.py
+keeps it true by calling every route and checking each answer against the schema here.
+"""
+
+from __future__ import annotations
+
+from core import api, history
+
+_TIME = {"type": "string", "format": "date-time", "examples": ["2025-09-11T15:30:00Z"]}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "examples": ["INVALID_PARAMETER", "UNKNOWN_SENSOR"]},
+                    "message": {"type": "string"},
+                    "parameter": {"type": "string", "description": "the query parameter at fault (400 only)"},
+                },
+            }
+        },
+    },
+    "Sensor": {
+        "type": "object",
+        "required": ["id", "type", "unit", "name", "device_id"],
+        "properties": {
+            "id": {"type": "integer"},
+            "type": {"type": "string", "examples": ["ph"]},
+            "unit": {"type": "string", "examples": ["ph"]},
+            "name": {"type": "string"},
+            "device_id": {"type": "integer"},
+        },
+    },
+    "Reading": {
+        "type": "object",
+        "required": ["timestamp", "value"],
+        "properties": {"timestamp": _TIME, "value": {"type": "number"}},
+    },
+    "SensorWithLatest": {
+        "allOf": [_ref("Sensor")],
+        "type": "object",
+        "required": ["latest"],
+        "properties": {"latest": {"oneOf": [_ref("Reading"), {"type": "null"}], "description": "the newest stored reading"}},
+    },
+    "Device": {
+        "type": "object",
+        "required": ["id", "name", "status", "last_reading", "offline_after", "sensors"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "status": {"enum": ["active", "inactive", "maintenance"]},
+            "last_reading": {**_NULLABLE_TIME, "description": "when the hub last received a reading from it (since start)"},
+            "offline_after": {"type": "number", "description": "seconds without a reading before it turns inactive"},
+            "sensors": {"type": "array", "items": _ref("Sensor")},
+        },
+    },
+    "Bucket": {
+        "type": "object",
+        "required": ["timestamp", "min", "mean", "max", "count"],
+        "properties": {
+            "timestamp": {**_TIME, "description": "start of the bucket"},
+            "min": {"type": "number"},
+            "mean": {"type": "number"},
+            "max": {"type": "number"},
+            "count": {"type": "integer", "minimum": 1},
+        },
+    },
+    "ReadingsPage": {
+        "type": "object",
+        "required": ["sensor_id", "unit", "order", "bucket", "next"],
+        "properties": {
+            "sensor_id": {"type": "integer"},
+            "unit": {"type": "string"},
+            "order": {"enum": ["desc", "asc"]},
+            "bucket": {"enum": [*history.BUCKETS, None]},
+            "readings": {"type": "array", "items": _ref("Reading"), "description": "without 'bucket'"},
+            "buckets": {"type": "array", "items": _ref("Bucket"), "description": "with 'bucket'"},
+            "next": {"type": ["string", "null"], "description": "URL of the next page; null on the last page"},
+        },
+        "oneOf": [{"required": ["readings"]}, {"required": ["buckets"]}],
+    },
+}
+
+
+def _id(name: str, what: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}, "description": f"the {what}'s id"}
+
+
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+READINGS_PARAMETERS = [
+    _query("since", {"type": "string", "format": "date-time"}, "oldest time included (ISO 8601; no offset means UTC)"),
+    _query("until", {"type": "string", "format": "date-time"}, "first time excluded (ISO 8601; no offset means UTC)"),
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": api.MAX_LIMIT, "default": api.DEFAULT_LIMIT},
+        "readings (or buckets) per page",
+    ),
+    _query("order", {"enum": ["desc", "asc"], "default": "desc"}, "desc: newest first; asc: oldest first"),
+    _query("bucket", {"enum": list(history.BUCKETS)}, "min/mean/max per bucket of this width instead of raw readings"),
+    _query("format", {"enum": ["json", "csv"], "default": "json"}, "csv is also chosen by 'Accept: text/csv'"),
+    _query("cursor", {"type": "string"}, "where to continue: copied from the 'next' link of the previous page"),
+]
+
+
+def spec() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "SmarTanom Hub HTTP API",
+            "version": "1",
+            "description": "Devices, sensors and stored sensor history. Live data: the WebSocket API (docs/websocket.md).",
+        },
+        "paths": {
+            "/api/devices": {
+                "get": {
+                    "summary": "Every device with its status and sensors",
+                    "responses": {"200": _json({"type": "object", "required": ["devices"], "properties": {"devices": {"type": "array", "items": _ref("Device")}}}, "the devices")},
+                }
+            },
+            "/api/devices/{device_id}": {
+                "get": {
+                    "summary": "One device",
+                    "parameters": [_id("device_id", "device")],
+                    "responses": {"200": _json(_ref("Device"), "the device"), "404": _ERROR},
+                }
+            },
+            "/api/sensors": {
+                "get": {
+                    "summary": "Every sensor with its latest stored reading",
+                    "responses": {"200": _json({"type": "object", "required": ["sensors"], "properties": {"sensors": {"type": "array", "items": _ref("SensorWithLatest")}}}, "the sensors")},
+                }
+            },
+            "/api/sensors/{sensor_id}": {
+                "get": {
+                    "summary": "One sensor with its latest stored reading",
+                    "parameters": [_id("sensor_id", "sensor")],
+                    "responses": {"200": _json(_ref("SensorWithLatest"), "the sensor"), "404": _ERROR},
+                }
+            },
+            "/api/sensors/{sensor_id}/readings": {
+                "get": {
+                    "summary": "Stored readings of one sensor, raw or downsampled, as JSON or CSV",
+                    "description": (
+                        "Pages of at most 'limit' rows; the 'next' field (and the Link header, for CSV too) "
+                        "gives the URL of the following page. With 'bucket', each row is the min/mean/max "
+                        "of the readings in one bucket, aligned to multiples of the width in UTC."
+                    ),
+                    "parameters": [_id("sensor_id", "sensor"), *READINGS_PARAMETERS],
+                    "responses": {
+                        "200": {
+                            "description": "one page",
+                            "headers": {"Link": {"schema": {"type": "string"}, "description": '<next page URL>; rel="next", when there is one'}},
+                            "content": {
+                                "application/json": {"schema": _ref("ReadingsPage")},
+                                "text/csv": {"schema": {"type": "string"}, "example": "timestamp,value\r\n2025-09-11T15:30:00Z,6.1\r\n"},
+                            },
+                        },
+                        "400": _ERROR,
+                        "404": _ERROR,
+                    },
+                }
+            },
+            "/api/plugins": {
+                "get": {
+                    "summary": "Loaded plugins and the state of each configured plugin instance",
+                    "responses": {"200": _json({"type": "object", "required": ["plugins", "instances"], "properties": {"plugins": {"type": "array"}, "instances": {"type": "array"}}}, "plugins and instances")},
+                }
+            },
+            "/api/openapi.json": {
+                "get": {"summary": "This description", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
+            },
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {"Error": _json(_ref("Error"), "an error the client can act on")},
+        },
+    }
+
+
+class OpenAPIHandler(api.JSONHandler):
+    def get(self) -> None:
+        self.send_json(spec())

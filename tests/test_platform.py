@@ -1,0 +1,71 @@
+"""core/platform.py: what PluginContext accepts from a plugin, and what it refuses."""
+
+import math
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from core import Platform, PlatformOptions, PluginContext
+
+HUB = """
+devices:
+  - id: 1
+    name: Tank
+    sensors: [{id: 1, type: ph}]
+"""
+
+
+async def _never(ctx):
+    pass
+
+
+def context(hub) -> PluginContext:
+    platform = Platform(name="probe", run=_never)
+    return PluginContext(hub, platform, PlatformOptions(platform="probe", device=1), "probe#0")
+
+
+@pytest.mark.gen_test
+async def test_good_readings_reach_clients_with_their_timestamps(hub_factory, ws_client):
+    hub = await hub_factory(HUB)
+    client = await ws_client(hub, "/ws/sensor/1/")
+    ctx = context(hub)
+    ctx.publish_reading(1, 6.5, 1757604600.0)
+    ctx.publish_reading(1, 6.6, datetime(2025, 9, 11, 15, 30, 1, tzinfo=timezone.utc))
+    ctx.publish_reading(1, 7)
+    updates = [await client.receive(type="sensor_data_update") for _ in range(3)]
+    assert [(u["value"], u["timestamp"][:19]) for u in updates[:2]] == [(6.5, "2025-09-11T15:30:00"), (6.6, "2025-09-11T15:30:01")]
+    assert updates[2]["value"] == 7.0
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "timestamp,message",
+    [
+        (math.nan, "finite"),
+        (math.inf, "finite"),
+        (time.time() * 1000, "milliseconds?"),
+        (12.0, "before 2000"),
+        ("2025-09-11T15:30:00Z", "seconds since the epoch"),
+        (True, "seconds since the epoch"),
+        (datetime(2025, 9, 11), "timezone-aware"),
+    ],
+)
+async def test_bad_timestamps_are_refused_before_they_reach_the_bus(hub_factory, ws_client, timestamp, message):
+    hub = await hub_factory(HUB)
+    client = await ws_client(hub, "/ws/sensor/1/")
+    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+        context(hub).publish_reading(1, 6.5, timestamp)
+    assert await client.nothing_within(0.2) == []
+    assert hub.storage.accepted == 0
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("value", [math.nan, "6.5", None, True, 10**400])
+async def test_bad_values_and_unknown_sensors_are_refused(hub_factory, value):
+    hub = await hub_factory(HUB)
+    with pytest.raises(ValueError):
+        context(hub).publish_reading(1, value)
+    with pytest.raises(ValueError, match="sensor 9 is not configured"):
+        context(hub).publish_reading(9, 1.0)
+    assert hub.storage.accepted == 0
