@@ -22,7 +22,38 @@ def _json(schema: dict, description: str) -> dict:
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 
+_COUNT = {"type": "integer", "minimum": 0}
+
 SCHEMAS = {
+    "Health": {
+        "type": "object",
+        "required": ["status", "problems", "started_at", "uptime", "plugins", "clients", "readings", "storage", "websocket"],
+        "properties": {
+            "status": {"enum": ["ok", "degraded"]},
+            "problems": {"type": "array", "items": {"type": "string"}},
+            "started_at": _NULLABLE_TIME,
+            "uptime": {"type": "number", "description": "seconds"},
+            "plugins": {"type": "array", "items": {"type": "object"}},
+            "clients": _COUNT,
+            "readings": {
+                "type": "object",
+                "required": ["accepted", "stored", "dropped", "pending"],
+                "properties": {"accepted": _COUNT, "stored": _COUNT, "dropped": _COUNT, "pending": _COUNT},
+            },
+            "storage": {
+                "type": "object",
+                "required": ["path", "ok", "error", "lag", "purged"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "ok": {"type": "boolean"},
+                    "error": {"type": ["string", "null"]},
+                    "lag": {"type": "number", "description": "seconds the oldest unwritten reading has waited"},
+                    "purged": _COUNT,
+                },
+            },
+            "websocket": {"type": "object", "additionalProperties": _COUNT},
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -185,6 +216,15 @@ def spec() -> dict:
                 "get": {
                     "summary": "Loaded plugins and the state of each configured plugin instance",
                     "responses": {"200": _json({"type": "object", "required": ["plugins", "instances"], "properties": {"plugins": {"type": "array"}, "instances": {"type": "array"}}}, "plugins and instances")},
+                }
+            },
+            "/api/health": {
+                "get": {
+                    "summary": "For monitoring probes: uptime, plugin instances, clients, reading counters, storage state",
+                    "responses": {
+                        "200": _json(_ref("Health"), "all is well"),
+                        "503": _json(_ref("Health"), "degraded: storage failing or a plugin instance crash-looping (see problems)"),
+                    },
                 }
             },
             "/api/openapi.json": {

@@ -175,13 +175,20 @@ class Storage:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 stopping = self._stopping
-                if conn is None:
-                    conn = self._reconnect()
-                if conn is not None and not self._flush(conn):
-                    conn.close()  # a failed connection may stay broken; start afresh next time
-                    conn = None
-                if conn is not None and self.keep_days is not None and not stopping:
-                    self._purge_if_due(conn)
+                try:
+                    if conn is None:
+                        conn = self._reconnect()
+                    if conn is not None and not self._flush(conn):
+                        conn.close()  # a failed connection may stay broken; start afresh next time
+                        conn = None
+                    if conn is not None and self.keep_days is not None and not stopping:
+                        self._purge_if_due(conn)
+                except Exception:
+                    # A bug must not silently kill the only writer while readings pile up.
+                    log.exception("Storage writer hit an unexpected error; retrying with a fresh connection")
+                    if conn is not None:
+                        conn.close()
+                        conn = None
                 if stopping:
                     break
         finally:
