@@ -98,13 +98,17 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+# json.loads(frame, parse_constant=...) would build a new decoder for every message.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int)
+
+
 def parse(frame: str | bytes):
     """One client frame -> SensorDataRequest | DeviceStatusRequest | PingRequest | AuthRequest."""
     if isinstance(frame, bytes):
         raise ProtocolError("INVALID_JSON", "binary frames are not accepted; send JSON as a text frame")
     try:
         # Deep nesting ends in RecursionError inside the C decoder: caught below.
-        data = json.loads(frame, parse_constant=_reject_constant, parse_int=_parse_int)
+        data = _DECODER.decode(frame)
     except ProtocolError:
         raise
     except (ValueError, RecursionError) as exc:
