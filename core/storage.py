@@ -145,6 +145,17 @@ class Storage:
         return len(self._readings) + len(self._held)
 
     @property
+    def backlogged(self) -> bool:
+        """The database works but has fallen far behind (half of max_pending).
+
+        Publishers that can send again (WebSocket clients) are then refused
+        before their reading is accepted, so that overload never costs an
+        accepted reading. A failing database is not backlogged: then readings
+        stay live, and what cannot be held is counted as dropped.
+        """
+        return self.error is None and len(self._readings) + len(self._held) >= self.max_pending // 2
+
+    @property
     def lag(self) -> float:
         """Seconds since the writer last had nothing left to write (0 when it has not fallen behind)."""
         if not self.pending:

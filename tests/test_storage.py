@@ -197,3 +197,19 @@ def test_history_queries_read_only_the_index_also_on_databases_made_before(tmp_p
         assert conn.execute("SELECT value FROM readings").fetchall() == [(6.5,)]
     finally:
         conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_backlog_refuses_new_websocket_readings_instead_of_dropping_accepted_ones(hub_factory, ws_client, tmp_path):
+    # The writer flushes only every 10 s, so the queue reaches half of max_pending (50).
+    hub = await hub_factory(
+        "storage: {path: %s, flush_interval: 10, max_pending: 100}\n"
+        "devices: [{id: 1, name: Tank, sensors: [{id: 1, type: ph}]}]\n" % (tmp_path / "b.db")
+    )
+    client = await ws_client(hub, "/ws/sensor/1/")
+    replies = [await client.request({"type": "sensor_data", "value": float(i)}) for i in range(60)]
+    kinds = [r.get("code", r["type"]) for r in replies]
+    assert kinds == ["sensor_data_update"] * 50 + ["OVERLOADED"] * 10
+    await hub.stop()
+    assert (hub.storage.accepted, hub.storage.stored, hub.storage.dropped) == (50, 50, 0)
+    assert rows(tmp_path / "b.db")[-1][2] == 49.0
