@@ -119,7 +119,8 @@ class Run:
         return {
             "sent": sum(p.sent for p in self.publishers),
             "accepted": sum(p.readings for p in self.publishers),
-            "errors": sum(c.errors for c in self.publishers + self.subscribers),
+            "errors": sum(c.errors - c.refused for c in self.publishers + self.subscribers),
+            "refused": sum(c.refused for c in self.publishers),
             "first_error": errors[0] if errors else None,
             "deliveries_expected": expected,
             "deliveries": delivered,

@@ -244,7 +244,7 @@ def summarize(report: dict) -> dict:
             if name not in r:
                 continue
             t = r[name]["totals"]
-            loss[name] = {k: t.get(k) for k in ("sent", "accepted", "stored", "deliveries_expected", "deliveries", "deliveries_lost", "errors", "first_error")}
+            loss[name] = {k: t.get(k) for k in ("sent", "accepted", "stored", "deliveries_expected", "deliveries", "deliveries_lost", "errors", "refused", "first_error")}
         out["loss"] = loss
         if "simulator" in r:
             out["simulator_core_percent"] = round(r["simulator"]["window"]["server_cpu_fraction"] * 100, 2)
@@ -268,8 +268,11 @@ def summarize(report: dict) -> dict:
             if f and f.get(f"load_cpu_{phase}", 0) >= 0.9:
                 flags.append(f"{kind} {phase}: load generator near a full core ({f[f'load_cpu_{phase}']:.0%}); the server may not be saturated")
         for phase, loss in (f.get("loss") or {}).items():
-            if loss["deliveries_lost"] or loss["errors"] or loss["sent"] != loss["accepted"] or (kind == "hub" and loss["stored"] != loss["accepted"]):
+            refused = loss.get("refused") or 0
+            if loss["deliveries_lost"] or loss["errors"] or loss["sent"] != loss["accepted"] + refused or (kind == "hub" and loss["stored"] != loss["accepted"]):
                 flags.append(f"{kind} {phase}: LOSS {loss}")
+            elif refused:
+                flags.append(f"{kind} {phase}: {refused:,} readings refused with OVERLOADED (backpressure: not accepted, so not lost)")
     summary["flags"] = flags
     summary["targets"] = targets(hub, bare)
     return summary
@@ -337,7 +340,7 @@ def table(report: dict) -> str:
     for phase, loss in hub["loss"].items():
         lines.append(
             f"hub {phase}: sent {loss['sent']:,}, accepted {loss['accepted']:,}, stored {fmt(loss['stored'])}, "
-            f"deliveries {loss['deliveries']:,} of {loss['deliveries_expected']:,} (lost {loss['deliveries_lost']:,}), errors {loss['errors']}"
+            f"deliveries {loss['deliveries']:,} of {loss['deliveries_expected']:,} (lost {loss['deliveries_lost']:,}), errors {loss['errors']}, refused (OVERLOADED) {loss.get('refused') or 0:,}"
         )
     lines.append("")
     for name, (value, met) in s["targets"].items():

@@ -59,6 +59,7 @@ class WsClient(asyncio.Protocol):
         self.closed: asyncio.Future = loop.create_future()
         self.readings = 0  # sensor_data_update frames received
         self.errors = 0    # error frames received
+        self.refused = 0   # of which OVERLOADED: readings the hub did not accept (backpressure), not lost
         self.others = 0    # any other text frame (device_status, pong)
         self.new_readings = 0  # in the last TCP read
         self.new_errors = 0
@@ -146,7 +147,9 @@ class WsClient(asyncio.Protocol):
                     readings += 1
                 elif kind == _ERROR:
                     errors += 1
-                    if self.first_error is None:
+                    if b'"OVERLOADED"' in buf[i + head : end]:
+                        self.refused += 1
+                    elif self.first_error is None:
                         self.first_error = bytes(buf[i + head : end])
                 else:
                     self.others += 1
