@@ -365,7 +365,7 @@ class StreamHandler(WebSocketHandler):
         else:
             raise ProtocolError("INVALID_MESSAGE", "device_status is accepted on /ws/device/{id}/, or on /ws/sensor-data/ with a 'device_id'")
         changed = self.hub.status.set_status(device, request.status, "set by a WebSocket client")
-        if not changed or self.scope == "sensor":
+        if not changed:
             # No change means no broadcast; still confirm to the sender.
             self.send(protocol.encode_status(device, self.hub.status.status[device.id], time.time()))
 
