@@ -250,7 +250,7 @@ class Chart {
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
       axes: [
-        { stroke: "#5f6f66", grid: { stroke: "#eef1ef" } },
+        { stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, space: 80 },
         { stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, size: 48, label: this.unitLabel, labelSize: 14 },
       ],
     };
@@ -264,8 +264,22 @@ class Chart {
     this.container.dataset.chartWindow = Object.keys(WINDOWS).find((k) => WINDOWS[k] === this.win);
   }
 
+  // What uPlot draws: the data with a null wherever readings stopped for a
+  // while (hub down, device dropped out), so no line pretends to span the gap.
   series() {
-    return this.win.bucket ? this.data : this.data.slice(0, 2);
+    const columns = this.win.bucket ? this.data : this.data.slice(0, 2);
+    const x = columns[0];
+    if (x.length < 3) return columns;
+    const gap = this.win.bucket ? 2.5 * this.win.width : Math.max(30, 5 * medianStep(x));
+    const out = columns.map(() => []);
+    for (let i = 0; i < x.length; i++) {
+      if (i && x[i] - x[i - 1] > gap) {
+        out[0].push((x[i] + x[i - 1]) / 2);
+        for (let c = 1; c < out.length; c++) out[c].push(null);
+      }
+      for (let c = 0; c < out.length; c++) out[c].push(columns[c][i]);
+    }
+    return out;
   }
 
   // One reading into the data: a new point (raw), or into its bucket. Readings
@@ -313,6 +327,13 @@ class Chart {
     this.resizer.disconnect();
     if (this.plot) this.plot.destroy();
   }
+}
+
+function medianStep(x) {
+  const steps = [];
+  for (let i = 1; i < x.length; i++) steps.push(x[i] - x[i - 1]);
+  steps.sort((a, b) => a - b);
+  return steps[Math.floor(steps.length / 2)];
 }
 
 // --- window choice -----------------------------------------------------------------------
