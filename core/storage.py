@@ -53,6 +53,11 @@ CREATE INDEX IF NOT EXISTS device_status_device_ts ON device_status (device_id, 
 PURGE_CHUNK = 5000
 # While the database cannot be written, repeat the error this often (seconds).
 ERROR_REPEAT = 60.0
+# A healthy writer holds one flush interval's worth of readings (a few
+# thousand at most). Backpressure starts at half of max_pending but never below
+# this, so a small max_pending (a tight memory budget for a failing disk) does
+# not turn ordinary bursts into refusals.
+BACKPRESSURE_MIN = 10_000
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -78,6 +83,7 @@ class Storage:
         self.path = Path(path)
         self.flush_interval = flush_interval
         self.max_pending = max_pending
+        self._backlog_at = max(max_pending // 2, BACKPRESSURE_MIN)
         self.keep_days = keep_days
         self.purge_interval = purge_interval
         self.accepted = 0
@@ -146,14 +152,14 @@ class Storage:
 
     @property
     def backlogged(self) -> bool:
-        """The database works but has fallen far behind (half of max_pending).
+        """The database works but has fallen far behind.
 
         Publishers that can send again (WebSocket clients) are then refused
         before their reading is accepted, so that overload never costs an
         accepted reading. A failing database is not backlogged: then readings
         stay live, and what cannot be held is counted as dropped.
         """
-        return self.error is None and len(self._readings) + len(self._held) >= self.max_pending // 2
+        return len(self._readings) + len(self._held) >= self._backlog_at and self.error is None
 
     @property
     def lag(self) -> float:

@@ -199,17 +199,26 @@ def test_history_queries_read_only_the_index_also_on_databases_made_before(tmp_p
         conn.close()
 
 
-@pytest.mark.gen_test(timeout=30)
+@pytest.mark.gen_test(timeout=60)
 async def test_a_backlog_refuses_new_websocket_readings_instead_of_dropping_accepted_ones(hub_factory, ws_client, tmp_path):
-    # The writer flushes only every 10 s, so the queue reaches half of max_pending (50).
+    # The writer flushes only every 10 s, so the queue reaches half of max_pending (10,000).
     hub = await hub_factory(
-        "storage: {path: %s, flush_interval: 10, max_pending: 100}\n"
+        "server: {rate_limit: null}\n"
+        "storage: {path: %s, flush_interval: 10, max_pending: 20000}\n"
         "devices: [{id: 1, name: Tank, sensors: [{id: 1, type: ph}]}]\n" % (tmp_path / "b.db")
     )
     client = await ws_client(hub, "/ws/sensor/1/")
-    replies = [await client.request({"type": "sensor_data", "value": float(i)}) for i in range(60)]
+    for i in range(10_100):
+        client.conn.write_message('{"type":"sensor_data","value":%d}' % i)
+    replies = [await client.receive(timeout=20) for _ in range(10_100)]
     kinds = [r.get("code", r["type"]) for r in replies]
-    assert kinds == ["sensor_data_update"] * 50 + ["OVERLOADED"] * 10
+    assert kinds == ["sensor_data_update"] * 10_000 + ["OVERLOADED"] * 100
     await hub.stop()
-    assert (hub.storage.accepted, hub.storage.stored, hub.storage.dropped) == (50, 50, 0)
-    assert rows(tmp_path / "b.db")[-1][2] == 49.0
+    assert (hub.storage.accepted, hub.storage.stored, hub.storage.dropped) == (10_000, 10_000, 0)
+    assert rows(tmp_path / "b.db")[-1][2] == 9_999.0
+
+
+def test_backpressure_never_starts_below_its_floor():
+    # A tight memory budget for a failing disk must not refuse ordinary bursts.
+    assert Storage(":memory:", max_pending=500)._backlog_at == storage.BACKPRESSURE_MIN
+    assert Storage(":memory:", max_pending=100_000)._backlog_at == 50_000
