@@ -171,7 +171,8 @@ async def _serve(hub) -> int:
         sensors = ", ".join(f"{s.id}:{s.type}" for s in device.sensors)
         log.info("  device %d %r (offline after %g s): %s", device.id, device.name, device.offline_after, sensors or "no sensors")
     for instance in hub.config.plugins:
-        log.info("  plugin instance %s: platform %s, device %s", instance.label, instance.platform.name, instance.options.device)
+        device = instance.options.device
+        log.info("  plugin instance %s: platform %s%s", instance.label, instance.platform.name, "" if device is None else f", device {device}")
     records = hub.plugins.records.values()
     log.info("Plugins loaded: %s", ", ".join(hub.plugins.describe(r.name) for r in records if r.loaded) or "none")
     failed = [hub.plugins.describe(r.name) for r in records if not r.loaded]

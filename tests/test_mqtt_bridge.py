@@ -391,6 +391,7 @@ def test_stopping_while_the_broker_goes_away_ends_cleanly(mosquitto, tmp_path):
             mosquitto.process.wait()
         code, output = hub.stop()
     assert code == 0, output
+    assert "plugin instance bridge: platform mqtt\n" in output  # no "device None" for a platform without one
     assert output.rstrip().endswith("Stopped"), output
     assert "never retrieved" not in output and "Traceback" not in output, output
     assert "did not stop" not in output and "reconnecting" not in output, output
