@@ -78,6 +78,10 @@ class FanOut:
                         conn.send(text)
 
 
+# At most one log line per connection per this many seconds about refused messages.
+REFUSAL_LOG_EVERY = 60.0
+
+
 @dataclass
 class WebSocketStats:
     """Counters for /api/health: what the hub refused, and whom it let go."""
@@ -137,6 +141,8 @@ class StreamHandler(WebSocketHandler):
         self._over_since: float | None = None
         limit = server.rate_limit
         self._rate = _RateLimit(limit.per_second, limit.burst) if limit is not None else None
+        self._refused = 0
+        self._next_refusal_log = 0.0
 
     def check_origin(self, origin: str) -> bool:
         # Same-origin always (the hub's own pages); other browser origins only when listed.
@@ -300,6 +306,7 @@ class StreamHandler(WebSocketHandler):
         if self._rate is not None and not self._rate.allow():
             self.hub.fanout.stats.rate_limited += 1
             self.hub.fanout.stats.errors += 1
+            self._log_refusal("RATE_LIMITED")
             self.send(_RATE_LIMITED)
             return
         # Tornado refuses frames over 4 * max_message_size by closing (1009);
@@ -333,7 +340,22 @@ class StreamHandler(WebSocketHandler):
 
     def _error(self, code: str, message: str) -> None:
         self.hub.fanout.stats.errors += 1
+        self._log_refusal(code, message)
         self.send(protocol.encode_error(code, message))
+
+    def _log_refusal(self, code: str, message: str = "") -> None:
+        # Enough for an operator to find a misbehaving client, never a flood:
+        # the first refusal of a connection, then at most one line a minute.
+        self._refused += 1
+        now = time.monotonic()
+        if now < self._next_refusal_log:
+            return
+        self._next_refusal_log = now + REFUSAL_LOG_EVERY
+        log.warning(
+            "Client %s (%s) on %s: %s%s; %d message(s) refused on this connection so far",
+            self.request.remote_ip, self.client_name, self.request.path, code,
+            f" ({message[:120]})" if message else "", self._refused,
+        )
 
     def _sensor_data(self, request: protocol.SensorDataRequest) -> None:
         sensor_id = request.sensor_id
