@@ -118,6 +118,13 @@ def _warnings(config) -> list[str]:
         found.append(f"{config.file} defines no devices: the hub would serve nothing (see docs/configuration.md)")
     elif not config.plugins:
         found.append(f"{config.file} has no plugin instances: only WebSocket clients can send readings")
+    if config.auth.enabled and config.auth.tokens_file:
+        secrets = os.path.join(os.path.dirname(config.file), config.auth.tokens_file)
+        try:
+            if os.stat(secrets).st_mode & 0o077:
+                found.append(f"{secrets} holds tokens but other users may read it: chmod 600 {secrets}")
+        except OSError:
+            pass  # a missing file is a config error, reported already
     path = os.path.abspath(config.storage.path)
     parent = os.path.dirname(path)
     while not os.path.exists(parent) and parent != os.path.dirname(parent):

@@ -153,3 +153,15 @@ def test_listening_on_all_interfaces_names_the_addresses_and_warns_when_auth_is_
     output = "".join(lines)
     assert "Listening on all interfaces" in output
     assert "WARNING" in output and "Auth is off and the hub listens on all interfaces" in output
+
+
+def test_check_config_warns_about_a_tokens_file_others_can_read(tmp_path):
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("tokens:\n  - {name: tablet, role: read, token: a-long-enough-read-token-1234}\n")
+    secrets.chmod(0o644)
+    config = write_config(tmp_path, "auth:\n  enabled: true\n  tokens_file: secrets.yaml\n")
+    loose = smartanom("check-config", config)
+    assert loose.returncode == 0, loose.stderr
+    assert f"chmod 600 {secrets}" in loose.stderr
+    secrets.chmod(0o600)
+    assert "chmod 600" not in smartanom("check-config", config).stderr
