@@ -80,6 +80,7 @@ class FanOut:
 
 # At most one log line per connection per this many seconds about refused messages.
 REFUSAL_LOG_EVERY = 60.0
+_REFUSED_ORIGINS: dict[str, float] = {}  # origin -> when it may be logged again
 
 
 @dataclass
@@ -147,9 +148,15 @@ class StreamHandler(WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         # Same-origin always (the hub's own pages); other browser origins only when listed.
         allowed = self.hub.config.server.allowed_origins
-        if "*" in allowed or origin in allowed:
+        if "*" in allowed or origin in allowed or urlparse(origin).netloc.lower() == self.request.host.lower():
             return True
-        return urlparse(origin).netloc.lower() == self.request.host.lower()
+        if _REFUSED_ORIGINS.get(origin, 0.0) <= time.monotonic():
+            # Once a minute per origin: a page retrying in a loop must not flood the log.
+            if len(_REFUSED_ORIGINS) > 1000:  # made-up origins must not grow memory
+                _REFUSED_ORIGINS.clear()
+            _REFUSED_ORIGINS[origin] = time.monotonic() + REFUSAL_LOG_EVERY
+            log.warning("Refused a WebSocket from origin %s (add it to server.allowed_origins to allow it)", origin[:200])
+        return False
 
     def open(self, resource_id: str | None = None) -> None:
         self._resource_id = resource_id
