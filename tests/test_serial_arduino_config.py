@@ -114,3 +114,16 @@ def test_the_protocol_examples_in_the_docs_parse():
         parsed = parse_line(example.encode())
         assert parsed.values and not parsed.bad_values, example
     assert parse_line(b"water_temperature=21.44,ph=6.82*4D").values == {"water_temperature": 21.44, "ph": 6.82}
+
+
+def test_every_checksummed_line_in_the_docs_is_one_the_hub_accepts():
+    # An installer compares the Serial Monitor with these lines: a wrong checksum
+    # here would send them hunting for a fault that is in the docs.
+    import re
+
+    from plugins.serial_arduino.parser import parse_line
+
+    lines = set(re.findall(r"[A-Za-z_]+=[^\s`|]*\*[0-9A-F]{2}", DOC))
+    assert len(lines) >= 2
+    for line in lines:
+        assert parse_line(line.encode()).values, line
