@@ -89,7 +89,7 @@ def test_unknown_key_suggests_the_right_one(tmp_path):
 
 def test_the_shipped_example_config_passes_check_config(capsys):
     assert main(["check-config", str(ROOT / "config" / "serial-arduino.yaml")]) == 0
-    assert "OK (1 devices, 4 sensors, 1 plugin instances)" in capsys.readouterr().out
+    assert "OK (1 device, 4 sensors, 1 plugin instance)" in capsys.readouterr().out
 
 
 DOC = (ROOT / "docs" / "serial-arduino.md").read_text()
