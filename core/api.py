@@ -58,8 +58,12 @@ class JSONHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         # With auth on, every API route needs a token of either role (core/auth.py decides).
         auth = self.hub.auth
-        if auth.enabled and auth.identify(token_from_request(self.request)) is None:
-            raise tornado.web.HTTPError(401, "a valid token is required: send 'Authorization: Bearer TOKEN' or ?token=TOKEN")
+        if auth.enabled:
+            presented = token_from_request(self.request)
+            if auth.identify(presented) is None:
+                # An APIError is not logged again by Tornado; the access log has the request.
+                problem = "no token was sent" if presented is None else "the token is not valid"
+                raise APIError(401, "UNAUTHORIZED", f"{problem}: send 'Authorization: Bearer TOKEN' or ?token=TOKEN")
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")

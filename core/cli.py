@@ -107,7 +107,7 @@ def _check(path: str) -> int:
     for warning in _warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     sensors = sum(len(d.sensors) for d in config.devices)
-    print(f"{path}: OK ({len(config.devices)} devices, {sensors} sensors, {len(config.plugins)} plugin instances)")
+    print(f"{path}: OK ({_count(len(config.devices), 'device')}, {_count(sensors, 'sensor')}, {_count(len(config.plugins), 'plugin instance')})")
     return 0
 
 
@@ -118,6 +118,13 @@ def _warnings(config) -> list[str]:
         found.append(f"{config.file} defines no devices: the hub would serve nothing (see docs/configuration.md)")
     elif not config.plugins:
         found.append(f"{config.file} has no plugin instances: only WebSocket clients can send readings")
+    if config.auth.enabled and config.auth.tokens_file:
+        secrets = os.path.join(os.path.dirname(config.file), config.auth.tokens_file)
+        try:
+            if os.stat(secrets).st_mode & 0o077:
+                found.append(f"{secrets} holds tokens but other users may read it: chmod 600 {secrets}")
+        except OSError:
+            pass  # a missing file is a config error, reported already
     path = os.path.abspath(config.storage.path)
     parent = os.path.dirname(path)
     while not os.path.exists(parent) and parent != os.path.dirname(parent):
@@ -166,12 +173,13 @@ async def _serve(hub) -> int:
         await hub.stop()
         return 2
     registry = hub.registry
-    log.info("Config %s: %d devices, %d sensors", hub.config.file, len(registry.devices), len(registry.sensors))
+    log.info("Config %s: %s, %s", hub.config.file, _count(len(registry.devices), "device"), _count(len(registry.sensors), "sensor"))
     for device in registry.devices.values():
         sensors = ", ".join(f"{s.id}:{s.type}" for s in device.sensors)
         log.info("  device %d %r (offline after %g s): %s", device.id, device.name, device.offline_after, sensors or "no sensors")
     for instance in hub.config.plugins:
-        log.info("  plugin instance %s: platform %s, device %s", instance.label, instance.platform.name, instance.options.device)
+        device = instance.options.device
+        log.info("  plugin instance %s: platform %s%s", instance.label, instance.platform.name, "" if device is None else f", device {device}")
     records = hub.plugins.records.values()
     log.info("Plugins loaded: %s", ", ".join(hub.plugins.describe(r.name) for r in records if r.loaded) or "none")
     failed = [hub.plugins.describe(r.name) for r in records if not r.loaded]
@@ -180,6 +188,7 @@ async def _serve(hub) -> int:
     for warning in _warnings(hub.config):
         log.warning("%s", warning)
     log.info("Storage: %s (flushed every %g s)", os.path.abspath(hub.storage.path), hub.storage.flush_interval)
+    _log_access(hub)
     log.info("Serving on %s: open %s/ in a browser for the dashboard (protocol test page: %s/websocket-test/); Ctrl+C stops", hub.url, hub.url, hub.url)
 
     await stop.wait()
@@ -188,6 +197,45 @@ async def _serve(hub) -> int:
     log.info("Stopped")
     return 0
 
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _log_access(hub) -> None:
+    """Who can reach the hub, and whether they need a token: the first question on a LAN."""
+    server = hub.config.server
+    everywhere = server.host in ("", "0.0.0.0", "::")
+    if everywhere:
+        scheme = "https" if server.ssl else "http"
+        lan = [f"{scheme}://{address}:{hub.port}/" for address in _lan_addresses()]
+        log.info("Listening on all interfaces%s", f": tablets on the network can open {', '.join(lan)}" if lan else "")
+    tokens = hub.config.tokens
+    if hub.auth.enabled:
+        roles = {role: sum(1 for t in tokens if t.role == role) for role in ("read", "write")}
+        log.info("Auth is on: %s (read %d, write %d); clients need one (docs/security.md)", _count(len(tokens), "token"), roles["read"], roles["write"])
+    elif server.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "Auth is off and the hub listens on %s: anyone who can reach it can send readings and set device status. "
+            "Turn on auth (docs/security.md) or listen on 127.0.0.1",
+            "all interfaces" if everywhere else server.host,
+        )
+
+
+def _lan_addresses() -> list[str]:
+    # `ip` knows the machine's own addresses; asking it sends nothing on the network.
+    import shutil
+    import subprocess
+
+    ip = shutil.which("ip")
+    if not ip:
+        return []
+    try:
+        out = subprocess.run([ip, "-o", "-4", "addr", "show", "scope", "global"], capture_output=True, text=True, timeout=2).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
 
 
 def _explain_start_error(exc: OSError, server) -> str:

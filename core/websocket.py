@@ -78,6 +78,11 @@ class FanOut:
                         conn.send(text)
 
 
+# At most one log line per connection per this many seconds about refused messages.
+REFUSAL_LOG_EVERY = 60.0
+_REFUSED_ORIGINS: dict[str, float] = {}  # origin -> when it may be logged again
+
+
 @dataclass
 class WebSocketStats:
     """Counters for /api/health: what the hub refused, and whom it let go."""
@@ -137,13 +142,21 @@ class StreamHandler(WebSocketHandler):
         self._over_since: float | None = None
         limit = server.rate_limit
         self._rate = _RateLimit(limit.per_second, limit.burst) if limit is not None else None
+        self._refused = 0
+        self._next_refusal_log = 0.0
 
     def check_origin(self, origin: str) -> bool:
         # Same-origin always (the hub's own pages); other browser origins only when listed.
         allowed = self.hub.config.server.allowed_origins
-        if "*" in allowed or origin in allowed:
+        if "*" in allowed or origin in allowed or urlparse(origin).netloc.lower() == self.request.host.lower():
             return True
-        return urlparse(origin).netloc.lower() == self.request.host.lower()
+        if _REFUSED_ORIGINS.get(origin, 0.0) <= time.monotonic():
+            # Once a minute per origin: a page retrying in a loop must not flood the log.
+            if len(_REFUSED_ORIGINS) > 1000:  # made-up origins must not grow memory
+                _REFUSED_ORIGINS.clear()
+            _REFUSED_ORIGINS[origin] = time.monotonic() + REFUSAL_LOG_EVERY
+            log.warning("Refused a WebSocket from origin %s (add it to server.allowed_origins to allow it)", origin[:200])
+        return False
 
     def open(self, resource_id: str | None = None) -> None:
         self._resource_id = resource_id
@@ -300,6 +313,7 @@ class StreamHandler(WebSocketHandler):
         if self._rate is not None and not self._rate.allow():
             self.hub.fanout.stats.rate_limited += 1
             self.hub.fanout.stats.errors += 1
+            self._log_refusal("RATE_LIMITED")
             self.send(_RATE_LIMITED)
             return
         # Tornado refuses frames over 4 * max_message_size by closing (1009);
@@ -333,7 +347,22 @@ class StreamHandler(WebSocketHandler):
 
     def _error(self, code: str, message: str) -> None:
         self.hub.fanout.stats.errors += 1
+        self._log_refusal(code, message)
         self.send(protocol.encode_error(code, message))
+
+    def _log_refusal(self, code: str, message: str = "") -> None:
+        # Enough for an operator to find a misbehaving client, never a flood:
+        # the first refusal of a connection, then at most one line a minute.
+        self._refused += 1
+        now = time.monotonic()
+        if now < self._next_refusal_log:
+            return
+        self._next_refusal_log = now + REFUSAL_LOG_EVERY
+        log.warning(
+            "Client %s (%s) on %s: %s%s; %d message(s) refused on this connection so far",
+            self.request.remote_ip, self.client_name, self.request.path, code,
+            f" ({message[:120]})" if message else "", self._refused,
+        )
 
     def _sensor_data(self, request: protocol.SensorDataRequest) -> None:
         sensor_id = request.sensor_id

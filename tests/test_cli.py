@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from core.testing import HubProcess
+from core.testing import HubProcess, free_port
 
 
 def smartanom(*args, **kwargs):
@@ -72,7 +72,7 @@ def test_run_serves_logs_what_it_loaded_and_stops_cleanly_on_sigterm(tmp_path):
             assert response.headers["Content-Type"].startswith("text/html")
         code, output = hub.stop(signal.SIGTERM)
     assert code == 0, output
-    assert "1 devices, 2 sensors" in output
+    assert "1 device, 2 sensors" in output
     assert "plugin instance simulated#0: platform simulated, device 1" in output
     assert f"open {hub.url}/ in a browser for the dashboard" in output
     assert "Stopped" in output
@@ -129,3 +129,39 @@ def test_check_config_warns_about_a_config_that_defines_nothing(tmp_path):
     result = smartanom("check-config", str(path))
     assert result.returncode == 0
     assert "defines no devices" in result.stderr
+
+
+def test_listening_on_all_interfaces_names_the_addresses_and_warns_when_auth_is_off(tmp_path):
+    config = write_config(tmp_path)
+    with HubProcess(config) as hub:
+        quiet = hub.output
+    assert "Auth is off" not in quiet  # 127.0.0.1: only this machine
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "run", "--config", config, "--host", "0.0.0.0", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Serving on" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    output = "".join(lines)
+    assert "Listening on all interfaces" in output
+    assert "WARNING" in output and "Auth is off and the hub listens on all interfaces" in output
+
+
+def test_check_config_warns_about_a_tokens_file_others_can_read(tmp_path):
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("tokens:\n  - {name: tablet, role: read, token: a-long-enough-read-token-1234}\n")
+    secrets.chmod(0o644)
+    config = write_config(tmp_path, "auth:\n  enabled: true\n  tokens_file: secrets.yaml\n")
+    loose = smartanom("check-config", config)
+    assert loose.returncode == 0, loose.stderr
+    assert f"chmod 600 {secrets}" in loose.stderr
+    secrets.chmod(0o600)
+    assert "chmod 600" not in smartanom("check-config", config).stderr

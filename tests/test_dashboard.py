@@ -134,3 +134,137 @@ def test_fits_a_phone_screen(browser, threaded_hub):
         assert watched.errors == []
     finally:
         context.close()
+
+
+# --- with auth on (docs/security.md) ----------------------------------------------------
+
+READ = "read-token-for-the-wall-tablet"
+WRITE = "write-token-for-the-test-sender"
+REFUSED = "console: Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+
+# Every state the connection badge goes through, in order, from the page's first moment.
+RECORD_BADGE = """
+window.badgeStates = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const badge = document.querySelector("#connection");
+  window.badgeStates.push(badge.dataset.state);
+  new MutationObserver(() => window.badgeStates.push(badge.dataset.state))
+    .observe(badge, { attributes: true, attributeFilter: ["data-state"] });
+});
+"""
+
+
+@pytest.fixture
+def auth_hub(threaded_hub, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_TOKENS", f"read:{READ},write:{WRITE}")
+    return threaded_hub(HUB + "auth:\n  enabled: true\n  tokens_env: DASHBOARD_TOKENS\n")
+
+
+def send_as_writer(hub, message):
+    hub.send(message, path=f"/ws/sensor-data/?token={WRITE}")
+
+
+def drop_refused_requests(page) -> int:
+    """Remove the browser's own log lines for the API's expected 401s; return how many there were."""
+    errors = page.watched.errors
+    kept = [e for e in errors if e != REFUSED]
+    refused = len(errors) - len(kept)
+    errors[:] = kept
+    return refused
+
+
+def stored_token(page):
+    return page.evaluate("localStorage.getItem('smartanom.token')")
+
+
+def refusals(hub) -> int:
+    return hub.call(lambda: hub.hub.fanout.stats.unauthorized)
+
+
+def test_a_token_in_the_address_opens_the_dashboard_and_is_remembered(page, auth_hub):
+    page.goto(auth_hub.url + f"/?token={READ}")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator(".card")).to_have_count(2)
+    expect(page.locator("#token-form")).to_be_hidden()
+    # Out of the address bar, so it is not left on screen or copied along with a link.
+    expect(page).to_have_url(auth_hub.url + "/")
+    send_as_writer(auth_hub, {"type": "sensor_data", "sensor_id": 2, "value": 6.42})
+    expect(sensor(page, 2).locator(".value")).to_have_text("6.42")
+    assert stored_token(page) == READ
+
+    # Opened again without it (a bookmark to /), the remembered token is used.
+    page.goto(auth_hub.url + "/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    send_as_writer(auth_hub, {"type": "sensor_data", "sensor_id": 3, "value": 1.75})
+    expect(sensor(page, 3).locator(".value")).to_have_text("1.75")
+
+    page.get_by_role("button", name="Forget token").click()
+    expect(page.locator("#token-form")).to_be_visible()
+    assert stored_token(page) is None
+    assert refusals(auth_hub) <= 1  # only the forgotten page's socket, if it got that far
+    assert drop_refused_requests(page) >= 1  # the API's 401 after forgetting
+
+
+def test_without_a_token_it_asks_once_and_does_not_retry(page, auth_hub):
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.add_init_script(RECORD_BADGE)
+    page.goto(auth_hub.url + "/")
+    expect(page.locator("#token-form")).to_be_visible()
+    expect(page.locator("#token-form")).to_contain_text("a read token is enough")
+    expect(page.locator("#token-error")).to_be_hidden()
+    expect(page.locator("#problem")).to_be_hidden()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "locked")
+    expect(page.locator(".card")).to_have_count(0)
+    expect(page.locator("#token")).to_be_focused()
+    # A page in a reconnect loop would have tried again after 0.5, 1 and 2 s.
+    page.wait_for_timeout(4000)
+    assert len(sockets) <= 1, sockets
+    assert refusals(auth_hub) <= 1
+    assert "live" not in page.evaluate("window.badgeStates")
+
+    page.locator("#token").fill(READ)
+    page.get_by_role("button", name="Use token").click()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#token-form")).to_be_hidden()
+    expect(page.locator(".card")).to_have_count(2)
+    send_as_writer(auth_hub, {"type": "sensor_data", "sensor_id": 1, "value": 21.5})
+    expect(sensor(page, 1).locator(".value")).to_have_text("21.5")
+    assert stored_token(page) == READ
+    assert sockets[-1].endswith(f"/ws/sensor-data/?token={READ}")
+    # The badge went to live once, after the token: never while the page was locked out.
+    states = page.evaluate("window.badgeStates")
+    assert states.index("live") > states.index("locked"), states
+    assert drop_refused_requests(page) >= 1
+
+
+def test_a_wrong_token_brings_the_form_back_with_an_error(page, auth_hub):
+    page.add_init_script(RECORD_BADGE)
+    page.goto(auth_hub.url + "/?token=not-the-token-of-anyone")
+    error = page.locator("#token-error")
+    expect(page.locator("#token-form")).to_be_visible()
+    expect(error).to_have_text("The hub did not accept that token. Check it and try again.")
+    assert stored_token(page) is None
+
+    page.locator("#token").fill("another-wrong-token-here")
+    page.get_by_role("button", name="Use token").click()
+    expect(error).to_have_text("The hub did not accept that token. Check it and try again.")
+    expect(page.locator("#token-form")).to_be_visible()
+    assert stored_token(page) is None
+    assert "live" not in page.evaluate("window.badgeStates")
+
+    page.locator("#token").fill(READ)
+    page.get_by_role("button", name="Use token").click()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator(".card")).to_have_count(2)
+    expect(error).to_be_hidden()
+    assert drop_refused_requests(page) >= 2
+
+
+def test_a_remembered_token_the_hub_no_longer_knows_is_forgotten(page, auth_hub):
+    page.add_init_script("localStorage.setItem('smartanom.token', 'a-token-since-revoked')")
+    page.goto(auth_hub.url + "/")
+    expect(page.locator("#token-error")).to_be_visible()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "locked")
+    assert stored_token(page) is None
+    assert drop_refused_requests(page) >= 1

@@ -60,7 +60,7 @@ def test_the_shipped_example_passes_check_config():
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "OK (1 devices, 3 sensors, 1 plugin instances)" in result.stdout
+    assert "OK (1 device, 3 sensors, 1 plugin instance)" in result.stdout
 
 
 def test_a_valid_entry_and_its_defaults(tmp_path):

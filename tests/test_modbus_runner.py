@@ -7,10 +7,12 @@ pair, so the plugin opens a real serial device. Nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
 import pytest
+import tornado.httpclient
 from pymodbus.client import AsyncModbusTcpClient as PymodbusClient
 
 from core.events import DeviceStatus, SensorReading
@@ -46,6 +48,13 @@ async def until(condition, timeout: float = 10.0, what: str = "condition"):
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def plugin_stats(hub) -> dict:
+    """The modbus instance's counters, as GET /api/plugins shows them."""
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(f"{hub.url}/api/plugins")
+    (instance,) = [i for i in json.loads(response.body)["instances"] if i["platform"] == "modbus"]
+    return instance["stats"]
 
 
 def values_of(readings, sensor_id):
@@ -165,21 +174,29 @@ async def test_slave_that_stops_answering_marks_the_device_inactive_until_it_ans
     readings = collect(hub)
     assert (await device.receive(type="sensor_data_update"))["value"] == 6.12
     await until(lambda: hub.status.status[1] is DeviceStatus.ACTIVE, what="device active")
+    healthy = await plugin_stats(hub)
+    assert healthy["reads"] >= 1 and (healthy["failed_reads"], healthy["reconnects"], healthy["last_error"]) == (0, 0, None)
 
     server.muted.add(3)
     # Inactive long before offline_after (20 s): the plugin reports the failed read.
     status = await device.receive(type="device_status", timeout=5)
     assert status["status"] == "inactive"
     count = len(values_of(readings, 1))
+    silent = await plugin_stats(hub)
+    assert silent["failed_reads"] >= 2  # retries: 1, so two timeouts made it inactive
     polls = len(server.requests)
     await until(lambda: len(server.requests) >= polls + 4, what="polling to go on while the slave is silent")
     assert len(values_of(readings, 1)) == count, "a failed read must never become a reading"
+    later = await plugin_stats(hub)
+    assert later["failed_reads"] >= silent["failed_reads"] + 3, (silent, later)  # each timed-out request, retries included
+    assert later["reads"] == silent["reads"] and "no answer within the timeout" in later["last_error"]
 
     server.muted.discard(3)
     status = await device.receive(type="device_status", timeout=5)
     assert status["status"] == "active"
     await until(lambda: len(values_of(readings, 1)) > count, what="readings again")
     assert set(values_of(readings, 1)) == {6.12}
+    assert (await plugin_stats(hub))["reads"] > later["reads"]
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -189,11 +206,15 @@ async def test_crc_errors_on_rtu_count_as_failed_reads(hub_factory, servers, tmp
     readings = collect(hub)
     await until(lambda: hub.status.status[1] is DeviceStatus.ACTIVE, what="device active")
 
+    assert (await plugin_stats(hub))["failed_reads"] == 0
     server.garbled.add(3)  # answers arrive, but with a broken CRC
     await until(lambda: hub.status.status[1] is DeviceStatus.INACTIVE, timeout=5, what="device inactive")
     count, polls = len(readings), len(server.requests)
+    before = await plugin_stats(hub)
     await until(lambda: len(server.requests) >= polls + 4, what="polling to go on")
     assert len(readings) == count, "a garbled answer must never become a reading"
+    after = await plugin_stats(hub)
+    assert after["failed_reads"] >= before["failed_reads"] + 3 and after["reads"] == before["reads"], (before, after)
 
     server.garbled.discard(3)
     await until(lambda: len(readings) > count, what="a good read")
@@ -211,8 +232,11 @@ async def test_exception_response_is_reported_and_never_a_value(hub_factory, ser
     await until(lambda: "illegal data address" in caplog.text, what="the failure to be logged")
     await until(lambda: len(server.requests) >= 6, what="polling to go on")
     assert readings == [] and hub.status.status[1] is DeviceStatus.INACTIVE
-    # Logged once per failure episode, not once per poll.
+    # Logged once per failure episode, not once per poll; counted every time.
     assert caplog.text.count("illegal data address") == 1
+    counted = await plugin_stats(hub)
+    assert counted["reads"] == 0 and counted["failed_reads"] >= 5, counted
+    assert counted["last_error"] == "sensor 1 (slave 3): exception response 2: illegal data address (wrong address?)"
 
 
 @pytest.mark.gen_test(timeout=40)
@@ -223,16 +247,21 @@ async def test_server_that_disappears_and_comes_back(hub_factory, servers, caplo
     readings = collect(hub)
     await until(lambda: hub.status.status[1] is DeviceStatus.ACTIVE, what="device active")
 
+    assert (await plugin_stats(hub))["reconnects"] == 0
     await server.stop()
     await until(lambda: hub.status.status[1] is DeviceStatus.INACTIVE, timeout=5, what="device inactive after the server left")
     count = len(readings)
     await asyncio.sleep(1.0)  # several reconnection attempts with backoff, the loop stays free
     assert len(readings) == count
+    down = await plugin_stats(hub)
+    assert down["reconnects"] == 0 and "connect" in down["last_error"], down
 
     await server.start()  # same port, like a gateway that rebooted
     await until(lambda: len(readings) > count, timeout=10, what="readings after the server came back")
     assert hub.status.status[1] is DeviceStatus.ACTIVE
     assert set(values_of(readings, 1)) == {6.4}
+    back = await plugin_stats(hub)
+    assert back["reconnects"] == 1 and back["reads"] > down["reads"], back
     assert "is down" in caplog.text and "reconnected" in caplog.text
     assert "cannot keep up" not in caplog.text  # an outage is not an overloaded bus
 

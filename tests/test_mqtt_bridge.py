@@ -7,10 +7,13 @@ and are watched with another real MQTT client.
 import asyncio
 import json
 import logging
+import signal
+import time
 
 import pytest
 import tornado.httpclient
 
+from core.testing import HubProcess
 from mosquitto_broker import mosquitto, mqtt_observer, publish  # noqa: F401
 
 TIMEOUT = 30  # seconds for a whole test; each wait inside has its own, shorter bound
@@ -363,3 +366,32 @@ async def test_persistent_session_gets_what_was_sent_while_the_hub_was_down(mosq
     update = await client.receive(type="sensor_data_update", timeout=10)
     assert (update["sensor_id"], update["value"]) == (2, 6.4)
     assert (await stats(second))["received"] == 1
+
+
+def test_stopping_while_the_broker_goes_away_ends_cleanly(mosquitto, tmp_path):
+    """`smartanom run` gets SIGTERM and the broker dies at the same moment, so the connection
+    drops while the goodbye (offline) waits for its acknowledgement. The log must end at
+    "Stopped": no "Future exception was never retrieved" from aiomqtt's disconnect reason,
+    which asyncio reports when the client is collected, here as the process exits."""
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"storage: {{path: {tmp_path / 'hub.db'}}}\n" + hub_yaml(mosquitto.port))
+    with HubProcess(config) as hub:
+        deadline = time.monotonic() + 10
+        while "connected to the broker" not in hub.output:
+            assert time.monotonic() < deadline, hub.output
+            time.sleep(0.05)
+        mosquitto.process.send_signal(signal.SIGSTOP)  # frozen: it takes the goodbye but never acknowledges it
+        try:
+            hub.proc.send_signal(signal.SIGTERM)
+            while "going offline" not in hub.output:
+                assert hub.proc.poll() is None and time.monotonic() < deadline + 10, hub.output
+                time.sleep(0.01)
+        finally:
+            mosquitto.process.kill()  # the connection drops while the goodbye waits for its PUBACK
+            mosquitto.process.wait()
+        code, output = hub.stop()
+    assert code == 0, output
+    assert "plugin instance bridge: platform mqtt\n" in output  # no "device None" for a platform without one
+    assert output.rstrip().endswith("Stopped"), output
+    assert "never retrieved" not in output and "Traceback" not in output, output
+    assert "did not stop" not in output and "reconnecting" not in output, output

@@ -211,6 +211,9 @@ async def test_bad_lines_are_counted_and_logged_once_and_never_stop_the_reader(h
 
     await arduino.print("ph=6.6")
     assert await readings(client, 1) == [(2, 6.6)]
+    # 200 banner lines, invalid UTF-8, an oversized line, an unmapped key, a bad value,
+    # a bad checksum and an escape sequence: counted where /api/plugins shows them.
+    assert hub.instances[LABEL].stats == {"bad_lines": 206, "readings": 2}
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -89,7 +89,7 @@ def test_unknown_key_suggests_the_right_one(tmp_path):
 
 def test_the_shipped_example_config_passes_check_config(capsys):
     assert main(["check-config", str(ROOT / "config" / "serial-arduino.yaml")]) == 0
-    assert "OK (1 devices, 4 sensors, 1 plugin instances)" in capsys.readouterr().out
+    assert "OK (1 device, 4 sensors, 1 plugin instance)" in capsys.readouterr().out
 
 
 DOC = (ROOT / "docs" / "serial-arduino.md").read_text()
@@ -114,3 +114,16 @@ def test_the_protocol_examples_in_the_docs_parse():
         parsed = parse_line(example.encode())
         assert parsed.values and not parsed.bad_values, example
     assert parse_line(b"water_temperature=21.44,ph=6.82*4D").values == {"water_temperature": 21.44, "ph": 6.82}
+
+
+def test_every_checksummed_line_in_the_docs_is_one_the_hub_accepts():
+    # An installer compares the Serial Monitor with these lines: a wrong checksum
+    # here would send them hunting for a fault that is in the docs.
+    import re
+
+    from plugins.serial_arduino.parser import parse_line
+
+    lines = set(re.findall(r"[A-Za-z_]+=[^\s`|]*\*[0-9A-F]{2}", DOC))
+    assert len(lines) >= 2
+    for line in lines:
+        assert parse_line(line.encode()).values, line

@@ -314,3 +314,16 @@ async def test_same_origin_and_originless_clients_are_accepted(hub):
     assert refused.value.code == 403
     plain = await tornado.websocket.websocket_connect(url)  # non-browser clients send no Origin
     plain.close()
+
+
+@pytest.mark.gen_test
+async def test_refused_messages_are_logged_once_a_minute_per_connection_with_the_client(hub, ws_client, caplog):
+    import logging
+
+    client = await ws_client(hub, "/ws/sensor-data/")
+    with caplog.at_level(logging.WARNING, logger="smartanom.websocket"):
+        for _ in range(50):
+            await client.request("not json")
+    lines = [r.getMessage() for r in caplog.records if "refused on this connection" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Client 127.0.0.1 (anonymous) on /ws/sensor-data/: INVALID_JSON")

@@ -49,3 +49,23 @@ def test_links_back_to_the_dashboard(page, threaded_hub):
     page.get_by_role("link", name="Dashboard").click()
     expect(page).to_have_url(hub.url + "/")
     expect(page.locator(".card")).to_have_count(2)
+
+
+def test_the_token_is_masked_on_screen_but_copied_in_full(page, threaded_hub, monkeypatch):
+    token = "read-token-for-the-test-page"
+    monkeypatch.setenv("TEST_PAGE_TOKENS", f"read:{token}")
+    hub = threaded_hub(HUB + "auth:\n  enabled: true\n  tokens_env: TEST_PAGE_TOKENS\n")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(hub.url + "/websocket-test/")
+    page.locator("#token").fill(token)
+    url = page.locator("#url")
+    expect(url).to_have_text(f"ws://127.0.0.1:{hub.port}/ws/sensor-data/?token=••••")
+    assert token not in url.get_attribute("title")
+    page.locator("#token").press("Enter")  # the token field's form connects
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    assert token not in page.locator("body").inner_text()  # not in the URL line, nor in the event log
+    page.locator("#copy-url").click()
+    expect(page.locator("#copy-url")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == f"ws://127.0.0.1:{hub.port}/ws/sensor-data/?token={token}"
+    # Before the token was typed, the page's first /api/devices request was refused.
+    page.watched.errors[:] = [e for e in page.watched.errors if "status of 401" not in e]

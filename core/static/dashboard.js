@@ -6,6 +6,8 @@
 //   /ws/sensor-data/                sensor_data_update and device_status, applied as they come
 // After the connection drops (hub restart, Wi-Fi) it reconnects with backoff and
 // reloads everything, so nothing missed while away stays missing.
+// With auth on (docs/security.md) every request carries the token; when the hub
+// refuses it, the page asks for one and waits instead of retrying.
 "use strict";
 
 const WINDOWS = {
@@ -18,13 +20,20 @@ const RAW_LIMIT = 10000; // the API's maximum page
 const PING_EVERY = 15000; // ms; a connection silent for 3 pings is considered dead
 const RETRY_MAX = 15000; // ms; backoff ceiling
 const OVERLAP = 20; // s; more than the longest storage flush interval (10 s)
+const TOKEN_KEY = "smartanom.token";
+const CLOSE_UNAUTHORIZED = 4001; // the hub's close code for a missing or wrong token
 
 const state = {
   window: WINDOWS[localStorage.getItem("smartanom.window")] ? localStorage.getItem("smartanom.window") : "1h",
   devices: new Map(), // id -> {card, statusEl, lastEl, lastTs}
   sensors: new Map(), // id -> {deviceId, unit, valueEl, chart}
+  token: null, // sent on every request; null when none is known
+  locked: false, // the hub refused the token: nothing is loaded until the user gives one
   socket: null,
+  socketReady: false, // the hub answered on the socket, so it let us in
+  loaded: false, // devices and sensors came from the API
   retries: 0,
+  retryTimer: null,
   lastMessage: 0,
   generation: 0, // bumps on every reload, so late answers of an older one are dropped
 };
@@ -39,30 +48,53 @@ function setConnection(kind, text) {
   el.textContent = text;
 }
 
+// "live" means data flows: the API answered and the hub answered on the socket
+// (an open socket alone proves nothing with auth on: the hub may still refuse it).
+function showConnection() {
+  if (state.locked) setConnection("locked", "token needed");
+  else if (state.socketReady && state.loaded) setConnection("live", "live");
+  else if (state.socketReady) setConnection("connecting", "loading…");
+}
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/ws/sensor-data/`);
+  // Browsers cannot set headers on a WebSocket, so the token goes in the URL.
+  const query = state.token ? `?${new URLSearchParams({ token: state.token })}` : "";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/sensor-data/${query}`);
   state.socket = socket;
+  state.socketReady = false;
   socket.onopen = () => {
-    const wasDown = state.retries > 0;
-    state.retries = 0;
+    // Given up while connecting (the API refused the token); closing it then would log an error.
+    if (state.socket !== socket) return socket.close();
     state.lastMessage = Date.now();
-    setConnection("live", "live");
-    if (wasDown) reload(); // catch up on what happened while away
+    // The hub answers a ping only once it has let us in; with auth on and no or
+    // a wrong token it closes with 4001 at once instead of after auth.timeout.
+    socket.send(JSON.stringify({ type: "ping" }));
   };
   socket.onmessage = (event) => {
+    if (state.socket !== socket) return;
     state.lastMessage = Date.now();
     const message = JSON.parse(event.data);
+    if (message.type === "error") return; // an UNAUTHORIZED comes with the 4001 close, handled there
+    if (!state.socketReady) {
+      state.socketReady = true;
+      const wasDown = state.retries > 0;
+      state.retries = 0;
+      if (wasDown) reload(); // catch up on what happened while away
+      showConnection();
+    }
     if (message.type === "sensor_data_update") onReading(message);
     else if (message.type === "device_status") onStatus(message);
   };
-  socket.onclose = () => {
+  socket.onclose = (event) => {
     if (state.socket !== socket) return;
     state.socket = null;
+    state.socketReady = false;
+    if (event.code === CLOSE_UNAUTHORIZED) return needToken(); // retrying with the same token cannot help
     const delay = Math.min(RETRY_MAX, 500 * 2 ** state.retries) * (0.8 + Math.random() * 0.4);
     state.retries += 1;
     setConnection("reconnecting", `reconnecting in ${Math.ceil(delay / 1000)} s…`);
-    setTimeout(connect, delay);
+    state.retryTimer = setTimeout(connect, delay);
   };
 }
 
@@ -77,8 +109,13 @@ setInterval(() => {
 
 // --- loading ---------------------------------------------------------------------
 
+class TokenRefused extends Error {}
+
 async function getJSON(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const headers = { Accept: "application/json" };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  const response = await fetch(url, { headers });
+  if (response.status === 401) throw new TokenRefused();
   const body = await response.json();
   if (!response.ok) throw new Error(body.error ? body.error.message : `${url}: HTTP ${response.status}`);
   return body;
@@ -92,6 +129,7 @@ function showProblem(text) {
 
 async function reload() {
   const generation = ++state.generation;
+  state.loaded = false;
   try {
     const [{ devices }, { sensors }] = await Promise.all([getJSON("/api/devices"), getJSON("/api/sensors")]);
     if (generation !== state.generation) return;
@@ -100,11 +138,80 @@ async function reload() {
       if (sensor.latest) showValue(sensor.id, sensor.latest.value);
     }
     showProblem("");
+    state.loaded = true;
+    rememberToken();
+    showConnection();
     await Promise.all(devices.flatMap((d) => d.sensors.map((s) => loadHistory(s.id, generation))));
   } catch (error) {
-    if (generation === state.generation) showProblem(`Could not load from the hub: ${error.message}`);
+    if (generation !== state.generation) return;
+    if (error instanceof TokenRefused) needToken();
+    else showProblem(`Could not load from the hub: ${error.message}`);
   }
 }
+
+// --- token (auth on) ------------------------------------------------------------------
+
+// A token in the page's address (`/?token=...`, e.g. a tablet's bookmark) wins over
+// the remembered one. It is taken out of the address bar at once, so it is not left
+// on screen or passed on with a copied link; once the hub accepts it, it is remembered.
+function takeToken() {
+  const url = new URL(location.href);
+  const fromUrl = url.searchParams.get("token");
+  if (fromUrl === null) return localStorage.getItem(TOKEN_KEY);
+  url.searchParams.delete("token");
+  history.replaceState(history.state, "", url);
+  return fromUrl.trim() || null;
+}
+
+function rememberToken() {
+  if (state.token) localStorage.setItem(TOKEN_KEY, state.token);
+  $("#forget-token").hidden = !state.token;
+}
+
+// The hub refused the token (or wants one): stop loading and reconnecting, and ask.
+function needToken() {
+  if (state.locked) return;
+  const refused = state.token;
+  state.locked = true;
+  state.token = null;
+  state.generation++; // late answers for the refused token are dropped
+  state.loaded = false;
+  clearTimeout(state.retryTimer);
+  const socket = state.socket;
+  state.socket = null;
+  state.socketReady = false;
+  if (socket && socket.readyState === WebSocket.OPEN) socket.close(); // a connecting one closes itself in onopen
+  if (refused && localStorage.getItem(TOKEN_KEY) === refused) localStorage.removeItem(TOKEN_KEY);
+  render([]); // what a refused token showed is no longer ours to show
+  showProblem("");
+  showConnection();
+  $("#forget-token").hidden = true;
+  const error = $("#token-error");
+  error.hidden = !refused;
+  error.textContent = refused ? "The hub did not accept that token. Check it and try again." : "";
+  $("#token-form").hidden = false;
+  $("#token").focus();
+}
+
+$("#token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = $("#token").value.trim();
+  if (!token) return;
+  $("#token").value = "";
+  $("#token-form").hidden = true;
+  $("#token-error").hidden = true;
+  $("#token-error").textContent = "";
+  state.token = token;
+  state.locked = false;
+  state.retries = 0;
+  setConnection("connecting", "connecting…");
+  start();
+});
+
+$("#forget-token").addEventListener("click", () => {
+  localStorage.removeItem(TOKEN_KEY);
+  location.reload();
+});
 
 function render(devices) {
   for (const sensor of state.sensors.values()) sensor.chart.destroy();
@@ -350,11 +457,22 @@ for (const button of document.querySelectorAll("[data-window]")) {
     localStorage.setItem("smartanom.window", state.window);
     showWindowButtons();
     const generation = ++state.generation;
-    Promise.all([...state.sensors.keys()].map((id) => loadHistory(id, generation))).catch((error) =>
-      showProblem(`Could not load history: ${error.message}`));
+    Promise.all([...state.sensors.keys()].map((id) => loadHistory(id, generation))).catch((error) => {
+      if (generation !== state.generation) return;
+      if (error instanceof TokenRefused) needToken();
+      else showProblem(`Could not load history: ${error.message}`);
+    });
   });
 }
 
+// --- start ---------------------------------------------------------------------------------
+
+// The socket and the API start together, so no reading falls between loading and listening.
+function start() {
+  connect();
+  reload();
+}
+
 showWindowButtons();
-connect();
-reload();
+state.token = takeToken();
+start();

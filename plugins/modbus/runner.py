@@ -6,6 +6,7 @@ task serves whichever is due first. A read that fails `retries` + 1 times
 marks the device inactive (once per failure episode, logged once); a lost
 connection is retried with doubling backoff. A failed read is never
 published: the sensor simply has no new value until the probe answers again.
+Counters for GET /api/plugins (`instances[].stats`) live in `ctx.stats`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class _Poller:
         self.failing: dict[int, str] = {}  # sensor id -> why its last read failed
         self.bus_down = False
         self.behind_logged = 0.0
+        self.stats = ctx.stats
+        # setdefault: counts go on across a restart of this task after a crash.
+        for counter in ("reads", "failed_reads", "reconnects"):
+            self.stats.setdefault(counter, 0)
+        self.stats.setdefault("last_error", None)
 
     async def run(self) -> None:
         ctx, options = self.ctx, self.options
@@ -88,6 +94,7 @@ class _Poller:
                 continue
             was_down, self.bus_down = self.bus_down, False
             if was_down:
+                self.stats["reconnects"] += 1
                 self.ctx.log.info("%s: reconnected to %s", self.ctx.label, self.bus.name)
             return was_down
 
@@ -105,10 +112,13 @@ class _Poller:
             except (ReadFailed, ValueError) as exc:
                 # ValueError: the registers decode to something that is not a
                 # finite number (a NaN float32 from a probe in error, say).
+                self.stats["failed_reads"] += 1  # every attempt, retries included
+                self.stats["last_error"] = f"sensor {sensor.sensor} (slave {sensor.slave}): {exc}"
                 if attempt < attempts:
                     continue
                 self._mark_failing(sensor, str(exc), attempts)
                 return
+            self.stats["reads"] += 1
             self._mark_ok(sensor)
             return
 
@@ -125,6 +135,7 @@ class _Poller:
             self.ctx.log.info("%s: sensor %d (slave %d) answers again", self.ctx.label, sensor.sensor, sensor.slave)
 
     def _mark_bus_down(self, reason: str) -> None:
+        self.stats["last_error"] = reason
         if not self.bus_down:
             self.bus_down = True
             self.ctx.log.warning("%s: bus %s is down: %s; reconnecting with backoff", self.ctx.label, self.bus.name, reason)

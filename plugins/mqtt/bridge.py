@@ -27,6 +27,8 @@ from plugins.mqtt.outbox import Outbox
 
 # Messages handed to the client at once; a QoS 1 batch costs one round trip, not one per message.
 BATCH = 100
+# How long a stopping hub waits for the broker to acknowledge its "offline".
+GOODBYE_TIMEOUT = 2.0
 # A repeated warning (bad payloads, drops) is logged at most this often per kind.
 LOG_EVERY = 60.0
 
@@ -137,32 +139,52 @@ class Bridge:
 
     async def _session(self) -> None:
         """Connect, announce, then pump both ways until the connection fails (MqttError)."""
-        async with self._client() as client:
-            self.stats["connections"] += 1
-            self.ctx.log.info("%s: connected to the broker %s as hub %s (%d messages queued)", self.ctx.label, self.broker, self.options.hub_id, len(self.outbox))
-            try:
-                await client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
-                for topic in [*self.routes, *([self.ha_status_topic] if self._discovery else [])]:
-                    granted = await client.subscribe(topic, qos=1)
-                    if any(int(getattr(code, "value", code)) >= 0x80 for code in granted):
-                        # An ACL said no: the rest still works, but this topic will stay silent.
-                        self.ctx.log.error("%s: the broker %s refused the subscription to %s (check its ACL)", self.ctx.label, self.broker, topic)
-                if self._discovery:
-                    self.outbox.put_back(self._discovery_messages())
-                if self.options.publish_status:
-                    # After the backlog: the broker's retained status ends up current even if a
-                    # change happened before this task subscribed to the bus.
-                    for message in self._status_snapshot():
-                        self.outbox.put(message)
-                self.stats["connected"] = True  # announced: from here on it is business as usual
-                await self._pump(client)
-            except asyncio.CancelledError:
-                # The hub is stopping: say goodbye ourselves (a clean disconnect sends no will).
+        client = self._client()
+        stopping = False
+        try:
+            async with client:
+                self.stats["connections"] += 1
+                self.ctx.log.info("%s: connected to the broker %s as hub %s (%d messages queued)", self.ctx.label, self.broker, self.options.hub_id, len(self.outbox))
                 try:
-                    await asyncio.wait_for(client.publish(self.topics.availability, OFFLINE, qos=1, retain=True), 2)
-                except (aiomqtt.MqttError, asyncio.TimeoutError):
-                    pass
-                raise
+                    await self._announce(client)
+                    self.stats["connected"] = True  # announced: from here on it is business as usual
+                    await self._pump(client)
+                except asyncio.CancelledError:
+                    stopping = True
+                    await self._say_offline(client)
+                    raise
+        except aiomqtt.MqttError:
+            if stopping:
+                # Older aiomqtt (2.3) raises the disconnect reason on leaving `async with`:
+                # the hub's cancellation must still win, or the task would not stop.
+                raise asyncio.CancelledError from None
+            raise
+        finally:
+            _read_disconnect_reason(client)
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        await client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
+        for topic in [*self.routes, *([self.ha_status_topic] if self._discovery else [])]:
+            granted = await client.subscribe(topic, qos=1)
+            if any(int(getattr(code, "value", code)) >= 0x80 for code in granted):
+                # An ACL said no: the rest still works, but this topic will stay silent.
+                self.ctx.log.error("%s: the broker %s refused the subscription to %s (check its ACL)", self.ctx.label, self.broker, topic)
+        if self._discovery:
+            self.outbox.put_back(self._discovery_messages())
+        if self.options.publish_status:
+            # After the backlog: the broker's retained status ends up current even if a
+            # change happened before this task subscribed to the bus.
+            for message in self._status_snapshot():
+                self.outbox.put(message)
+
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
+        """The hub is stopping: say goodbye ourselves (a clean disconnect sends no will)."""
+        self.ctx.log.info("%s: stopping: telling the broker %s this hub is going offline", self.ctx.label, self.broker)
+        goodbye = asyncio.ensure_future(client.publish(self.topics.availability, OFFLINE, qos=1, retain=True))
+        # If the broker goes away meanwhile no acknowledgement will come: stop waiting then.
+        await asyncio.wait({goodbye, _connection_lost(client)}, timeout=GOODBYE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        goodbye.cancel()
+        await asyncio.gather(goodbye, return_exceptions=True)
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         sender = asyncio.ensure_future(self._send(client))
@@ -257,6 +279,23 @@ class Bridge:
             self._warned[kind] = now
             return True
         return False
+
+
+def _connection_lost(client: aiomqtt.Client) -> asyncio.Future:
+    """aiomqtt's future that completes, with the reason, when the connection ends."""
+    return client._disconnected  # noqa: SLF001 (no public equivalent in aiomqtt 2.x)
+
+
+def _read_disconnect_reason(client: aiomqtt.Client) -> None:
+    """Mark why the connection ended as seen. aiomqtt stores it in a future that only its
+    message iterator reads (and, in aiomqtt 2.3, `__aexit__`); when our receiver is no longer
+    iterating (cancelled because the hub stops or the sender failed first) nothing reads it,
+    and asyncio logs "Future exception was never retrieved" once the client is collected,
+    typically as the process exits. Nothing is lost: a session that failed on its own
+    already raised the MqttError that `run` reports, and a stopping hub needs no reason."""
+    lost = _connection_lost(client)
+    if lost.done() and not lost.cancelled():
+        lost.exception()
 
 
 def _version() -> str:

@@ -109,6 +109,7 @@ class LineHandler:
                 continue
             self.ctx.publish_reading(sensor_id, value, now)
             self.readings += 1
+            self.ctx.stats["readings"] = self.ctx.stats.get("readings", 0) + 1
         for key, text in parsed.bad_values.items():
             self.bad.report(BAD_VALUE, raw, f"{key}: {text!r} is not a finite number")
 
@@ -124,6 +125,8 @@ class BadLineLog:
 
     def report(self, kind: str, raw: bytes, detail: str = "") -> None:
         self.counts[kind] += 1
+        # Shown in GET /api/plugins and /api/health, so a flaky cable is visible without the log.
+        self.ctx.stats["bad_lines"] = self.ctx.stats.get("bad_lines", 0) + 1
         now = time.monotonic()
         if now < self._next_at:
             self.unreported += 1
