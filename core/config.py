@@ -95,6 +95,16 @@ class SensorConfig(_Section):
     type: str
     unit: str | None = None
     name: str | None = None
+    # Plausible range: a reading outside it is refused (a client gets INVALID_VALUE,
+    # a plugin's is counted as bad), so one garbage value cannot wreck a chart.
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _range_in_order(self):
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+        return self
 
     @field_validator("type")
     @classmethod

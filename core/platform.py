@@ -82,7 +82,7 @@ class PluginContext:
         Raises ValueError for an unknown sensor or a value that is not a finite number.
         """
         sensor = self._sensor(sensor_id)
-        self._hub.accept_reading(sensor, _check_value(value), _epoch(timestamp), self.label)
+        self._hub.accept_reading(sensor, _plausible(sensor, _check_value(value)), _epoch(timestamp), self.label)
 
     def publish_reading_threadsafe(
         self, sensor_id: int, value: float, timestamp: float | datetime | None = None
@@ -90,7 +90,7 @@ class PluginContext:
         """Like publish_reading, from a thread that is not running the event loop."""
         sensor = self._sensor(sensor_id)
         ts = _epoch(timestamp)
-        value = _check_value(value)
+        value = _plausible(sensor, _check_value(value))
         self._hub.loop.call_soon_threadsafe(self._hub.accept_reading, sensor, value, ts, self.label)
 
     def set_device_available(self, available: bool, reason: str = "") -> None:
@@ -112,6 +112,13 @@ class PluginContext:
         if sensor is None:
             raise ValueError(f"{self.label}: sensor {sensor_id} is not configured")
         return sensor
+
+
+def _plausible(sensor: "Sensor", value: float) -> float:
+    problem = sensor.implausible(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def _check_value(value) -> float:

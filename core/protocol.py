@@ -24,7 +24,7 @@ ERROR_CODES = {
     "UNKNOWN_SENSOR": "no sensor with that id (in the message or in the URL)",
     "UNKNOWN_DEVICE": "no device with that id (in the message or in the URL)",
     "SENSOR_NOT_ON_DEVICE": "on /ws/device/{id}/ (or /ws/sensor/{id}/), the sensor belongs to another device (or is another sensor)",
-    "INVALID_VALUE": "`value` is not a finite number (strings, booleans, NaN, Infinity and out-of-range numbers are refused)",
+    "INVALID_VALUE": "`value` is not a finite number (strings, booleans, NaN, Infinity and out-of-range numbers are refused), or lies outside the sensor's plausible range (min/max in the config)",
     "INVALID_TIMESTAMP": "`timestamp` is not an ISO 8601 string, lies more than 5 minutes in the future, or before 2000 (a sensor whose clock was never set)",
     "INVALID_STATUS": "`status` is not one of active, inactive, maintenance",
     "MESSAGE_TOO_BIG": "the frame is larger than `server.max_message_size`; the connection stays open (frames over 4 times that size are refused by closing with 1009)",

@@ -56,9 +56,17 @@ class Sensor:
     unit: str
     name: str
     device: Device
+    low: float = float("-inf")  # the plausible range from the YAML's min/max
+    high: float = float("inf")
 
     def __repr__(self) -> str:
         return f"<Sensor {self.id} {self.type} on device {self.device.id}>"
+
+    def implausible(self, value: float) -> str | None:
+        """Why `value` cannot be a reading of this sensor, or None."""
+        if self.low <= value <= self.high:
+            return None
+        return f"value {value:g} is outside sensor {self.id}'s plausible range ({self.low:g} to {self.high:g}, min/max in the config)"
 
 
 class Registry:
@@ -81,6 +89,8 @@ class Registry:
                         unit=sc.unit or SENSOR_TYPES[sc.type],
                         name=sc.name or SENSOR_NAMES[sc.type],
                         device=device,
+                        low=float("-inf") if sc.min is None else sc.min,
+                        high=float("inf") if sc.max is None else sc.max,
                     )
                 )
             devices.append(device)

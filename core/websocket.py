@@ -378,6 +378,9 @@ class StreamHandler(WebSocketHandler):
             raise ProtocolError("SENSOR_NOT_ON_DEVICE", f"sensor {sensor.id} belongs to device {sensor.device.id}, not to device {self.device.id}")
         if self.sensor is not None and sensor is not self.sensor:
             raise ProtocolError("SENSOR_NOT_ON_DEVICE", f"this stream is for sensor {self.sensor.id}; sensor_id {sensor.id} belongs elsewhere")
+        problem = sensor.implausible(request.value)
+        if problem:
+            raise ProtocolError("INVALID_VALUE", problem)
         if self.hub.storage.backlogged:
             raise ProtocolError("OVERLOADED", "the hub is writing a backlog of readings; this one was not accepted, send it again shortly")
         self.hub.accept_reading(sensor, request.value, request.timestamp, "websocket")

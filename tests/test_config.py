@@ -225,3 +225,8 @@ def test_one_pass_shows_schema_errors_duplicates_and_plugin_errors_together(tmp_
     # device 1 exists but has errors of its own: its plugin entry is not blamed too.
     assert not any("plugins[1]" in e for e in found)
     assert len(found) == 4
+
+
+def test_sensor_range_must_be_in_order(tmp_path, platforms):
+    [error] = errors(tmp_path, "devices:\n  - id: 1\n    name: A\n    sensors:\n      - {id: 1, type: ph, min: 14, max: 0}\n", platforms)
+    assert "line 5: devices[0].sensors[0]: min (14) must be below max (0)" in error

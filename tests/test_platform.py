@@ -69,3 +69,12 @@ async def test_bad_values_and_unknown_sensors_are_refused(hub_factory, value):
     with pytest.raises(ValueError, match="sensor 9 is not configured"):
         context(hub).publish_reading(9, 1.0)
     assert hub.storage.accepted == 0
+
+
+@pytest.mark.gen_test
+async def test_a_plugin_reading_outside_the_plausible_range_is_refused(hub_factory):
+    hub = await hub_factory("devices: [{id: 1, name: Tank, sensors: [{id: 1, type: ph, min: 0, max: 14}]}]\n")
+    with pytest.raises(ValueError, match="outside sensor 1's plausible range"):
+        context(hub).publish_reading(1, 99999)
+    context(hub).publish_reading(1, 7.0)
+    assert hub.storage.accepted == 1

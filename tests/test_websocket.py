@@ -327,3 +327,20 @@ async def test_refused_messages_are_logged_once_a_minute_per_connection_with_the
     lines = [r.getMessage() for r in caplog.records if "refused on this connection" in r.getMessage()]
     assert len(lines) == 1, lines
     assert lines[0].startswith("Client 127.0.0.1 (anonymous) on /ws/sensor-data/: INVALID_JSON")
+
+
+@pytest.mark.gen_test
+async def test_a_reading_outside_the_configured_plausible_range_is_refused(hub_factory, ws_client):
+    hub = await hub_factory(
+        "devices: [{id: 1, name: Tank, sensors: [{id: 1, type: ph, min: 0, max: 14}, {id: 2, type: ec}]}]\n"
+    )
+    listener = await ws_client(hub, "/ws/sensor-data/")
+    sender = await ws_client(hub, "/ws/device/1/")
+    for value in (-1e308, 14.01, -0.5):
+        error = await sender.request({"type": "sensor_data", "sensor_id": 1, "value": value})
+        assert error["code"] == "INVALID_VALUE" and "plausible range (0 to 14" in error["message"]
+    assert await listener.nothing_within(0.3) == []
+    # The bounds themselves are plausible, and a sensor without min/max takes anything finite.
+    assert (await sender.request({"type": "sensor_data", "sensor_id": 1, "value": 14}, type="sensor_data_update"))["value"] == 14.0
+    assert (await sender.request({"type": "sensor_data", "sensor_id": 2, "value": -1e308}, type="sensor_data_update"))["sensor_id"] == 2
+    assert hub.storage.accepted == 2
