@@ -245,26 +245,13 @@ def _sensor_prefix(sensor: Sensor) -> str:
 
 
 def encode_reading(reading: SensorReading) -> str:
-    """The spec's sensor_data_update: equal to compact json.dumps(reading_dict(reading))."""
+    """The spec's sensor_data_update, built from a per-sensor prefix encoded once
+    (tests/test_protocol.py checks it against json.dumps of the spec's dict)."""
     sensor = reading.sensor
     return (
         f'{_sensor_prefix(sensor)}{float.__repr__(reading.value)},"unit":{json.dumps(sensor.unit)},'
         f'"timestamp":"{format_timestamp(reading.timestamp)}"}}'
     )
-
-
-def reading_dict(reading: SensorReading) -> dict:
-    sensor = reading.sensor
-    return {
-        "type": "sensor_data_update",
-        "sensor_id": sensor.id,
-        "sensor_type": sensor.type,
-        "device_id": sensor.device.id,
-        "device_name": sensor.device.name,
-        "value": reading.value,
-        "unit": sensor.unit,
-        "timestamp": format_timestamp(reading.timestamp),
-    }
 
 
 def status_dict(device, status: DeviceStatus, timestamp: float) -> dict:

@@ -1,8 +1,42 @@
-"""core/protocol.py: the outgoing timestamp text (cached per second for bursts)."""
+"""core/protocol.py: the outgoing messages built by hand for speed, checked against json.dumps."""
 
+import json
 import time
 
-from core.protocol import format_timestamp
+import pytest
+
+from core.events import SensorReading
+from core.protocol import encode_reading, format_timestamp
+from core.registry import Device, Sensor
+
+
+@pytest.mark.parametrize(
+    "device_name,unit,value",
+    [
+        ("Hydroponic System 1", "celsius", 25.5),
+        ('Tank "B" \\ north', "µS/cm", -0.001),
+        ("Gewächshaus 2", "°C", 1e-7),
+        ("big", "ppm", 12345678901234.0),
+    ],
+)
+def test_encoded_reading_is_exactly_the_spec_shape(device_name, unit, value):
+    device = Device(id=3, name=device_name, offline_after=30)
+    sensor = Sensor(id=7, type="ec", unit=unit, name="EC", device=device)
+    reading = SensorReading(sensor, value, 1757604600.25)
+    text = encode_reading(reading)
+    expected = {
+        "type": "sensor_data_update",
+        "sensor_id": 7,
+        "sensor_type": "ec",
+        "device_id": 3,
+        "device_name": device_name,
+        "value": value,
+        "unit": unit,
+        "timestamp": "2025-09-11T15:30:00.250Z",
+    }
+    assert json.loads(text) == expected
+    assert list(json.loads(text)) == list(expected)  # the spec's key order
+    assert text == json.dumps(expected, separators=(",", ":"))
 
 
 def _slow(epoch: float) -> str:
