@@ -24,7 +24,7 @@ import tornado.web
 import yaml
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from core.registry import SENSOR_TYPES
+from smartanom.registry import SENSOR_TYPES
 
 
 class BroadcastHandler(WebSocketHandler):

@@ -27,10 +27,10 @@ from tornado.httpclient import AsyncHTTPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import load_config  # noqa: E402
-from core.hub import Hub  # noqa: E402
-from core.plugins import PluginHost  # noqa: E402
-from core.storage import SCHEMA  # noqa: E402
+from smartanom.config import load_config  # noqa: E402
+from smartanom.hub import Hub  # noqa: E402
+from smartanom.plugins import PluginHost  # noqa: E402
+from smartanom.storage import SCHEMA  # noqa: E402
 
 
 def fill(path: Path, sensors: int, days: int, end: float) -> int:

@@ -63,7 +63,7 @@ class Server:
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "server.log"
         if kind == "hub":
-            cmd = [sys.executable, "-m", "core.cli", "run", "--config", str(config), "--host", "127.0.0.1", "--port", "0"]
+            cmd = [sys.executable, "-m", "smartanom.cli", "run", "--config", str(config), "--host", "127.0.0.1", "--port", "0"]
         else:
             cmd = [sys.executable, str(BENCH / "bare_server.py"), "--config", str(config), "--port", "0"]
         self._log = open(self.log_path, "w")

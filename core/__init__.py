@@ -4,10 +4,10 @@ A plugin imports only what `__all__` lists here; everything else in `core` is
 private and may change. docs/writing-plugins.md is the guide.
 """
 
-from core.errors import ConfigError
-from core.events import DeviceStatus, DeviceStatusChanged, SensorReading
-from core.hookspecs import hookimpl
-from core.platform import Platform, PlatformOptions, PluginContext
+from smartanom.errors import ConfigError
+from smartanom.events import DeviceStatus, DeviceStatusChanged, SensorReading
+from smartanom.hookspecs import hookimpl
+from smartanom.platform import Platform, PlatformOptions, PluginContext
 
 __all__ = [
     "ConfigError",

@@ -22,13 +22,13 @@ from urllib.parse import urlencode
 
 import tornado.web
 
-from core import history
-from core.auth import token_from_request
-from core.protocol import format_timestamp
+from smartanom import history
+from smartanom.auth import token_from_request
+from smartanom.protocol import format_timestamp
 
 if TYPE_CHECKING:
-    from core.hub import Hub
-    from core.registry import Device, Sensor
+    from smartanom.hub import Hub
+    from smartanom.registry import Device, Sensor
 
 # Readings (or buckets) per page: the default, and the most one request may ask for.
 DEFAULT_LIMIT = 1000

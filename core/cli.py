@@ -15,9 +15,9 @@ import signal
 import socket
 import sys
 
-from core.config import load_config
-from core.errors import ConfigError, PluginError
-from core.plugins import PluginHost
+from smartanom.config import load_config
+from smartanom.errors import ConfigError, PluginError
+from smartanom.plugins import PluginHost
 
 log = logging.getLogger("smartanom")
 
@@ -149,7 +149,7 @@ def _plugins() -> int:
 
 
 def _run(args) -> int:
-    from core.hub import Hub
+    from smartanom.hub import Hub
 
     plugins, config = _load(args.config)
     if args.host is not None:

@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
-from core.errors import ConfigError, ConfigIssue
-from core.platform import Platform, PlatformOptions
-from core.registry import SENSOR_TYPES, Registry
-from core.yamlfile import LineDict, LineList, format_path, load_yaml_file, locate
+from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
+from smartanom.errors import ConfigError, ConfigIssue
+from smartanom.platform import Platform, PlatformOptions
+from smartanom.registry import SENSOR_TYPES, Registry
+from smartanom.yamlfile import LineDict, LineList, format_path, load_yaml_file, locate
 
 log = logging.getLogger("smartanom.config")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from core.registry import Device, Sensor
+from smartanom.registry import Device, Sensor
 
 
 class DeviceStatus(str, enum.Enum):

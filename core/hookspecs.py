@@ -1,6 +1,6 @@
 """The plugin contract: every hook the hub calls, in one place.
 
-Plugin authors implement these with `@core.hookimpl`; docs/writing-plugins.md
+Plugin authors implement these with `@smartanom.hookimpl`; docs/writing-plugins.md
 describes each one. Names say what comes back: `register_*` returns a list,
 `on_*` is a notification whose return value is ignored.
 """
@@ -17,7 +17,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def register_platforms():
-    """Return a list of `core.Platform` objects this plugin provides.
+    """Return a list of `smartanom.Platform` objects this plugin provides.
 
     Called once at start-up, before the configuration's `plugins:` section is
     validated, so that each instance there can name one of these platforms with
@@ -30,7 +30,7 @@ def register_platforms():
 def on_startup(hub):
     """Called once the hub is serving, after every platform instance has started.
 
-    `hub` is the running `core.hub.Hub`: `hub.bus`, `hub.registry`,
+    `hub` is the running `smartanom.hub.Hub`: `hub.bus`, `hub.registry`,
     `hub.config` (read-only) and `hub.url` are public. May be a plain function or a coroutine function;
     a coroutine is awaited before the next plugin's hook runs. An exception is
     logged with the plugin's name and does not stop the hub.

@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 import tornado.httpserver
 import tornado.netutil
 
-from core.auth import Authenticator
-from core.bus import EventBus
-from core.config import HubConfig, PluginInstanceConfig
-from core.events import SensorReading
-from core.history import History
-from core.platform import PluginContext
-from core.protocol import CLOSE_GOING_AWAY
-from core.plugins import PluginHost
-from core.registry import Sensor
-from core.status import StatusTracker
-from core.storage import Storage
-from core.web import make_app
-from core.websocket import FanOut
+from smartanom.auth import Authenticator
+from smartanom.bus import EventBus
+from smartanom.config import HubConfig, PluginInstanceConfig
+from smartanom.events import SensorReading
+from smartanom.history import History
+from smartanom.platform import PluginContext
+from smartanom.protocol import CLOSE_GOING_AWAY
+from smartanom.plugins import PluginHost
+from smartanom.registry import Sensor
+from smartanom.status import StatusTracker
+from smartanom.storage import Storage
+from smartanom.web import make_app
+from smartanom.websocket import FanOut
 
 log = logging.getLogger("smartanom.hub")
 

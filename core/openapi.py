@@ -6,7 +6,7 @@ keeps it true by calling every route and checking each answer against the schema
 
 from __future__ import annotations
 
-from core import api, history
+from smartanom import api, history
 
 _TIME = {"type": "string", "format": "date-time", "examples": ["2025-09-11T15:30:00Z"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from core.protocol import EARLIEST, MAX_CLOCK_SKEW
+from smartanom.protocol import EARLIEST, MAX_CLOCK_SKEW
 
 if TYPE_CHECKING:
-    from core.events import DeviceStatus
-    from core.hub import Hub
-    from core.registry import Device, Registry, Sensor
+    from smartanom.events import DeviceStatus
+    from smartanom.hub import Hub
+    from smartanom.registry import Device, Registry, Sensor
 
 
 class PlatformOptions(BaseModel):

@@ -20,9 +20,9 @@ from typing import Any
 
 import pluggy
 
-from core import hookspecs
-from core.errors import PluginError
-from core.platform import Platform, PlatformOptions
+from smartanom import hookspecs
+from smartanom.errors import PluginError
+from smartanom.platform import Platform, PlatformOptions
 
 log = logging.getLogger("smartanom.plugins")
 
@@ -111,7 +111,7 @@ class PluginHost:
         """Ask every plugin for its platforms. Raises PluginError on a name clash."""
         for plugin_name, result in self.call_each_sync("register_platforms"):
             if result is not None and not isinstance(result, (list, tuple)):
-                self._fail(plugin_name, f"register_platforms must return a list of core.Platform, got {type(result).__name__}")
+                self._fail(plugin_name, f"register_platforms must return a list of smartanom.Platform, got {type(result).__name__}")
                 continue
             for platform in result or ():
                 problem = _platform_problem(platform)
@@ -199,12 +199,12 @@ def _platform_problem(platform: object) -> str | None:
     """Why the hub could not run this platform, or None. Caught here, at start-up,
     rather than as a confusing error when the first instance starts."""
     if not isinstance(platform, Platform):
-        return f"{platform!r} is not a core.Platform"
+        return f"{platform!r} is not a smartanom.Platform"
     if not isinstance(platform.name, str) or not platform.name:
         return f"{platform!r} has no name"
     run = platform.run
     if not (inspect.iscoroutinefunction(run) or inspect.iscoroutinefunction(getattr(run, "__call__", None))):
         return f"'{platform.name}': run must be an `async def` function taking the PluginContext"
     if not (isinstance(platform.options, type) and issubclass(platform.options, PlatformOptions)):
-        return f"'{platform.name}': options must be a subclass of core.PlatformOptions"
+        return f"'{platform.name}': options must be a subclass of smartanom.PlatformOptions"
     return None

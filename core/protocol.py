@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from core.events import DeviceStatus, SensorReading
-from core.registry import Sensor
+from smartanom.events import DeviceStatus, SensorReading
+from smartanom.registry import Sensor
 
 # The stable error codes of {"type": "error", "code": ...}; docs/websocket.md lists them.
 ERROR_CODES = {

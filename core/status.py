@@ -12,9 +12,9 @@ import asyncio
 import logging
 import time
 
-from core.bus import EventBus
-from core.events import DeviceStatus, DeviceStatusChanged, SensorReading
-from core.registry import Device, Registry
+from smartanom.bus import EventBus
+from smartanom.events import DeviceStatus, DeviceStatusChanged, SensorReading
+from smartanom.registry import Device, Registry
 
 log = logging.getLogger("smartanom.status")
 

@@ -22,8 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-from core.bus import EventBus
-from core.events import DeviceStatusChanged, SensorReading
+from smartanom.bus import EventBus
+from smartanom.events import DeviceStatusChanged, SensorReading
 
 log = logging.getLogger("smartanom.storage")
 

@@ -22,9 +22,9 @@ import textwrap
 import pytest
 import tornado.websocket
 
-from core.config import load_config
-from core.hub import Hub
-from core.plugins import PluginHost
+from smartanom.config import load_config
+from smartanom.hub import Hub
+from smartanom.plugins import PluginHost
 
 
 def pytest_configure(config) -> None:
@@ -107,8 +107,8 @@ def hub_factory(io_loop, tmp_path):
 
     Loads the installed plugins (entry_points=True) plus `plugins`, each a
     `(name, object)` or `(name, object, package, version)` whose object holds
-    `@core.hookimpl` functions (a module or a class instance). The YAML is
-    dedented; config errors raise core.ConfigError as at start-up. The hub
+    `@smartanom.hookimpl` functions (a module or a class instance). The YAML is
+    dedented; config errors raise smartanom.ConfigError as at start-up. The hub
     listens on a free loopback port (hub.port, hub.url) with its database
     under tmp_path unless the YAML names one; it is stopped after the test.
     """
@@ -176,7 +176,7 @@ class HubProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "run", "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "smartanom.cli", "run", "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from core import api, openapi
-from core.websocket import StreamHandler
+from smartanom import api, openapi
+from smartanom.websocket import StreamHandler
 
 if TYPE_CHECKING:
-    from core.hub import Hub
+    from smartanom.hub import Hub
 
 STATIC = Path(__file__).parent / "static"
 

@@ -22,14 +22,14 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from core import protocol
-from core.auth import Role, token_from_request
-from core.frames import Outbox, accepts_prebuilt, text_frame
-from core.events import DeviceStatusChanged, SensorReading
-from core.protocol import ProtocolError
+from smartanom import protocol
+from smartanom.auth import Role, token_from_request
+from smartanom.frames import Outbox, accepts_prebuilt, text_frame
+from smartanom.events import DeviceStatusChanged, SensorReading
+from smartanom.protocol import ProtocolError
 
 if TYPE_CHECKING:
-    from core.hub import Hub
+    from smartanom.hub import Hub
 
 log = logging.getLogger("smartanom.websocket")
 

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from core.errors import ConfigError, ConfigIssue
+from smartanom.errors import ConfigError, ConfigIssue
 
 
 class LineDict(dict):

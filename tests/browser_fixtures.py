@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config import load_config
-from core.hub import Hub
-from core.testing import make_plugin_host
+from smartanom.config import load_config
+from smartanom.hub import Hub
+from smartanom.testing import make_plugin_host
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from core.protocol import format_timestamp
+from smartanom.protocol import format_timestamp
 
 HUB = """
 storage:

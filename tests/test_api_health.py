@@ -6,7 +6,7 @@ import json
 import pytest
 import tornado.httpclient
 
-from core import Platform, hookimpl
+from smartanom import Platform, hookimpl
 
 HUB = """
 devices:

@@ -7,9 +7,9 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from core.config import load_config
-from core.errors import ConfigError
-from core.testing import HubClient, make_plugin_host
+from smartanom.config import load_config
+from smartanom.errors import ConfigError
+from smartanom.testing import HubClient, make_plugin_host
 
 READ = "read-token-0123456789abcdef"
 WRITE = "write-token-0123456789abcdef"

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from core.bus import EventBus
+from smartanom.bus import EventBus
 
 
 class Ping:

@@ -11,11 +11,11 @@ import urllib.request
 
 import pytest
 
-from core.testing import HubProcess, free_port
+from smartanom.testing import HubProcess, free_port
 
 
 def smartanom(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=60, **kwargs)
+    return subprocess.run([sys.executable, "-m", "smartanom.cli", *args], capture_output=True, text=True, timeout=60, **kwargs)
 
 
 def write_config(tmp_path, extra="") -> str:
@@ -138,7 +138,7 @@ def test_listening_on_all_interfaces_names_the_addresses_and_warns_when_auth_is_
     assert "Auth is off" not in quiet  # 127.0.0.1: only this machine
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "run", "--config", config, "--host", "0.0.0.0", "--port", str(port)],
+        [sys.executable, "-m", "smartanom.cli", "run", "--config", config, "--host", "0.0.0.0", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -4,9 +4,9 @@ import textwrap
 
 import pytest
 
-from core.config import load_config
-from core.errors import ConfigError
-from core.testing import make_plugin_host
+from smartanom.config import load_config
+from smartanom.errors import ConfigError
+from smartanom.testing import make_plugin_host
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytest
 import tornado.web
 import tornado.websocket
 
-from core import protocol
-from core.frames import accepts_prebuilt, text_frame
+from smartanom import protocol
+from smartanom.frames import accepts_prebuilt, text_frame
 
 HUB = """
 devices:

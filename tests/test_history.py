@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from core import history
-from core.history import History, Query
-from core.storage import SCHEMA
+from smartanom import history
+from smartanom.history import History, Query
+from smartanom.storage import SCHEMA
 
 T0 = 1_699_999_200.0  # a multiple of 3600, so buckets start at T0
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config import load_config
-from core.errors import ConfigError
-from core.testing import make_plugin_host
+from smartanom.config import load_config
+from smartanom.errors import ConfigError
+from smartanom.testing import make_plugin_host
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ RTU = """
 
 def test_the_shipped_example_passes_check_config():
     result = subprocess.run(
-        [sys.executable, "-m", "core.cli", "check-config", "config/modbus-probe.yaml"],
+        [sys.executable, "-m", "smartanom.cli", "check-config", "config/modbus-probe.yaml"],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from plugins.modbus.decoding import DATA_TYPES, decode, encode, register_count, to_value
+from smartanom.builtin.modbus.decoding import DATA_TYPES, decode, encode, register_count, to_value
 
 # 1.5 as an IEEE-754 float32 is 0x3FC00000: bytes A=3F B=C0 C=00 D=00.
 FLOAT_1_5 = {

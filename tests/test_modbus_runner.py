@@ -15,7 +15,7 @@ import pytest
 import tornado.httpclient
 from pymodbus.client import AsyncModbusTcpClient as PymodbusClient
 
-from core.events import DeviceStatus, SensorReading
+from smartanom.events import DeviceStatus, SensorReading
 from modbus_server import RtuProbeServer, TcpProbeServer
 
 ROOT = Path(__file__).resolve().parent.parent

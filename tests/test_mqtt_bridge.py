@@ -13,7 +13,7 @@ import time
 import pytest
 import tornado.httpclient
 
-from core.testing import HubProcess
+from smartanom.testing import HubProcess
 from mosquitto_broker import mosquitto, mqtt_observer, publish  # noqa: F401
 
 TIMEOUT = 30  # seconds for a whole test; each wait inside has its own, shorter bound

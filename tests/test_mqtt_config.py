@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
-from core.config import load_config
-from core.errors import ConfigError
-from core.testing import make_plugin_host
+from smartanom.cli import main
+from smartanom.config import load_config
+from smartanom.errors import ConfigError
+from smartanom.testing import make_plugin_host
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,7 +138,7 @@ def test_tls_files_must_load(tmp_path):
 
 
 def test_every_option_is_documented():
-    from plugins.mqtt import config
+    from smartanom.builtin.mqtt import config
 
     docs = (ROOT / "docs" / "mqtt.md").read_text()
     models = [config.MqttOptions, config.BrokerOptions, config.TlsOptions, config.HomeAssistantOptions, config.Subscription, config.EdgeHub]

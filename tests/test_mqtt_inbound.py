@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from plugins.mqtt.inbound import PayloadError, Route
+from smartanom.builtin.mqtt.inbound import PayloadError, Route
 
 PLAIN = Route("esp/sensor/t/state", 1)
 TASMOTA = Route("tele/x/SENSOR", 1, ("AM2301", "Temperature"))

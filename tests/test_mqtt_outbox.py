@@ -3,8 +3,8 @@
 import asyncio
 
 
-from plugins.mqtt.messages import Message
-from plugins.mqtt.outbox import Outbox
+from smartanom.builtin.mqtt.messages import Message
+from smartanom.builtin.mqtt.outbox import Outbox
 
 
 def message(n: int) -> Message:

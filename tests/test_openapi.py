@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from core import api
-from core.web import make_app
+from smartanom import api
+from smartanom.web import make_app
 
 HUB = """
 storage:

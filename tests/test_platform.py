@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from core import Platform, PlatformOptions, PluginContext
+from smartanom import Platform, PlatformOptions, PluginContext
 
 HUB = """
 devices:

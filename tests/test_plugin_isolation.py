@@ -13,8 +13,8 @@ import sqlite3
 import pytest
 from pydantic import field_validator
 
-from core import Platform, PlatformOptions, hookimpl
-from core.errors import PluginError
+from smartanom import Platform, PlatformOptions, hookimpl
+from smartanom.errors import PluginError
 
 HUB = """
 devices:
@@ -270,7 +270,7 @@ async def test_invalid_plugins_are_reported_and_dropped(hub_factory, ws_client, 
     assert not hub.plugins.pm.has_plugin("args")
     assert any(m.startswith("Plugin typo (smartanom-typo 0.1) is not a valid plugin: PluginValidationError") and "on_startp" in m for m in messages), messages
     assert "Plugin sync (smartanom-sync 0.1) register_platforms returned an unusable platform: 'blocking': run must be an `async def` function taking the PluginContext" in messages
-    assert "Plugin single (smartanom-single 0.1) register_platforms must return a list of core.Platform, got Platform" in messages
+    assert "Plugin single (smartanom-single 0.1) register_platforms must return a list of smartanom.Platform, got Platform" in messages
     assert not hub.plugins.pm.has_plugin("typo")
     assert "simulated" in hub.plugins.platforms
     assert not {"blocking", "lonely"} & set(hub.plugins.platforms)
@@ -292,7 +292,7 @@ class Stubborn:
 
 @pytest.mark.gen_test
 async def test_a_task_that_ignores_cancellation_does_not_hang_shutdown(hub_factory, caplog, monkeypatch):
-    monkeypatch.setattr("core.hub.STOP_TIMEOUT", 0.3)
+    monkeypatch.setattr("smartanom.hub.STOP_TIMEOUT", 0.3)
     hub = await hub_factory(HUB + "  - platform: stubborn\n", plugins=[("stubborn", Stubborn(), "smartanom-stubborn", "1.0")])
     await asyncio.sleep(0.05)
     await hub.stop()

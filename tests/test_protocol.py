@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from core.events import SensorReading
-from core.protocol import encode_reading, format_timestamp
-from core.registry import Device, Sensor
+from smartanom.events import SensorReading
+from smartanom.protocol import encode_reading, format_timestamp
+from smartanom.registry import Device, Sensor
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.protocol import ERROR_CODES
+from smartanom.protocol import ERROR_CODES
 
 HUB = """
 devices:

@@ -16,10 +16,10 @@ import time
 import pytest
 import serial
 
-from plugins.serial_arduino import runner
-from plugins.serial_arduino.config import SerialArduinoOptions
-from plugins.serial_arduino.parser import checksum
-from plugins.serial_arduino.port import PortUnavailable, open_blocking
+from smartanom.builtin.serial_arduino import runner
+from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
+from smartanom.builtin.serial_arduino.parser import checksum
+from smartanom.builtin.serial_arduino.port import PortUnavailable, open_blocking
 
 LABEL = "arduino"
 PLUGIN_LOGGER = "smartanom.plugins.serial_arduino"

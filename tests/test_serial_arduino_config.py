@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
-from core.config import load_config
-from core.errors import ConfigError
-from core.testing import make_plugin_host
+from smartanom.cli import main
+from smartanom.config import load_config
+from smartanom.errors import ConfigError
+from smartanom.testing import make_plugin_host
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,7 +104,7 @@ def test_the_config_in_the_docs_is_valid(tmp_path):
 
 
 def test_the_protocol_examples_in_the_docs_parse():
-    from plugins.serial_arduino.parser import parse_line
+    from smartanom.builtin.serial_arduino.parser import parse_line
 
     section = DOC.split("## The line protocol", 1)[1].split("\n- ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
@@ -121,7 +121,7 @@ def test_every_checksummed_line_in_the_docs_is_one_the_hub_accepts():
     # here would send them hunting for a fault that is in the docs.
     import re
 
-    from plugins.serial_arduino.parser import parse_line
+    from smartanom.builtin.serial_arduino.parser import parse_line
 
     lines = set(re.findall(r"[A-Za-z_]+=[^\s`|]*\*[0-9A-F]{2}", DOC))
     assert len(lines) >= 2

@@ -2,7 +2,7 @@
 
 import pytest
 
-from plugins.serial_arduino.parser import (
+from smartanom.builtin.serial_arduino.parser import (
     BAD_CHECKSUM,
     INVALID_UTF8,
     MISSING_CHECKSUM,

@@ -4,8 +4,8 @@ import statistics
 
 import pytest
 
-from core.registry import SENSOR_TYPES
-from plugins.simulated.model import Simulator
+from smartanom.registry import SENSOR_TYPES
+from smartanom.builtin.simulated.model import Simulator
 
 RANGES = {
     "water_temperature": (20, 30),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core.testing import HubProcess, free_port
+from smartanom.testing import HubProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "spec" / "websocket-api.md"

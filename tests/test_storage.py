@@ -9,8 +9,8 @@ import time
 import pytest
 import tornado.httpclient
 
-from core import storage
-from core.storage import Storage
+from smartanom import storage
+from smartanom.storage import Storage
 
 HUB = """
 storage:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.testing import HubClient
+from smartanom.testing import HubClient
 
 HUB = """
 devices:
@@ -81,9 +81,9 @@ async def test_an_untrusted_or_plain_client_gets_nothing(tls_hub):
 
 
 def test_a_missing_certificate_file_is_a_config_error(tmp_path):
-    from core.config import load_config
-    from core.errors import ConfigError
-    from core.testing import make_plugin_host
+    from smartanom.config import load_config
+    from smartanom.errors import ConfigError
+    from smartanom.testing import make_plugin_host
 
     path = tmp_path / "hub.yaml"
     path.write_text(HUB)

@@ -223,7 +223,7 @@ async def test_more_bad_input_gets_its_error_and_the_connection_lives_on(hub, ws
 def test_every_error_code_and_close_code_is_documented():
     from pathlib import Path
 
-    from core import protocol
+    from smartanom import protocol
 
     doc = (Path(__file__).parent.parent / "docs" / "websocket.md").read_text()
     for code in protocol.ERROR_CODES:

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from core.websocket import _unsent
+from smartanom.websocket import _unsent
 
 SLOW = """
 devices:

@@ -1,6 +1,6 @@
 """docs/writing-plugins.md: every hook has a section, every code block is either
 a file of the example plugin (verbatim) or run here, and the guide imports only
-the public surface, `core.__all__`."""
+the public surface, `smartanom.__all__`."""
 
 import ast
 import asyncio
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import core
-from core import SensorReading, hookspecs
+import smartanom
+from smartanom import SensorReading, hookspecs
 from conftest import EXAMPLE_PLUGIN, ROOT
 
 GUIDE = ROOT / "docs" / "writing-plugins.md"
@@ -102,9 +102,9 @@ def core_imports(source: str, where: str) -> list[str]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                assert alias.name.split(".")[0] != "core", f"{where}: `import {alias.name}`; use `from core import NAME`"
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "core":
-            assert node.module == "core", f"{where}: imports from private module {node.module}"
+                assert alias.name.split(".")[0] != "smartanom", f"{where}: `import {alias.name}`; use `from smartanom import NAME`"
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "smartanom":
+            assert node.module == "smartanom", f"{where}: imports from private module {node.module}"
             names += [alias.name for alias in node.names]
     return names
 
@@ -114,16 +114,16 @@ def test_the_guide_and_the_example_import_only_core_all():
     sources.update({str(p): p.read_text() for p in EXAMPLE_PLUGIN.rglob("*.py") if "build" not in p.parts})
     for where, source in sources.items():
         for name in core_imports(source, where):
-            assert name in core.__all__, f"{where} imports core.{name}, which is not in core.__all__"
+            assert name in smartanom.__all__, f"{where} imports smartanom.{name}, which is not in smartanom.__all__"
 
 
 def test_the_public_surface_block_lists_exactly_core_all_and_says_the_rest_is_private():
     namespace = {}
     exec(block("public-surface"), namespace)
-    assert sorted(core_imports(block("public-surface"), "public-surface")) == sorted(core.__all__)
-    assert all(namespace[name] is getattr(core, name) for name in core.__all__)
+    assert sorted(core_imports(block("public-surface"), "public-surface")) == sorted(smartanom.__all__)
+    assert all(namespace[name] is getattr(smartanom, name) for name in smartanom.__all__)
     text = " ".join(GUIDE.read_text().split())
-    assert "That list is `core.__all__`. Everything else in the hub" in text and "is private" in text
+    assert "That list is `smartanom.__all__`. Everything else in the hub" in text and "is private" in text
 
 
 def test_plugins_output_is_what_smartanom_plugins_prints(example_plugin):

@@ -6,9 +6,9 @@ plugin. Roles: `config.py` the YAML schema, `decoding.py` registers -> value
 docs/modbus.md is the user's guide.
 """
 
-from core import Platform, hookimpl
-from plugins.modbus.config import ModbusOptions
-from plugins.modbus.runner import run
+from smartanom import Platform, hookimpl
+from smartanom.builtin.modbus.config import ModbusOptions
+from smartanom.builtin.modbus.runner import run
 
 
 @hookimpl

@@ -15,7 +15,7 @@ import logging
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
-from plugins.modbus.config import ModbusOptions
+from smartanom.builtin.modbus.config import ModbusOptions
 
 # Modbus exception codes a probe may answer with, for messages people can act on.
 EXCEPTION_CODES = {

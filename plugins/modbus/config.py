@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from core import PlatformOptions
-from plugins.modbus.decoding import DATA_TYPES, register_count
+from smartanom import PlatformOptions
+from smartanom.builtin.modbus.decoding import DATA_TYPES, register_count
 
 DataType = Literal["int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"]
 assert set(DataType.__args__) == set(DATA_TYPES)  # the schema and the decoder list the same types

@@ -15,10 +15,10 @@ import asyncio
 import heapq
 import time
 
-from core import PluginContext
-from plugins.modbus.bus import BusDown, ModbusBus, ReadFailed, quiet_pymodbus_logging
-from plugins.modbus.config import ModbusOptions, RegisterSensor
-from plugins.modbus.decoding import decode, to_value
+from smartanom import PluginContext
+from smartanom.builtin.modbus.bus import BusDown, ModbusBus, ReadFailed, quiet_pymodbus_logging
+from smartanom.builtin.modbus.config import ModbusOptions, RegisterSensor
+from smartanom.builtin.modbus.decoding import decode, to_value
 
 
 async def run(ctx: PluginContext) -> None:

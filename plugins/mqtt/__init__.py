@@ -5,9 +5,9 @@ and takes readings in from MQTT devices and from other hubs. Registered
 through the `smartanom` entry-point group like any third-party plugin.
 """
 
-from core import Platform, hookimpl
-from plugins.mqtt.bridge import run
-from plugins.mqtt.config import MqttOptions
+from smartanom import Platform, hookimpl
+from smartanom.builtin.mqtt.bridge import run
+from smartanom.builtin.mqtt.config import MqttOptions
 
 
 @hookimpl

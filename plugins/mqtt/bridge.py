@@ -18,12 +18,12 @@ from importlib import metadata
 
 import aiomqtt
 
-from core import DeviceStatus, DeviceStatusChanged, PluginContext, SensorReading
-from plugins.mqtt.config import MqttOptions, TlsOptions
-from plugins.mqtt.discovery import discovery_messages
-from plugins.mqtt.inbound import PayloadError, Route, routes_from
-from plugins.mqtt.messages import OFFLINE, ONLINE, Message, Topics, reading_message, status_message
-from plugins.mqtt.outbox import Outbox
+from smartanom import DeviceStatus, DeviceStatusChanged, PluginContext, SensorReading
+from smartanom.builtin.mqtt.config import MqttOptions, TlsOptions
+from smartanom.builtin.mqtt.discovery import discovery_messages
+from smartanom.builtin.mqtt.inbound import PayloadError, Route, routes_from
+from smartanom.builtin.mqtt.messages import OFFLINE, ONLINE, Message, Topics, reading_message, status_message
+from smartanom.builtin.mqtt.outbox import Outbox
 
 # Messages handed to the client at once; a QoS 1 batch costs one round trip, not one per message.
 BATCH = 100

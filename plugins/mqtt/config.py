@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 
-from core import PlatformOptions
+from smartanom import PlatformOptions
 
 # Safe in a topic level and in a Home Assistant node_id: no '/', '+', '#' or spaces.
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from plugins.mqtt.messages import Message, Topics
+from smartanom.builtin.mqtt.messages import Message, Topics
 
 # Our unit spelling -> Home Assistant's (None: Home Assistant wants no unit).
 _HA_UNITS: dict[str, str | None] = {

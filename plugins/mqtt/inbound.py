@@ -13,8 +13,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from plugins.mqtt.config import MqttOptions
-from plugins.mqtt.messages import Topics, parse_timestamp
+from smartanom.builtin.mqtt.config import MqttOptions
+from smartanom.builtin.mqtt.messages import Topics, parse_timestamp
 
 
 class PayloadError(ValueError):

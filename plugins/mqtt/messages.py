@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from core import DeviceStatus, DeviceStatusChanged, SensorReading
+from smartanom import DeviceStatus, DeviceStatusChanged, SensorReading
 
 ONLINE = "online"
 OFFLINE = "offline"

@@ -12,7 +12,7 @@ import asyncio
 from collections import deque
 from typing import Iterable
 
-from plugins.mqtt.messages import Message
+from smartanom.builtin.mqtt.messages import Message
 
 
 class Outbox:

@@ -5,9 +5,9 @@ Registered through the `smartanom` entry-point group like any third-party plugin
 ties them to the hub; the sketch for the board is in `arduino/`.
 """
 
-from core import Platform, hookimpl
-from plugins.serial_arduino.config import SerialArduinoOptions
-from plugins.serial_arduino.runner import run
+from smartanom import Platform, hookimpl
+from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
+from smartanom.builtin.serial_arduino.runner import run
 
 
 @hookimpl

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from core import PlatformOptions
-from plugins.serial_arduino.parser import normalize_key
+from smartanom import PlatformOptions
+from smartanom.builtin.serial_arduino.parser import normalize_key
 
 
 def _sensor_on_device(sensor_id: int, info: ValidationInfo) -> int:

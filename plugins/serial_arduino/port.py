@@ -17,7 +17,7 @@ from typing import Callable
 import serial
 import serial_asyncio
 
-from plugins.serial_arduino.config import SerialArduinoOptions
+from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
 
 _PARITY = {"none": serial.PARITY_NONE, "even": serial.PARITY_EVEN, "odd": serial.PARITY_ODD,
            "mark": serial.PARITY_MARK, "space": serial.PARITY_SPACE}

@@ -13,10 +13,10 @@ import asyncio
 import time
 from collections import Counter
 
-from core import PluginContext
-from plugins.serial_arduino.config import SerialArduinoOptions
-from plugins.serial_arduino.parser import BAD_VALUE, TOO_LONG, UNKNOWN_KEY, LineError, LineSplitter, TooLong, parse_line
-from plugins.serial_arduino.port import PortUnavailable, SerialConnection
+from smartanom import PluginContext
+from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
+from smartanom.builtin.serial_arduino.parser import BAD_VALUE, TOO_LONG, UNKNOWN_KEY, LineError, LineSplitter, TooLong, parse_line
+from smartanom.builtin.serial_arduino.port import PortUnavailable, SerialConnection
 
 # At most one bad-line warning per this many seconds (the rest are counted in it).
 BAD_LINE_LOG_EVERY = 60.0

@@ -3,9 +3,9 @@
 Registered through the `smartanom` entry-point group like any third-party plugin.
 """
 
-from core import Platform, hookimpl
-from plugins.simulated.config import SimulatedOptions
-from plugins.simulated.runner import run
+from smartanom import Platform, hookimpl
+from smartanom.builtin.simulated.config import SimulatedOptions
+from smartanom.builtin.simulated.runner import run
 
 
 @hookimpl

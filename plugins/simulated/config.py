@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from core import PlatformOptions
+from smartanom import PlatformOptions
 
 
 class Dropout(BaseModel):

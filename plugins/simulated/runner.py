@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from core import PluginContext
-from plugins.simulated.config import SimulatedOptions
-from plugins.simulated.model import Simulator
+from smartanom import PluginContext
+from smartanom.builtin.simulated.config import SimulatedOptions
+from smartanom.builtin.simulated.model import Simulator
 
 
 async def run(ctx: PluginContext) -> None:

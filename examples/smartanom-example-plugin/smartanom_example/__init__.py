@@ -2,7 +2,7 @@
 
 import logging
 
-from core import Platform, hookimpl
+from smartanom import Platform, hookimpl
 from smartanom_example.config import RandomWalkOptions
 from smartanom_example.runner import run
 

@@ -2,7 +2,7 @@
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from core import PlatformOptions
+from smartanom import PlatformOptions
 
 
 class RandomWalkOptions(PlatformOptions):

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from core import PluginContext
+from smartanom import PluginContext
 from smartanom_example.walk import RandomWalk
 
 

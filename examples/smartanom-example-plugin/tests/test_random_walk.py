@@ -2,7 +2,7 @@
 
 import pytest
 
-from core import ConfigError
+from smartanom import ConfigError
 
 CONFIG = """
 devices:

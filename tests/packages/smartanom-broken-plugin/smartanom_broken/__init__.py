@@ -1,6 +1,6 @@
 import smartanom_missing_driver  # noqa: F401  (not installed anywhere: the import fails)
 
-from core import Platform, hookimpl
+from smartanom import Platform, hookimpl
 
 
 @hookimpl

@@ -1,0 +1,39 @@
+"""pyproject.toml: one import name. The wheel holds `smartanom` only (core/ and plugins/ are
+mapped to `smartanom` and `smartanom.builtin`), and an installed wheel imports from itself."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_wheel_has_one_top_level_name_and_imports_from_itself(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("smartanom-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+    assert top == {"smartanom"}
+    assert "smartanom/static/dashboard.html" in names
+    assert "smartanom/builtin/serial_arduino/arduino/smartanom_node/smartanom_node.ino" in names
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "simulated = smartanom.builtin.simulated" in entry_points and "smartanom = smartanom.cli:main" in entry_points
+
+    # Installed on its own (the hub's dependencies come from this environment), run from a
+    # folder without the repository's core/ beside it: smartanom imports, core and plugins do not.
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)], check=True, capture_output=True, timeout=300)
+    probe = (
+        "import importlib.util, smartanom, smartanom.builtin.simulated, smartanom.cli;"
+        "print(smartanom.__file__);"
+        "print(importlib.util.find_spec('core'), importlib.util.find_spec('plugins'))"
+    )
+    done = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {probe}"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first.startswith(str(target))
+    assert second == "None None"
