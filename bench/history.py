@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from smartanom.config import load_config  # noqa: E402
 from smartanom.hub import Hub  # noqa: E402
 from smartanom.plugins import PluginHost  # noqa: E402
-from smartanom.storage import SCHEMA  # noqa: E402
+from smartanom import schema  # noqa: E402
 
 
 def fill(path: Path, sensors: int, days: int, end: float) -> int:
@@ -38,7 +38,7 @@ def fill(path: Path, sensors: int, days: int, end: float) -> int:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
-    conn.executescript(SCHEMA)
+    schema.upgrade(conn)
     start, seconds = end - days * 86400, days * 86400
 
     def rows(first: int, last: int):

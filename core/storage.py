@@ -24,29 +24,10 @@ from pathlib import Path
 
 from smartanom.bus import EventBus
 from smartanom.events import DeviceStatusChanged, SensorReading
+from smartanom import schema
 
 log = logging.getLogger("smartanom.storage")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS readings (
-    id INTEGER PRIMARY KEY,
-    sensor_id INTEGER NOT NULL,
-    ts REAL NOT NULL,            -- UTC seconds since the epoch
-    value REAL NOT NULL
-);
--- value is in the index so that history queries (core/history.py) read only the
--- index: min/mean/max over a week of 1 Hz readings runs ~2.5x faster (docs/perf.md).
-CREATE INDEX IF NOT EXISTS readings_sensor_ts_value ON readings (sensor_id, ts, value);
-DROP INDEX IF EXISTS readings_sensor_ts;  -- the narrower index of databases made before
-CREATE TABLE IF NOT EXISTS device_status (
-    id INTEGER PRIMARY KEY,
-    device_id INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS device_status_device_ts ON device_status (device_id, ts);
-"""
 
 # Rows deleted per transaction by the retention purge: short transactions, so
 # the writer goes on flushing readings between them.
@@ -123,7 +104,7 @@ class Storage:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.path)
         try:
-            conn.executescript(SCHEMA)
+            schema.upgrade(conn)
         except BaseException:
             conn.close()
             raise

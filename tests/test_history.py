@@ -8,7 +8,7 @@ import pytest
 
 from smartanom import history
 from smartanom.history import History, Query
-from smartanom.storage import SCHEMA
+from smartanom import schema
 
 T0 = 1_699_999_200.0  # a multiple of 3600, so buckets start at T0
 
@@ -18,7 +18,7 @@ def db(tmp_path):
     path = tmp_path / "h.db"
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(SCHEMA)
+    schema.upgrade(conn)
     yield path, conn
     conn.close()
 

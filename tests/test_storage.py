@@ -9,7 +9,7 @@ import time
 import pytest
 import tornado.httpclient
 
-from smartanom import storage
+from smartanom import schema, storage
 from smartanom.storage import Storage
 
 HUB = """
@@ -93,7 +93,7 @@ DAY = 86400
 
 def seed(path, rows):
     conn = storage.connect(path)
-    conn.executescript(storage.SCHEMA)
+    schema.upgrade(conn)
     with conn:
         conn.executemany("INSERT INTO readings (sensor_id, ts, value) VALUES (1, ?, ?)", rows)
         conn.executemany("INSERT INTO device_status (device_id, ts, status) VALUES (1, ?, 'active')", [(ts,) for ts, _ in rows])
