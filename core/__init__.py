@@ -4,6 +4,7 @@ A plugin imports only what `__all__` lists here; everything else in `core` is
 private and may change. docs/writing-plugins.md is the guide.
 """
 
+from smartanom.control.outputs import OutputContext, OutputError, OutputKind, OutputOptions
 from smartanom.errors import ConfigError
 from smartanom.events import DeviceStatus, DeviceStatusChanged, SensorReading
 from smartanom.hookspecs import hookimpl
@@ -13,6 +14,10 @@ __all__ = [
     "ConfigError",
     "DeviceStatus",
     "DeviceStatusChanged",
+    "OutputContext",
+    "OutputError",
+    "OutputKind",
+    "OutputOptions",
     "Platform",
     "PlatformOptions",
     "PluginContext",
