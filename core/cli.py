@@ -94,7 +94,8 @@ def _load(path: str):
     plugins = PluginHost()
     plugins.load_entry_points()
     platforms = plugins.collect_platforms()
-    return plugins, load_config(path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers())
+    kinds = plugins.collect_outputs()
+    return plugins, load_config(path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers(), output_kinds=kinds)
 
 
 def _check(path: str) -> int:

@@ -18,6 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from smartanom.control.checks import check_control, check_outputs
+from smartanom.control.config import ControlConfig
+from smartanom.control.outputs import OutputKind, OutputOptions
 from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
@@ -137,6 +140,9 @@ class _Root(_Section):
     auth: AuthConfig = AuthConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
+    # Checked by core/control/checks.py against the output types plugins provide.
+    outputs: list[dict[str, Any]] = []
+    control: dict[str, Any] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -174,6 +180,8 @@ class HubConfig:
     tokens: list[Token] = field(default_factory=list)
     # Entries whose platform is provided by no loaded plugin (only when some plugin failed to load).
     unavailable: list[ConfigIssue] = field(default_factory=list)
+    outputs: list[OutputOptions] = field(default_factory=list)
+    control: ControlConfig = field(default_factory=ControlConfig)
 
     def build_registry(self) -> Registry:
         return Registry.from_config(self.devices)
@@ -185,6 +193,7 @@ def load_config(
     *,
     failed_plugins: typing.Collection[str] = (),
     providers: typing.Mapping[str, str] = {},
+    output_kinds: typing.Mapping[str, OutputKind] = {},
 ) -> HubConfig:
     """Read and validate a config file. Raises ConfigError listing every problem.
 
@@ -193,6 +202,7 @@ def load_config(
     without it) instead of being an error, since the platform may be theirs.
     An entry whose options validator crashes is set aside there too.
     `providers` maps platform names to the plugin providing each, for reports.
+    `output_kinds` are the output types plugins provide (`type:` under `outputs:`).
     """
     filename = str(path)
     data = load_yaml_file(path)
@@ -217,11 +227,13 @@ def load_config(
     broken_devices = {d.get("id") for d in raw_devices if isinstance(d, dict)} - {d.id for d in devices}
     _check_unique(data, filename, issues, raw_devices)
     registry = Registry.from_config(devices)
+    outputs, output_ids = check_outputs(data, filename, issues, registry, output_kinds)
+    control = check_control(data, filename, issues, registry, outputs, output_ids)
     if root is None:
         _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
         raise ConfigError(sorted(issues, key=lambda i: i.line))
 
-    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth)
+    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth, outputs=outputs, control=control or ControlConfig())
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
         for key in ("certfile", "keyfile"):

@@ -19,6 +19,7 @@ import tornado.netutil
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
 from smartanom.config import HubConfig, PluginInstanceConfig
+from smartanom.control.setup import build_control
 from smartanom.events import SensorReading
 from smartanom.history import History
 from smartanom.platform import PluginContext
@@ -75,6 +76,9 @@ class Hub:
         self.port: int | None = None
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
+        # Objects a plugin's platform instances and outputs share (PluginContext.shared, OutputContext.shared).
+        self.shared: dict = {}
+        self.control = None  # smartanom.control.engine.Control, built at start
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
@@ -98,6 +102,9 @@ class Hub:
         self.storage.attach(self.bus)
         self.status.start()
         self._unsubscribers = self.fanout.attach(self.bus)
+        self.control = build_control(
+            self.config.control, self.config.outputs, self.plugins.output_kinds, self.bus, self.shared, self.config.storage.path
+        )
 
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
@@ -112,6 +119,7 @@ class Hub:
             owner = self.plugins.platform_owner.get(instance.platform.name, "?")
             self.instances[instance.label] = InstanceState(instance.label, instance.platform.name, owner)
             self._tasks.append(self.loop.create_task(self._supervise(instance), name=f"plugin:{instance.label}"))
+        await self.control.start()
         await self.plugins.call_each("on_startup", hub=self)
 
     async def stop(self) -> None:
@@ -121,6 +129,9 @@ class Hub:
         self._stopped = True
         if self._server is not None:
             self._server.stop()
+        if self.control is not None:
+            # Outputs to their safe state while the plugins that reach them still run.
+            await self.control.stop()
         for task in self._tasks:
             task.cancel()
         if self._tasks:

@@ -74,6 +74,9 @@ class PluginContext:
         # Counters the instance wants shown in GET /api/plugins (instances[].stats),
         # e.g. messages dropped while a broker was away. Plain JSON values only.
         self.stats: dict[str, int | float | str | bool | None] = {}
+        # Shared with this plugin's outputs (OutputContext.shared): put the connection
+        # an output needs here, keyed by your plugin's name and this instance's label.
+        self.shared: dict = hub.shared
 
     def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> None:
         """Put one reading on the bus. Call on the event loop.

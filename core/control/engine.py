@@ -86,6 +86,7 @@ class Control:
             doser.cancel()
         await self.outputs.all_safe("safe", "hub stopping: every output to its safe state")
         await self.outputs.close()
+        self.journal.close()
 
     def _on_reading(self, reading: SensorReading) -> None:
         self.readings[reading.sensor.id] = (reading.value, self.clock.now())
@@ -124,6 +125,11 @@ class Control:
         for doser in self.dosers:
             if doser.config.output not in self.overrides:
                 await doser.step(now)
+        driven = self.driven()
+        for output in self.outputs.outputs.values():
+            # An output no rule drives, whose hardware was gone: make it safe once it is back.
+            if not output.available and output.id not in driven and output.id not in self.overrides:
+                await self.outputs.switch(output.id, output.options.safe_state, "safe", "retrying the safe state")
 
     def driven(self) -> set[str]:
         return {s.output for s in self.config.schedules} | {t.config.output for t in self.thresholds} | self.dosed_outputs

@@ -35,12 +35,28 @@ class Journal:
         # What could not be written (disk full): counted, and logged once per failure streak.
         self.failed_writes = 0
 
-    def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path)
-        schema.upgrade(conn)
+    def open(self) -> bool:
+        """Connect; on failure (read-only, disk full) log it and try again at the next use.
+        Until then nothing is recorded, and dosing holds (no record, no dose)."""
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(self.path)
+            try:
+                schema.upgrade(conn)
+            except BaseException:
+                conn.close()
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            log.error("Control journal %s cannot be opened (%s): actuations are only logged and dosing holds until it can", self.path, exc)
+            return False
         self._conn = conn
+        return True
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None and not self.open():
+            raise sqlite3.OperationalError("the control journal cannot be opened")
+        return self._conn
 
     def close(self) -> None:
         if self._conn is not None:
@@ -93,9 +109,10 @@ class Journal:
 
     def _write(self, sql: str, args: tuple) -> bool:
         try:
-            with self._conn:
-                self._conn.execute(sql, args)
-        except (sqlite3.Error, AttributeError) as exc:
+            conn = self._connection()
+            with conn:
+                conn.execute(sql, args)
+        except sqlite3.Error as exc:
             self.failed_writes += 1
             log.error("Control journal %s: cannot write (%s); %d records lost so far", self.path, exc, self.failed_writes)
             return False
@@ -103,7 +120,7 @@ class Journal:
 
     def _read(self, sql: str, args: tuple) -> list:
         try:
-            return self._conn.execute(sql, args).fetchall()
-        except (sqlite3.Error, AttributeError) as exc:
+            return self._connection().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
             log.error("Control journal %s: cannot read (%s)", self.path, exc)
             raise
