@@ -19,6 +19,7 @@ import tornado.netutil
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
 from smartanom.config import HubConfig, PluginInstanceConfig
+from smartanom.control import stream as output_stream
 from smartanom.control.setup import build_control
 from smartanom.events import SensorReading
 from smartanom.history import History
@@ -105,6 +106,7 @@ class Hub:
         self.control = build_control(
             self.config.control, self.config.outputs, self.plugins.output_kinds, self.bus, self.shared, self.config.storage.path
         )
+        self._unsubscribers.append(output_stream.attach(self.bus, self.fanout))
 
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)

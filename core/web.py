@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import tornado.web
 
 from smartanom import api, openapi
+from smartanom.control import api as control_api
 from smartanom.websocket import StreamHandler
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {"hub": hub}),
         (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
         (r"/api/health/?", api.HealthHandler, {"hub": hub}),
+        (r"/api/outputs/?", control_api.OutputsHandler, {"hub": hub, "control": hub.control}),
+        (r"/api/outputs/actuations/?", control_api.ActuationsHandler, {"hub": hub, "control": hub.control}),
+        (r"/api/outputs/([^/]+)/override/?", control_api.OverrideHandler, {"hub": hub, "control": hub.control}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
         (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
     ]

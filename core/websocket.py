@@ -66,6 +66,12 @@ class FanOut:
             return
         self._broadcast(protocol.encode_status(event.device, event.status, event.timestamp), (self.all, device_subs))
 
+    def broadcast(self, text: str, device_id: int | None = None) -> None:
+        """Send an extension message to the all-stream, and to one device's stream."""
+        device_subs = self.by_device.get(device_id) if device_id is not None else None
+        if self.all or device_subs:
+            self._broadcast(text, (self.all, device_subs))
+
     def _broadcast(self, text: str, groups: tuple) -> None:
         frame = text_frame(text)
         add = self.outbox.add

@@ -1,0 +1,119 @@
+"""Outputs over HTTP and WebSocket on a real hub: state, overrides, the record, output_state."""
+
+import json
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient
+
+from smartanom.control.journal import Journal
+
+HUB = """
+devices:
+  - id: 1
+    name: Tank
+    sensors:
+      - {id: 1, type: ph}
+  - id: 2
+    name: Nursery
+outputs:
+  - id: lights
+    name: Grow lights
+    type: simulated
+    device: 1
+  - id: acid
+    name: pH-down pump
+    type: simulated
+    device: 1
+    role: ph_down
+control:
+  dosing:
+    - id: ph
+      sensor: 1
+      output: acid
+      direction: down
+      target: 5.8
+      pump_ml_per_s: 1.0
+      gain_ml: 20
+      max_dose_ml: 10
+      max_ml_per_hour: 40
+      max_ml_per_day: 150
+"""
+READ = "read-token-0123456789abcdef"
+WRITE = "write-token-0123456789abcdef"
+
+
+async def call(hub, method, path, body=None, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await AsyncHTTPClient().fetch(
+        hub.url + path, method=method, headers=headers, raise_error=False,
+        body=None if body is None else json.dumps(body), allow_nonstandard_methods=True,
+    )
+    return response.code, json.loads(response.body)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_outputs_start_safe_and_an_override_is_switched_recorded_and_streamed(hub_factory, ws_client):
+    hub = await hub_factory(HUB)
+    everything = await ws_client(hub, "/ws/sensor-data/")
+    nursery = await ws_client(hub, "/ws/device/2/")
+    code, listing = await call(hub, "GET", "/api/outputs")
+    assert code == 200
+    outputs = {o["id"]: o for o in listing["outputs"]}
+    assert outputs["lights"]["state"] == "off" and outputs["lights"]["source"] == "start"
+    assert outputs["acid"]["controlled"] is True and listing["dosing"][0]["held"]  # no pH reading yet
+
+    code, lights = await call(hub, "POST", "/api/outputs/lights/override", {"state": "on", "duration": 60})
+    assert code == 200, lights
+    assert lights["state"] == "on" and lights["override"]["state"] == "on"
+    message = await everything.receive(type="output_state")
+    assert message["output_id"] == "lights" and message["state"] == "on" and message["source"] == "manual"
+    assert message["device_id"] == 1 and message["dry_run"] is False and message["timestamp"].endswith("Z")
+    assert "override by anonymous for 60 s" in message["reason"]
+    assert await nursery.nothing_within(0.2) == []  # another device's stream does not get it
+
+    code, record = await call(hub, "GET", "/api/outputs/actuations?output=lights")
+    assert [(a["state"], a["source"]) for a in record["actuations"]] == [("on", "manual"), ("off", "start")]
+
+    code, back = await call(hub, "DELETE", "/api/outputs/lights/override")
+    assert code == 200 and back["state"] == "off" and back["override"] is None
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_bad_overrides_are_refused_with_reasons(hub_factory):
+    hub = await hub_factory(HUB)
+    code, error = await call(hub, "POST", "/api/outputs/acid/override", {"state": "on", "duration": 10})
+    assert code == 409 and "dosing pump" in error["error"]["message"]
+    code, error = await call(hub, "POST", "/api/outputs/lights/override", {"state": "on"})
+    assert code == 400 and "always expires" in error["error"]["message"]
+    code, error = await call(hub, "POST", "/api/outputs/lights/override", {"state": "on", "duration": 10**9})
+    assert code == 409 and "max_override" in error["error"]["message"]
+    code, error = await call(hub, "POST", "/api/outputs/nope/override", {"state": "on", "duration": 1})
+    assert code == 404 and error["error"]["code"] == "UNKNOWN_OUTPUT"
+    code, ok = await call(hub, "POST", "/api/outputs/acid/override", {"state": "off", "duration": 10})
+    assert code == 200 and ok["override"]["state"] == "off"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_overrides_need_the_write_role(hub_factory, tmp_path):
+    (tmp_path / "secrets.yaml").write_text(f"tokens:\n  - {{name: tablet, role: read, token: {READ}}}\n  - {{name: ann, role: write, token: {WRITE}}}\n")
+    hub = await hub_factory(HUB + "auth:\n  enabled: true\n  tokens_file: secrets.yaml\n")
+    assert (await call(hub, "GET", "/api/outputs"))[0] == 401
+    assert (await call(hub, "GET", "/api/outputs", token=READ))[0] == 200
+    code, error = await call(hub, "POST", "/api/outputs/lights/override", {"state": "on", "duration": 5}, token=READ)
+    assert code == 403 and "write role" in error["error"]["message"]
+    code, lights = await call(hub, "POST", "/api/outputs/lights/override", {"state": "on", "duration": 5}, token=WRITE)
+    assert code == 200 and lights["reason"] == "override by ann for 5 s"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_stopping_the_hub_puts_every_output_in_its_safe_state(hub_factory, tmp_path):
+    hub = await hub_factory(HUB)
+    await call(hub, "POST", "/api/outputs/lights/override", {"state": "on", "duration": 600})
+    await hub.stop()
+    journal = Journal(hub.config.storage.path)
+    journal.open()
+    last = {}
+    for row in reversed(journal.actuations(limit=100)):
+        last[row["output_id"]] = (row["state"], row["source"])
+    journal.close()
+    assert last == {"lights": ("off", "safe"), "acid": ("off", "safe")}
