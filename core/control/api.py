@@ -68,8 +68,8 @@ class OutputsHandler(_ControlHandler):
 class ActuationsHandler(_ControlHandler):
     def get(self) -> None:
         output_id = self.get_query_argument("output", None)
-        if output_id is not None:
-            self.output_or_404(output_id)
+        if output_id is not None and self.control.outputs.get(output_id) is None:
+            raise bad_parameter("output", f"no output with id {output_id[:64]!r}; see /api/outputs")
         text = self.get_query_argument("limit", "100")
         if not text.isdigit() or not 1 <= int(text) <= MAX_ACTUATIONS:
             raise bad_parameter("limit", f"must be a whole number from 1 to {MAX_ACTUATIONS}, got {text[:32]!r}")
@@ -104,3 +104,69 @@ class OverrideHandler(_ControlHandler):
         self.output_or_404(output_id)
         await self.control.clear_override(output_id, by)
         self.send_json(output_json(self.control.outputs.get(output_id), self.control))
+
+
+_OBJECT = {"type": "object"}
+_OUTPUT = {
+    "type": "object",
+    "required": ["id", "name", "type", "device_id", "state", "safe_state", "available", "source", "reason", "changed_at", "override", "controlled"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "state": {"enum": ["on", "off", None]},
+        "safe_state": {"enum": ["on", "off"]},
+        "available": {"type": "boolean"},
+        "source": {"type": "string", "examples": ["schedule", "rule", "dose", "manual", "interlock", "safe", "start"]},
+        "override": {"type": ["object", "null"]},
+        "controlled": {"type": "boolean", "description": "whether a schedule, rule or dosing controller drives it"},
+    },
+}
+
+
+def _answer(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_OVERRIDE_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["state", "duration"],
+        "properties": {"state": {"enum": ["on", "off"]}, "duration": {"type": "number", "exclusiveMinimum": 0, "description": "seconds; at most control.max_override"}},
+    }}},
+}
+
+# Merged into /api/openapi.json by core/openapi.py.
+OPENAPI_PATHS = {
+    "/api/outputs": {
+        "get": {
+            "summary": "Every output with its state and override, and the dosing controllers",
+            "responses": {"200": _answer({"type": "object", "required": ["outputs", "dry_run", "timezone", "dosing"],
+                                          "properties": {"outputs": {"type": "array", "items": _OUTPUT}, "dry_run": {"type": "boolean"},
+                                                         "timezone": {"type": "string"}, "dosing": {"type": "array", "items": _OBJECT}}}, "the outputs")},
+        }
+    },
+    "/api/outputs/actuations": {
+        "get": {
+            "summary": "The actuation record, newest first: which output, on or off, and why",
+            "parameters": [
+                {"name": "output", "in": "query", "required": False, "schema": {"type": "string"}, "description": "only this output"},
+                {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ACTUATIONS, "default": 100}, "description": "rows"},
+                {"name": "before", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"}, "description": "only rows older than this (paging)"},
+            ],
+            "responses": {"200": _answer({"type": "object", "required": ["actuations"], "properties": {"actuations": {"type": "array", "items": _OBJECT}}}, "the record"), "400": _ERROR},
+        }
+    },
+    "/api/outputs/{output_id}/override": {
+        "post": {
+            "summary": "Hold an output on or off for a time, whatever its rule says (write role)",
+            "requestBody": _OVERRIDE_BODY,
+            "responses": {"200": _answer(_OUTPUT, "the output"), "400": _ERROR, "403": _ERROR, "404": _ERROR,
+                          "409": _answer({"$ref": "#/components/schemas/Error"}, "refused: too long, or 'on' for a dosing pump")},
+        },
+        "delete": {
+            "summary": "End an override: the output's rule (or its safe state) decides again (write role)",
+            "responses": {"200": _answer(_OUTPUT, "the output"), "403": _ERROR, "404": _ERROR},
+        },
+    },
+}
