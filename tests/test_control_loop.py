@@ -175,3 +175,67 @@ async def test_dry_run_records_but_switches_nothing(tmp_path):
     assert rig.tank.dosed_ml["ph_down"] == 0.0
     assert any(e.on and e.dry_run for e in rig.events)
     assert all(a["dry_run"] for a in rig.journal.actuations(limit=1000))
+
+
+class Flaky:
+    """A driver whose hardware can be unplugged: set() then fails like a lost serial port."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.unplugged = False
+
+    async def set(self, on):
+        if self.unplugged:
+            from smartanom import OutputError
+            raise OutputError("no acknowledgement from the relay board")
+        await self.inner.set(on)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_lost_hardware_holds_dosing_and_is_made_safe_when_back(tmp_path):
+    rig = Rig(tmp_path, control(mixing_seconds=30.0, max_ml_per_hour=300.0, max_ml_per_day=1000.0), ACID)
+    acid = rig.outputs.get("acid")
+    acid.driver = Flaky(acid.driver)
+    rig.ph_sensor = 7.5
+    await rig.start()
+    await rig.run_for(15)
+    assert acid.on is True  # the first dose (at 10 s, 10 ml at 1 ml/s) is running
+    acid.driver.unplugged = True
+    await rig.run_for(600)
+    assert acid.available is False and "no acknowledgement" in acid.error
+    doses = len(rig.journal.doses("ph"))
+    assert rig.control.dosers[0].held == "output acid is unavailable"
+    failed = [a for a in rig.journal.actuations(limit=100, output_id="acid") if not a["ok"]]
+    assert failed and "no acknowledgement" in failed[0]["error"]
+    acid.driver.unplugged = False
+    back_at = rig.clock.now()
+    await rig.run_for(600)
+    after = [e for e in rig.events if e.output.id == "acid" and e.timestamp >= back_at]
+    # Back: first switched off (its safe state) within a period, then dosing resumes.
+    assert (after[0].on, after[0].source, after[0].ok) == (False, "safe", True)
+    assert after[0].timestamp <= back_at + 10
+    assert len(rig.journal.doses("ph")) > doses
+    await rig.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_failing_control_loop_makes_every_output_safe_and_goes_on(tmp_path, monkeypatch):
+    from smartanom.control import schedules
+
+    rig = Rig(tmp_path, {"schedules": [{"output": "lights", "cycle": {"on_minutes": 1, "off_minutes": 1}}]},
+              [{"id": "lights", "name": "Lights"}])
+    await rig.start()
+    await rig.run_for(30)
+    assert rig.outputs.get("lights").on is True
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(schedules, "wanted", broken)
+    await rig.run_for(20)
+    assert rig.outputs.get("lights").on is False
+    assert rig.events[-1].reason == "control loop failed"
+    monkeypatch.undo()
+    await rig.run_for(120)
+    assert rig.outputs.get("lights").on in (True, False) and rig.events[-1].source == "schedule"
+    await rig.stop()

@@ -125,10 +125,11 @@ class Control:
         for doser in self.dosers:
             if doser.config.output not in self.overrides:
                 await doser.step(now)
-        driven = self.driven()
+        retried = self.driven() - self.dosed_outputs  # schedules and thresholds retry their own state
         for output in self.outputs.outputs.values():
-            # An output no rule drives, whose hardware was gone: make it safe once it is back.
-            if not output.available and output.id not in driven and output.id not in self.overrides:
+            # Hardware that was gone (a dosing pump perhaps left running, an output no
+            # rule drives): keep asking for the safe state until it answers.
+            if not output.available and output.id not in retried and output.id not in self.overrides:
                 await self.outputs.switch(output.id, output.options.safe_state, "safe", "retrying the safe state")
 
     def driven(self) -> set[str]:
