@@ -4,7 +4,7 @@ A plugin imports only what `__all__` lists here; everything else in `core` is
 private and may change. docs/writing-plugins.md is the guide.
 """
 
-from smartanom.control.outputs import OutputContext, OutputError, OutputKind, OutputOptions
+from smartanom.control.outputs import OutputChanged, OutputContext, OutputError, OutputKind, OutputOptions, OverrideRequest
 from smartanom.errors import ConfigError
 from smartanom.events import DeviceStatus, DeviceStatusChanged, SensorReading
 from smartanom.hookspecs import hookimpl
@@ -14,10 +14,12 @@ __all__ = [
     "ConfigError",
     "DeviceStatus",
     "DeviceStatusChanged",
+    "OutputChanged",
     "OutputContext",
     "OutputError",
     "OutputKind",
     "OutputOptions",
+    "OverrideRequest",
     "Platform",
     "PlatformOptions",
     "PluginContext",

@@ -22,6 +22,7 @@ from smartanom.control import schedules
 from smartanom.control.config import ControlConfig
 from smartanom.control.dosing import DosingController
 from smartanom.control.interlocks import BUILT_IN, Interlock, SensorHolds
+from smartanom.control.outputs import OverrideRequest
 from smartanom.control.thresholds import ThresholdRule
 from smartanom.events import SensorReading
 
@@ -64,21 +65,24 @@ class Control:
         self.dosers = [DosingController(d, self) for d in config.dosing]
         self.dosed_outputs = {d.output for d in config.dosing}
         self._task: asyncio.Task | None = None
-        self._unsubscribe = None
+        self._unsubscribers: list = []
 
     def interlock_list(self) -> tuple:
         return (*BUILT_IN, self.holds, *self.interlocks)
 
     async def start(self) -> None:
-        self._unsubscribe = self.bus.subscribe(SensorReading, self._on_reading)
+        self._unsubscribers = [
+            self.bus.subscribe(SensorReading, self._on_reading),
+            self.bus.subscribe(OverrideRequest, self._on_override_request),
+        ]
         await self.outputs.all_safe("start", "hub starting: every output to its safe state")
         for doser in self.dosers:
             doser.resume_from(self.journal)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="control")
 
     async def stop(self) -> None:
-        if self._unsubscribe:
-            self._unsubscribe()
+        for unsubscribe in self._unsubscribers:
+            unsubscribe()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -87,6 +91,14 @@ class Control:
         await self.outputs.all_safe("safe", "hub stopping: every output to its safe state")
         await self.outputs.close()
         self.journal.close()
+
+    async def _on_override_request(self, request: OverrideRequest) -> None:
+        try:
+            await self.override(request.output_id, request.on, request.seconds, request.by)
+        except KeyError:
+            log.warning("Override of unknown output %r asked by %s: ignored", request.output_id, request.by)
+        except OverrideRefused as exc:
+            log.warning("Override of %s asked by %s refused: %s", request.output_id, request.by, exc)
 
     def _on_reading(self, reading: SensorReading) -> None:
         self.readings[reading.sensor.id] = (reading.value, self.clock.now())

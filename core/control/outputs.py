@@ -115,6 +115,17 @@ class OutputChanged:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OverrideRequest:
+    """Published on the bus by a plugin (e.g. a Home Assistant switch over MQTT) to ask
+    the control loop for a manual override; refusals are logged, like the API's."""
+
+    output_id: str
+    on: bool
+    seconds: float
+    by: str
+
+
 @dataclass(eq=False)
 class Output:
     options: OutputOptions
