@@ -89,6 +89,37 @@ class ModbusBus:
             finally:
                 self._quiet_from = loop.time() + self.gap
 
+    async def write(self, slave: int, register: str, address: int, value: int) -> None:
+        """Write one coil (register 'coil', value 0/1) or one holding register, in turn
+        with the reads. Raises ReadFailed (no usable answer) or BusDown."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            wait = self._quiet_from - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                await self._write(slave, register, address, value)
+            finally:
+                self._quiet_from = loop.time() + self.gap
+
+    async def _write(self, slave: int, register: str, address: int, value: int) -> None:
+        if not self._client.connected:
+            raise BusDown(f"{self.name} is not connected")
+        try:
+            if register == "coil":
+                response = await self._client.write_coil(address, bool(value), device_id=slave)
+            else:
+                response = await self._client.write_register(address, value, device_id=slave)
+        except (ConnectionException, OSError) as exc:
+            raise BusDown(f"{self.name}: {_short(exc)}") from None
+        except ModbusException as exc:
+            if not self._client.connected:
+                raise BusDown(f"{self.name}: connection lost") from None
+            raise ReadFailed(f"no answer within the timeout ({_short(exc)})") from None
+        if response.isError():
+            code = getattr(response, "exception_code", None)
+            raise ReadFailed(f"exception response {code}: {EXCEPTION_CODES.get(code, 'unknown code')}")
+
     async def _read(self, slave: int, register: str, address: int, count: int) -> list[int]:
         if not self._client.connected:
             raise BusDown(f"{self.name} is not connected")
