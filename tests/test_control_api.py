@@ -117,3 +117,39 @@ async def test_stopping_the_hub_puts_every_output_in_its_safe_state(hub_factory,
         last[row["output_id"]] = (row["state"], row["source"])
     journal.close()
     assert last == {"lights": ("off", "safe"), "acid": ("off", "safe")}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_simulated_tank_closes_the_loop_in_a_running_hub(hub_factory, ws_client):
+    hub = await hub_factory("""
+devices:
+  - id: 1
+    name: Tank
+    sensors:
+      - {id: 1, type: ph}
+      - {id: 2, type: water_level}
+      - {id: 3, type: humidity}
+plugins:
+  - platform: simulated
+    device: 1
+    interval: 0.05
+    seed: 1
+    tank: true
+outputs:
+  - {id: acid, name: pH-down pump, type: simulated, device: 1, role: ph_down}
+control:
+  period: 0.1
+  dosing:
+    - {id: ph, sensor: 1, output: acid, direction: down, target: 5.8, pump_ml_per_s: 1.0, gain_ml: 1,
+       max_dose_ml: 0.3, min_dose_ml: 0.1, max_ml_per_hour: 100, max_ml_per_day: 100, mixing_seconds: 0.2,
+       level: {sensor: 2, min: 10}}
+""")
+    client = await ws_client(hub, "/ws/sensor-data/")
+    on = await client.receive(type="output_state", timeout=10)
+    while not (on["source"] == "dose" and on["state"] == "on"):
+        on = await client.receive(type="output_state", timeout=10)
+    assert on["output_id"] == "acid" and "because sensor 1 = " in on["reason"]
+    off = await client.receive(type="output_state", timeout=10)
+    assert off["state"] == "off" and off["source"] == "dose"
+    tank = hub.shared[("simulated", "tank", 1)]
+    assert tank.dosed_ml["ph_down"] >= 0.25  # the pulse really ran the (simulated) pump
