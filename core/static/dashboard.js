@@ -85,6 +85,7 @@ function connect() {
     }
     if (message.type === "sensor_data_update") onReading(message);
     else if (message.type === "device_status") onStatus(message);
+    else document.dispatchEvent(new CustomEvent("hub-message", { detail: message })); // extensions: outputs.js
   };
   socket.onclose = (event) => {
     if (state.socket !== socket) return;
@@ -130,6 +131,7 @@ function showProblem(text) {
 async function reload() {
   const generation = ++state.generation;
   state.loaded = false;
+  document.dispatchEvent(new CustomEvent("hub-reload"));
   try {
     const [{ devices }, { sensors }] = await Promise.all([getJSON("/api/devices"), getJSON("/api/sensors")]);
     if (generation !== state.generation) return;
