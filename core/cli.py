@@ -108,7 +108,12 @@ def _check(path: str) -> int:
     for warning in _warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     sensors = sum(len(d.sensors) for d in config.devices)
-    print(f"{path}: OK ({_count(len(config.devices), 'device')}, {_count(sensors, 'sensor')}, {_count(len(config.plugins), 'plugin instance')})")
+    counts = [_count(len(config.devices), 'device'), _count(sensors, 'sensor'), _count(len(config.plugins), 'plugin instance')]
+    if config.outputs:
+        control = config.control
+        rules = len(control.schedules) + len(control.thresholds) + len(control.dosing)
+        counts += [_count(len(config.outputs), "output"), _count(rules, "control rule")]
+    print(f"{path}: OK ({', '.join(counts)})")
     return 0
 
 
