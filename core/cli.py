@@ -186,6 +186,8 @@ async def _serve(hub) -> int:
     for instance in hub.config.plugins:
         device = instance.options.device
         log.info("  plugin instance %s: platform %s%s", instance.label, instance.platform.name, "" if device is None else f", device {device}")
+    for output in hub.config.outputs:
+        log.info("  output %s (%s, type %s, safe %s)", output.id, output.name, output.type, "on" if output.safe_state else "off")
     records = hub.plugins.records.values()
     log.info("Plugins loaded: %s", ", ".join(hub.plugins.describe(r.name) for r in records if r.loaded) or "none")
     failed = [hub.plugins.describe(r.name) for r in records if not r.loaded]

@@ -162,7 +162,7 @@ outputs:
     device: 1
 """)
     assert found == [
-        "line 7: outputs[0].type: unknown output type 'simulatd' (available: simulated). Did you mean 'simulated'?",
+        "line 7: outputs[0].type: unknown output type 'simulatd' (available: gpio, modbus, mqtt_switch, serial_relay, simulated). Did you mean 'simulated'?",
         "line 8: outputs[1].id: 'Pump 2' is not a usable output id: use lower-case letters, digits, '_' and '-' (at most 64)",
         "line 15: outputs[2].device: device 3 is not defined under 'devices:' (defined: 1)",
         "line 20: outputs[3].safe_state: must be on or off, got 'maybe'",
@@ -176,3 +176,12 @@ def test_check_config_reports_them_with_file_and_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "smartanom.cli", "check-config", str(path)], capture_output=True, text=True)
     assert done.returncode != 0
     assert f"{path}, line 21: control.dosing[0].output: output 'base' is not defined under 'outputs:' (defined: acid, lights)" in done.stderr
+
+
+def test_the_shipped_example_passes_check_config():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "smartanom.cli", "check-config", str(root / "config" / "control-example.yaml")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "OK (1 device, 3 sensors, 1 plugin instance, 4 outputs, 4 control rules)" in done.stdout
