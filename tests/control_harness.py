@@ -22,13 +22,14 @@ from smartanom.registry import Registry
 from smartanom.builtin.simulated.outputs import SimulatedOutput, SimulatedOutputOptions
 from smartanom.builtin.simulated.tank import Tank, TankSettings
 
-PH, LEVEL = 1, 2
+PH, LEVEL, EC = 1, 2, 3
 START = datetime(2026, 3, 28, 0, 0, tzinfo=ZoneInfo("Europe/Amsterdam")).timestamp()
 
 
 def registry() -> Registry:
     return Registry.from_config([DeviceConfig(id=1, name="Tank", sensors=[
         SensorConfig(id=PH, type="ph", min=0.0, max=14.0), SensorConfig(id=LEVEL, type="water_level"),
+        SensorConfig(id=EC, type="ec"),
     ])])
 
 
@@ -79,4 +80,5 @@ class Rig:
                 value = true_ph if self.ph_sensor is None else self.ph_sensor
                 self.bus.publish(SensorReading(self.registry.sensor(PH), value, now))
                 self.bus.publish(SensorReading(self.registry.sensor(LEVEL), self.tank.read("water_level", now), now))
+                self.bus.publish(SensorReading(self.registry.sensor(EC), self.tank.read("ec", now), now))
             await self.clock.sleep(self.read_every)

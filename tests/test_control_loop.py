@@ -64,6 +64,20 @@ async def test_ph_7_to_5_8_without_undershoot(tmp_path, mode):
 
 
 @pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("mode", ["proportional", "pid"])
+async def test_ec_up_with_nutrient_reaches_its_target(tmp_path, mode):
+    extra = {"mode": "pid", "pid": {"kp": 60.0, "ki": 0.005}} if mode == "pid" else {"gain_ml": 60.0}
+    settings = {**PH_DOWN, "id": "ec", "sensor": 3, "output": "feed", "direction": "up", "target": 1.6, "deadband": 0.05,
+                "plausible": {"min": 0.1, "max": 5.0}, "max_ml_per_hour": 60.0, **extra}
+    rig = Rig(tmp_path, {"period": 10.0, "dosing": [settings]}, [{"id": "feed", "name": "Nutrient", "role": "nutrient"}],
+              tank=TankSettings(ec=1.2, evaporation_cm_per_hour=0.0))
+    await rig.start()
+    await rig.run_for(DAY / 2)
+    await rig.stop()
+    assert 1.55 <= rig.tank.ec <= 1.7, rig.tank.ec
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_daily_limit_holds_under_a_stuck_high_sensor(tmp_path):
     rig = Rig(tmp_path, control(), ACID)
     rig.ph_sensor = 7.5  # the probe is stuck: dosing never shows

@@ -27,7 +27,7 @@ async def test_lights_follow_their_schedule_across_a_dst_change(tmp_path, day):
     start = datetime.fromisoformat(day).replace(tzinfo=AMS).timestamp()
     control = {"timezone": "Europe/Amsterdam", "period": 30.0,
                "schedules": [{"output": "lights", "windows": [{"start": "06:00", "end": "22:00"}]}]}
-    rig = Rig(tmp_path, control, LIGHTS, start=start)
+    rig = Rig(tmp_path, control, LIGHTS, start=start, read_every=3600)
     await rig.start()
     await rig.run_for(3 * DAY)
     await rig.stop()
@@ -47,7 +47,7 @@ async def test_a_cycle_keeps_to_local_time_across_spring_forward(tmp_path):
     start = datetime(2026, 3, 29, 0, 0, tzinfo=AMS).timestamp()
     control = {"timezone": "Europe/Amsterdam", "period": 30.0,
                "schedules": [{"output": "pump", "cycle": {"on_minutes": 15, "off_minutes": 45}}]}
-    rig = Rig(tmp_path, control, [{"id": "pump", "name": "Circulation"}], start=start)
+    rig = Rig(tmp_path, control, [{"id": "pump", "name": "Circulation"}], start=start, read_every=3600)
     await rig.start()
     await rig.run_for(6 * HOUR)
     await rig.stop()

@@ -197,9 +197,14 @@ class OutputBank:
             if not self.dry_run:
                 log.info("Output %s %s (%s: %s)", output.id, word, source, reason)
         else:
-            if output.available:
-                log.error("Output %s could not be switched %s (%s: %s): %s", output.id, word, source, reason, error)
+            repeat = not output.available and output.error == error and output.extra.get("failed_state") is on
             output.available, output.error = False, error
+            output.extra["failed_state"] = on
+            if repeat:
+                # The same failure again (retried every period while the hardware is gone):
+                # recorded and streamed once, not 8640 times a day.
+                return False
+            log.error("Output %s could not be switched %s (%s: %s): %s", output.id, word, source, reason, error)
         self.journal.record_actuation(now, output.id, on, source, reason, self.dry_run, ok, error)
         self.bus.publish(OutputChanged(output, on, source, reason, now, self.dry_run, ok, error))
         return ok
