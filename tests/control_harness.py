@@ -23,6 +23,15 @@ from smartanom.builtin.simulated.outputs import SimulatedOutput, SimulatedOutput
 from smartanom.builtin.simulated.tank import Tank, TankSettings
 
 PH, LEVEL, EC = 1, 2, 3
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    """Wait (in real time, for tests of hardware outputs) until `condition()` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
 START = datetime(2026, 3, 28, 0, 0, tzinfo=ZoneInfo("Europe/Amsterdam")).timestamp()
 
 

@@ -1,6 +1,5 @@
 """Outputs on the dashboard (core/static/outputs.js), in headless Chromium against a real hub."""
 
-import pytest
 from playwright.sync_api import expect
 
 HUB = """

@@ -1,11 +1,10 @@
 """The modbus output against a real pymodbus server: coils and holding registers, read back by a second client."""
 
-import asyncio
-
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from modbus_server import TcpProbeServer
+from control_harness import until
 
 
 def hub_yaml(port):
@@ -46,14 +45,6 @@ plugins:
     sensors:
       - {{sensor: 1, slave: 3, address: 0, data_type: uint16, scale: 0.01, interval: 0.3}}
 """
-
-
-async def until(condition, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def read_back(port):

@@ -7,6 +7,7 @@ import aiomqtt
 import pytest
 
 from mosquitto_broker import mosquitto, mqtt_observer, publish  # noqa: F401
+from control_harness import until
 
 
 def hub_yaml(port, extra_output=""):
@@ -79,14 +80,6 @@ def relay(io_loop):
     yield make
     for r in made:
         io_loop.run_sync(r.close)
-
-
-async def until(condition, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from smartanom.builtin.serial_arduino import relay as relay_module
+from control_harness import until
 
 HUB = """
 devices:
@@ -68,14 +69,6 @@ class RelaySketch:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
         os.close(self.master)
-
-
-async def until(condition, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

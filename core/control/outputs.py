@@ -100,6 +100,20 @@ class OutputContext:
         self.shared = shared
         self.log = logging.getLogger(f"smartanom.outputs.{options.type}")
 
+    def instance_object(self, plugin: str, name: str | None, key: str) -> Any:
+        """What the running instance `name` of `plugin`'s platform put in `shared`
+        under `(plugin, label)`; with `name` None, that of its only running instance.
+        Raises OutputError saying what runs (the YAML names one with `key: NAME`).
+        Call it at each switch: instances come and go (start-up, restarts)."""
+        found = {k[1]: obj for k, obj in self.shared.items() if isinstance(k, tuple) and len(k) == 2 and k[0] == plugin}
+        if name is not None:
+            if name not in found:
+                raise OutputError(f"no running {plugin} plugin instance named {name!r} (running: {', '.join(found) or 'none'})")
+            return found[name]
+        if len(found) != 1:
+            raise OutputError(f"{len(found)} {plugin} plugin instances are running: say which with '{key}: NAME'" if found else f"no {plugin} plugin instance is running")
+        return next(iter(found.values()))
+
 
 @dataclass(frozen=True, slots=True)
 class OutputChanged:

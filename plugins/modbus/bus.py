@@ -79,53 +79,38 @@ class ModbusBus:
 
         Raises ReadFailed or BusDown; never returns a partial or made-up result.
         """
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            wait = self._quiet_from - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                return await self._read(slave, register, address, count)
-            finally:
-                self._quiet_from = loop.time() + self.gap
+        call = self._client.read_holding_registers if register == "holding" else self._client.read_input_registers
+        response = await self._request(lambda: call(address, count=count, device_id=slave))
+        registers = list(getattr(response, "registers", []) or [])
+        if len(registers) != count:
+            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}")
+        return registers
 
     async def write(self, slave: int, register: str, address: int, value: int) -> None:
         """Write one coil (register 'coil', value 0/1) or one holding register, in turn
         with the reads. Raises ReadFailed (no usable answer) or BusDown."""
+        if register == "coil":
+            await self._request(lambda: self._client.write_coil(address, bool(value), device_id=slave))
+        else:
+            await self._request(lambda: self._client.write_register(address, value, device_id=slave))
+
+    async def _request(self, send):
+        """One request at a time, after the quiet gap; pymodbus' failures turned into ours."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             wait = self._quiet_from - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                await self._write(slave, register, address, value)
+                return await self._answer(send)
             finally:
                 self._quiet_from = loop.time() + self.gap
 
-    async def _write(self, slave: int, register: str, address: int, value: int) -> None:
+    async def _answer(self, send):
         if not self._client.connected:
             raise BusDown(f"{self.name} is not connected")
         try:
-            if register == "coil":
-                response = await self._client.write_coil(address, bool(value), device_id=slave)
-            else:
-                response = await self._client.write_register(address, value, device_id=slave)
-        except (ConnectionException, OSError) as exc:
-            raise BusDown(f"{self.name}: {_short(exc)}") from None
-        except ModbusException as exc:
-            if not self._client.connected:
-                raise BusDown(f"{self.name}: connection lost") from None
-            raise ReadFailed(f"no answer within the timeout ({_short(exc)})") from None
-        if response.isError():
-            code = getattr(response, "exception_code", None)
-            raise ReadFailed(f"exception response {code}: {EXCEPTION_CODES.get(code, 'unknown code')}")
-
-    async def _read(self, slave: int, register: str, address: int, count: int) -> list[int]:
-        if not self._client.connected:
-            raise BusDown(f"{self.name} is not connected")
-        call = self._client.read_holding_registers if register == "holding" else self._client.read_input_registers
-        try:
-            response = await call(address, count=count, device_id=slave)
+            response = await send()
         except (ConnectionException, OSError) as exc:
             raise BusDown(f"{self.name}: {_short(exc)}") from None
         except ModbusException as exc:
@@ -136,10 +121,7 @@ class ModbusBus:
         if response.isError():
             code = getattr(response, "exception_code", None)
             raise ReadFailed(f"exception response {code}: {EXCEPTION_CODES.get(code, 'unknown code')}")
-        registers = list(getattr(response, "registers", []) or [])
-        if len(registers) != count:
-            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}")
-        return registers
+        return response
 
 
 def _short(exc: Exception) -> str:

@@ -37,24 +37,14 @@ class ModbusOutputOptions(OutputOptions):
 class ModbusOutput:
     def __init__(self, options: ModbusOutputOptions, ctx: OutputContext):
         self.options = options
-        self.shared = ctx.shared
-
-    def _bus(self):
-        buses = {key[1]: bus for key, bus in self.shared.items() if isinstance(key, tuple) and key[0] == "modbus"}
-        name = self.options.modbus
-        if name is not None:
-            if name not in buses:
-                raise OutputError(f"no running modbus plugin instance named {name!r} (running: {', '.join(buses) or 'none'})")
-            return buses[name]
-        if len(buses) != 1:
-            raise OutputError(f"{len(buses)} modbus plugin instances are running: say which with 'modbus: NAME'" if buses else "no modbus plugin instance is running")
-        return next(iter(buses.values()))
+        self.ctx = ctx
 
     async def set(self, on: bool) -> None:
         o = self.options
         value = o.on_value if on else o.off_value
+        bus = self.ctx.instance_object("modbus", o.modbus, "modbus")  # the runner's ModbusBus
         try:
-            await self._bus().write(o.slave, o.register_type, o.address, value)
+            await bus.write(o.slave, o.register_type, o.address, value)
         except (BusDown, ReadFailed) as exc:
             raise OutputError(f"slave {o.slave} {o.register_type} {o.address}: {exc}") from None
 

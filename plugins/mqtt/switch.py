@@ -169,21 +169,11 @@ class SwitchLink:
 class MqttSwitch:
     def __init__(self, options: MqttSwitchOptions, ctx: OutputContext):
         self.options = options
-        self.shared = ctx.shared
-
-    def _link(self) -> SwitchLink:
-        links = {key[1]: link for key, link in self.shared.items() if isinstance(key, tuple) and key[0] == "mqtt"}
-        name = self.options.mqtt
-        if name is not None:
-            if name not in links:
-                raise OutputError(f"no running mqtt plugin instance named {name!r} (running: {', '.join(links) or 'none'})")
-            return links[name]
-        if len(links) != 1:
-            raise OutputError(f"{len(links)} mqtt plugin instances are running: say which with 'mqtt: NAME'" if links else "no mqtt plugin instance is running")
-        return next(iter(links.values()))
+        self.ctx = ctx
 
     async def set(self, on: bool) -> None:
-        await self._link().command(self.options, on)
+        link: SwitchLink = self.ctx.instance_object("mqtt", self.options.mqtt, "mqtt")
+        await link.command(self.options, on)
 
 
 OUTPUT_KIND = OutputKind(

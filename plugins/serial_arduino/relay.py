@@ -91,21 +91,11 @@ class RelayLink:
 class SerialRelay:
     def __init__(self, options: SerialRelayOptions, ctx: OutputContext):
         self.options = options
-        self.shared = ctx.shared
-
-    def _link(self) -> RelayLink:
-        links = {key[1]: link for key, link in self.shared.items() if isinstance(key, tuple) and key[0] == "serial_arduino"}
-        name = self.options.serial
-        if name is not None:
-            if name not in links:
-                raise OutputError(f"no running serial_arduino instance named {name!r} (running: {', '.join(links) or 'none'})")
-            return links[name]
-        if len(links) != 1:
-            raise OutputError(f"{len(links)} serial_arduino instances are running: say which with 'serial: NAME'" if links else "no serial_arduino instance is running")
-        return next(iter(links.values()))
+        self.ctx = ctx
 
     async def set(self, on: bool) -> None:
-        await self._link().command(self.options.relay, on, self.options.confirm_timeout)
+        link: RelayLink = self.ctx.instance_object("serial_arduino", self.options.serial, "serial")
+        await link.command(self.options.relay, on, self.options.confirm_timeout)
 
 
 OUTPUT_KIND = OutputKind(
