@@ -21,6 +21,7 @@ from smartanom.bus import EventBus
 from smartanom.config import HubConfig, PluginInstanceConfig
 from smartanom.events import SensorReading
 from smartanom.history import History
+from smartanom.metrics import LoopLag
 from smartanom.platform import PluginContext
 from smartanom.protocol import CLOSE_GOING_AWAY
 from smartanom.plugins import PluginHost
@@ -75,6 +76,7 @@ class Hub:
         self.port: int | None = None
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
+        self.loop_lag = LoopLag()  # for GET /metrics
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
@@ -97,6 +99,7 @@ class Hub:
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
         self.status.start()
+        self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus)
 
         server = self.config.server
@@ -119,6 +122,7 @@ class Hub:
         if self._stopped:
             return
         self._stopped = True
+        self.loop_lag.stop()
         if self._server is not None:
             self._server.stop()
         for task in self._tasks:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from smartanom import api, openapi
+from smartanom import api, metrics, openapi
 from smartanom.websocket import StreamHandler
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/health/?", api.HealthHandler, {"hub": hub}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
         (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
+        (r"/metrics", metrics.MetricsHandler, {"hub": hub, "registry": metrics.make_registry(hub)}),
     ]
     return tornado.web.Application(
         routes,
