@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 
-from smartanom import backup_cli, schema
+from smartanom import backup_cli, logsetup, schema
 from smartanom.config import load_config
 from smartanom.errors import ConfigError, PluginError
 from smartanom.plugins import PluginHost
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logsetup.configure(level)  # journald's format when systemd runs the hub (core/logsetup.py)
     # One line per HTTP request would wear out a Pi's SD card; DEBUG shows them.
     logging.getLogger("tornado.access").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     try:
