@@ -22,6 +22,7 @@ topic so that branches do not collide:
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -130,11 +131,28 @@ def backup_before_upgrade(conn: sqlite3.Connection, current: int) -> Path | None
     if not path:
         return None
     dest = Path(f"{path}.schema-v{current}-{time.strftime('%Y%m%dT%H%M%S')}.bak")
+    # Storage retries a failed open every flush interval: refuse at once rather than
+    # write most of a copy to a card that cannot hold it, again and again.
+    size = Path(path).stat().st_size + _wal_size(path)
+    free = shutil.disk_usage(dest.parent).free
+    if free < size + size // 10:
+        raise sqlite3.OperationalError(
+            f"cannot upgrade {path}: a copy of it is kept first, and that needs {size / 1e6:.0f} MB "
+            f"where {free / 1e6:.0f} MB are free; free some space and the hub goes on by itself"
+        )
+    log.info("Keeping a copy of %s (%.0f MB) before upgrading its schema from version %d", path, size / 1e6, current)
     try:
         copy_database(conn, dest)
     except (sqlite3.Error, OSError) as exc:
         raise sqlite3.OperationalError(f"cannot keep a copy of {path} before upgrading its schema (to {dest}): {exc}") from exc
     return dest
+
+
+def _wal_size(path: str) -> int:
+    try:
+        return Path(f"{path}-wal").stat().st_size
+    except OSError:
+        return 0
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:

@@ -108,3 +108,25 @@ def test_check_config_accepts_an_older_database(tmp_path):
     check = subprocess.run([sys.executable, "-m", "smartanom.cli", "check-config", str(config)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stderr
     assert schema.check_file(db) is None
+
+
+def test_no_room_for_the_copy_means_no_upgrade_and_nothing_changed(tmp_path, monkeypatch):
+    db = tmp_path / "smartanom.db"
+    conn = database_at(db, 0)
+    before = fill(conn, {"readings": FIRST_RELEASE_ROWS["readings"][:50]})
+    conn.close()
+    # A full SD card cannot be made portably in a test: report almost no free space instead.
+    real = schema.shutil.disk_usage
+    monkeypatch.setattr(schema.shutil, "disk_usage", lambda path: real(path)._replace(free=1000))
+
+    from smartanom.storage import Storage
+
+    storage = Storage(db)
+    storage.open()
+    storage.close()
+    assert "a copy of it is kept first, and that needs" in storage.error and "MB are free" in storage.error
+    check = sqlite3.connect(db)
+    assert schema.version(check) == 0
+    check.close()
+    assert table_rows(db, "readings", ["sensor_id", "ts", "value"]) == {r["id"]: {k: r[k] for k in ("sensor_id", "ts", "value")} for r in before["readings"]}
+    assert not list(tmp_path.glob("*.bak*"))
