@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -81,6 +82,11 @@ class HubCollector(Collector):
         self.hub = hub
 
     def collect(self):
+        info = GaugeMetricFamily("smartanom_build_info", "The running hub's version (always 1)", labels=["version"])
+        info.add_metric([_version()], 1)
+        yield info
+        if self.hub.started_at is not None:
+            yield GaugeMetricFamily("smartanom_start_time_seconds", "When the hub started, in seconds since the epoch", value=self.hub.started_at)
         yield from self._readings()
         yield from self._storage()
         yield from self._websocket()
@@ -160,6 +166,13 @@ class MetricsHandler(JSONHandler):
         encode, content_type = choose_encoder(self.request.headers.get("Accept", ""))
         self.set_header("Content-Type", content_type)
         self.finish(encode(self.registry))
+
+
+def _version() -> str:
+    try:
+        return metadata.version("smartanom")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _bytes_sent(conn) -> int:

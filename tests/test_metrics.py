@@ -1,6 +1,7 @@
 """core/metrics.py: GET /metrics parses as Prometheus text and tells what the hub is doing."""
 
 import asyncio
+from importlib import metadata
 
 import pytest
 import tornado.httpclient
@@ -74,6 +75,8 @@ async def test_metrics_count_readings_clients_storage_and_plugins(hub_factory, w
     assert got[("smartanom_storage_lag_seconds", one)] >= 0
     assert got[("smartanom_storage_ok", one)] == 1
     assert 0 <= got[("smartanom_event_loop_lag_seconds", one)] < 5
+    assert got[("smartanom_build_info", frozenset({("version", metadata.version("smartanom"))}))] == 1
+    assert got[("smartanom_start_time_seconds", one)] == hub.started_at
     label = next(iter(hub.instances))
     sim = {("instance", label), ("platform", "simulated"), ("plugin", hub.instances[label].plugin)}
     assert got[("smartanom_plugin_instance_state", frozenset(sim | {("state", "running")}))] == 1
