@@ -24,6 +24,9 @@ def configure(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if writes_to_journal(sys.stderr):
         handler.setFormatter(JournalFormatter(JOURNAL_FORMAT))
+        # What the command prints to stderr itself (config errors, "Cannot start: ...")
+        # is an error: mark it so, or `journalctl -p err` would not show why the hub stopped.
+        sys.stderr = ErrorLines(sys.stderr)
     else:
         handler.setFormatter(logging.Formatter(PLAIN_FORMAT, datefmt="%H:%M:%S"))
     logging.basicConfig(level=level, handlers=[handler])
@@ -60,3 +63,24 @@ class JournalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = f"<{syslog_priority(record.levelno)}>"
         return "\n".join(prefix + line for line in super().format(record).splitlines())
+
+
+class ErrorLines:
+    """A text stream that starts every line written to it with `<3>` (error)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._line_start = True
+
+    def write(self, text: str) -> int:
+        out = []
+        for piece in text.splitlines(keepends=True):
+            if self._line_start:
+                out.append("<3>")
+            out.append(piece)
+            self._line_start = piece.endswith("\n")
+        self._stream.write("".join(out))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)

@@ -77,3 +77,18 @@ def test_every_line_of_a_traceback_keeps_the_error_level():
     assert lines[0] == "<3>smartanom.hub: Plugin instance crashed"
     assert len(lines) > 3 and all(line.startswith("<3>") for line in lines)
     assert lines[-1] == "<3>ValueError: boom"
+
+
+def test_under_journald_what_the_command_prints_on_failure_is_an_error(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("devices:\n  - {id: 1, name: Tank, sensors: [{id: 1, type: phh}]}\n")
+    with tempfile.TemporaryFile(mode="w+") as out:
+        info = os.fstat(out.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}
+        done = subprocess.run([sys.executable, "-m", "smartanom.cli", "run", "--config", str(config)], stdout=out, stderr=out, env=env, timeout=60)
+        out.seek(0)
+        lines = out.read().splitlines()
+    assert done.returncode == 2
+    assert lines[0] == "<3>Configuration error:"
+    assert lines[1].startswith(f"<3>  {config}, line 2: devices[0].sensors[0].type: 'phh' is not a known sensor type")
+    assert all(line.startswith("<3>") for line in lines)
