@@ -7,6 +7,7 @@ keeps it true by calling every route and checking each answer against the schema
 from __future__ import annotations
 
 from smartanom import api, history
+from smartanom.calibration import api as calibration_api
 
 _TIME = {"type": "string", "format": "date-time", "examples": ["2025-09-11T15:30:00Z"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -230,6 +231,7 @@ def spec() -> dict:
             "/api/openapi.json": {
                 "get": {"summary": "This description", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
             },
+            **calibration_api.openapi_paths(),
         },
         "components": {
             "schemas": SCHEMAS,
