@@ -118,7 +118,7 @@ def _guide(client: _Client, path: str, session: dict, out, read_line) -> int:
             continue
         report = session.get("report")
         if report:
-            _print_report(report, out)
+            _print_report(report, out, applied=state == "done")
         return 0 if state == "done" else 1
 
 
@@ -146,8 +146,9 @@ def _cancel(client: _Client, path: str, out, why: str) -> int:
     return 1
 
 
-def _print_report(report: dict, out) -> None:
+def _print_report(report: dict, out, applied: bool) -> None:
     if "slope_percent" in report:
         slopes = ", ".join(f"{s:g} %" for s in report["slope_percent"])
         print(f"Slope: {slopes} of Nernst; offset {report['offset_mv']:+g} mV at pH 7; verdict: {report['verdict']}", file=out)
-    print(f"Calibration: value = {report['slope']:.5g} x raw {report['offset']:+.5g}", file=out)
+    line = f"value = {report['slope']:.5g} x raw {report['offset']:+.5g}"
+    print(f"Calibration applied: {line}" if applied else f"Not applied (it would have been {line})", file=out)

@@ -104,7 +104,7 @@ class CalibrationService:
                 return None
             if sensor.id in self._stale_compensation:
                 self._stale_compensation.discard(sensor.id)
-                log.warning("Sensor %d (%s): water temperature is back; EC readings resume", sensor.id, sensor.name)
+                log.info("Sensor %d (%s): water temperature is fresh; EC readings go out", sensor.id, sensor.name)
             value = compensate(value, temperature, comp.coefficient, comp.reference)
         session = self.sessions.get(sensor.id)
         if session is not None and session.active:
@@ -132,11 +132,13 @@ class CalibrationService:
         if sensor.id not in self._stale_compensation:
             self._stale_compensation.add(sensor.id)
             age = self.latest.age(thermometer)
-            since = "has sent nothing yet" if age is None else f"last sent {age:.0f} s ago"
+            if age is None:  # at start-up, the thermometer's first reading may simply come later
+                log.info("Sensor %d (%s): EC readings wait for the first reading of water temperature sensor %d", sensor.id, sensor.name, thermometer)
+                return
             log.warning(
                 "Sensor %d (%s): EC readings are held back: its water temperature sensor %d %s, and an "
                 "uncompensated EC would be off by about 2 %% per degree (docs/calibration.md)",
-                sensor.id, sensor.name, thermometer, since,
+                sensor.id, sensor.name, thermometer, f"last sent {age:.0f} s ago",
             )
 
     # -- the guided flow --------------------------------------------------
