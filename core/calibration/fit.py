@@ -140,7 +140,8 @@ def ph_health(points_mv: list[tuple[float, float]], temperature_c: float = 25.0)
     slopes = tuple(abs((b[0] - a[0]) / (b[1] - a[1])) / ideal * 100.0 for a, b in zip(pts, pts[1:]))
     a, b = min(zip(pts, pts[1:]), key=lambda seg: abs((seg[0][1] + seg[1][1]) / 2 - 7.0))
     offset = a[0] + (7.0 - a[1]) * (b[0] - a[0]) / (b[1] - a[1])
-    verdicts = [_verdict(s, offset) for s in slopes]
+    # Judged as a meter shows them, to 0.1: 94.99999 % is 95.0 %.
+    verdicts = [_verdict(round(s, 1), round(offset, 1)) for s in slopes]
     return PhHealth(slopes, offset, *max(verdicts, key=lambda v: _SEVERITY.index(v[0])))
 
 
