@@ -69,6 +69,7 @@ class CalibrationService:
         self._stale_compensation: set[int] = set()
         self._reminded: dict[int, float] = {}  # sensor id -> wall time last reminded
         self._task: asyncio.Task | None = None
+        self._saving: set[asyncio.Task] = set()  # held so that the loop does not drop them
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -82,6 +83,8 @@ class CalibrationService:
         self._task = loop.create_task(self._remind_periodically())
 
     async def stop(self) -> None:
+        if self._saving:  # a calibration being written is finished, not cut in half
+            await asyncio.wait(set(self._saving), timeout=10)
         if self._task is not None:
             self._task.cancel()
             try:
@@ -226,7 +229,9 @@ class CalibrationService:
             session.finish("rejected", report["message"], report)
             log.warning("Sensor %d (%s): calibration rejected: %s", sensor.id, sensor.name, report["message"])
             return
-        asyncio.get_running_loop().create_task(self._save(sensor, session, curve, report))
+        task = asyncio.get_running_loop().create_task(self._save(sensor, session, curve, report))
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
 
     async def _save(self, sensor: Sensor, session: Session, curve: Curve, report: dict) -> None:
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smartanom.calibration.fit import Curve, Point, fit
+from smartanom.protocol import format_timestamp
 from smartanom.storage import connect
 
 ONE_POINT = {"ec": "gain"}  # kind -> how a one-point calibration acts (default: offset)
@@ -29,8 +30,6 @@ class Calibration:
     report: dict
 
     def as_dict(self) -> dict:
-        from smartanom.protocol import format_timestamp
-
         return {
             "id": self.id,
             "sensor_id": self.sensor_id,
