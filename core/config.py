@@ -226,6 +226,7 @@ def load_config(
     _check_unique(data, filename, issues, raw_devices)
     registry = Registry.from_config(devices)
     if root is None:
+        issues.extend(calibration_config.check_valid_parts(data, registry, filename))
         _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
         raise ConfigError(sorted(issues, key=lambda i: i.line))
 

@@ -126,6 +126,33 @@ def test_each_mistake_is_located(tmp_path, platforms, extra, expected):
     assert all(str(tmp_path / "smartanom.yaml") in f for f in found)
 
 
+def test_all_problems_in_one_pass(tmp_path, platforms):
+    found = errors(tmp_path, platforms, """
+        calibration:
+          reminder_days: -1
+          sensors:
+            - {sensor: 2, compensation: {temperature_sensor: 10}}
+        derived:
+          - {sensor: 4, kind: tds, ec: 3}
+          - {sensor: 4, kind: tds, ec: 2, factor: 2}
+        """)
+    assert [f.split(", ", 1)[1] for f in found] == [
+        "line 19: calibration.reminder_days: Input should be greater than 0 (found: -1)",
+        "line 21: calibration.sensors[0].compensation.temperature_sensor: sensor 10 is on device 2; use the water temperature sensor of the EC probe's device 1",
+        "line 23: derived[0].ec: sensor 3 has type water_temperature; 'ec' needs a sensor of type ec",
+        "line 24: derived[1].factor: Input should be less than or equal to 1 (found: 2)",
+    ]
+
+
+def test_ec_in_an_unknown_unit_cannot_make_tds(tmp_path, platforms):
+    text = DEVICES.replace("{id: 2, type: ec}", "{id: 2, type: ec, unit: dS/m}")
+    path = tmp_path / "smartanom.yaml"
+    path.write_text(text.lstrip("\n") + "derived:\n  - {sensor: 4, kind: tds, ec: 2}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, platforms)
+    assert [str(i).split(", ", 1)[1] for i in exc.value.issues] == ["line 19: derived[0].ec: sensor 2 reports in 'dS/m'; TDS is computed from mS/cm, uS/cm, µS/cm"]
+
+
 def test_check_config_prints_file_and_line(tmp_path, capsys):
     path = write(tmp_path, "derived:\n  - {sensor: 4, kind: tds, ec: 3}\n")
     assert main(["check-config", str(path)]) == 2

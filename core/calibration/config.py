@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from smartanom.errors import ConfigIssue
 from smartanom.yamlfile import format_path, locate
@@ -95,16 +95,43 @@ class DerivedConfig(_Section):
         return {key: getattr(self, key) for key in DERIVED_INPUTS[self.kind]}
 
 
-def check(calibration: CalibrationConfig, derived: list[DerivedConfig], registry, data, filename: str) -> list[ConfigIssue]:
-    """Problems that need the devices: unknown sensors, wrong types, duplicates."""
+def check_valid_parts(data, registry, filename: str) -> list[ConfigIssue]:
+    """`check` on the entries that are valid on their own, when the file as a whole is
+    not: so one pass of check-config reports every problem."""
+    section = data.get("calibration") if isinstance(data, dict) else None
+    calibration = CalibrationConfig()
+    sensors: list[tuple[int, SensorCalibrationConfig]] = []
+    if isinstance(section, dict):
+        for i, raw in enumerate(section.get("sensors") or []):
+            try:
+                sensors.append((i, SensorCalibrationConfig.model_validate(raw)))
+            except ValidationError:
+                pass  # reported by the schema
+    derived: list[tuple[int, DerivedConfig]] = []
+    for i, raw in enumerate(data.get("derived") or [] if isinstance(data, dict) else []):
+        try:
+            derived.append((i, DerivedConfig.model_validate(raw)))
+        except ValidationError:
+            pass
+    return check(calibration, [], registry, data, filename, sensors=sensors, derived_entries=derived)
+
+
+def check(
+    calibration: CalibrationConfig, derived: list[DerivedConfig], registry, data, filename: str,
+    *, sensors: list | None = None, derived_entries: list | None = None,
+) -> list[ConfigIssue]:
+    """Problems that need the devices: unknown sensors, wrong types, duplicates.
+    `sensors` and `derived_entries` ((index, entry) pairs) override the lists when only some are valid."""
     issues: list[ConfigIssue] = []
+    derived_entries = list(enumerate(derived)) if derived_entries is None else derived_entries
+    sensors = list(enumerate(calibration.sensors)) if sensors is None else sensors
 
     def issue(loc: tuple, message: str) -> None:
         issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), message))
 
-    derived_ids = {d.sensor for d in derived}
+    derived_ids = {d.sensor for _, d in derived_entries}
     seen: dict[int, int] = {}
-    for i, entry in enumerate(derived):
+    for i, entry in derived_entries:
         loc = ("derived", i)
         sensor = registry.sensor(entry.sensor)
         if sensor is None:
@@ -126,11 +153,11 @@ def check(calibration: CalibrationConfig, derived: list[DerivedConfig], registry
             source = registry.sensor(entry.ec)
             from smartanom.derived.formulas import EC_UNITS
 
-            if source is not None and source.unit not in EC_UNITS:
+            if source is not None and source.type == "ec" and source.unit not in EC_UNITS:
                 issue(loc + ("ec",), f"sensor {entry.ec} reports in {source.unit!r}; TDS is computed from {', '.join(EC_UNITS)}")
 
     seen = {}
-    for i, entry in enumerate(calibration.sensors):
+    for i, entry in sensors:
         loc = ("calibration", "sensors", i)
         sensor = registry.sensor(entry.sensor)
         if sensor is None:
