@@ -16,6 +16,7 @@ import socket
 import sys
 
 from smartanom import backup_cli, logsetup, schema
+from smartanom.calibration import cli as calibrate_cli
 from smartanom.config import load_config
 from smartanom.errors import ConfigError, PluginError
 from smartanom.plugins import PluginHost
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("plugins", help="list installed plugins and their platforms", parents=[common])
     backup_cli.add_commands(sub, common, DEFAULT_CONFIG)
+    calibrate_cli.add_parser(sub, [common])
 
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args.config)
         if args.command in ("backup", "restore"):
             return backup_cli.run(args, lambda path: _load(path)[1])
+        if args.command == "calibrate":
+            return calibrate_cli.run(args)
         return _plugins()
     except ConfigError as exc:
         print(f"Configuration error{'s' if len(exc.issues) > 1 else ''}:", file=sys.stderr)

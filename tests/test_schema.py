@@ -67,8 +67,10 @@ def test_a_new_database_gets_the_latest_version_and_no_copy(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db"]
 
 
-def test_migrations_are_numbered_in_order_without_gaps():
-    assert [m.version for m in schema.MIGRATIONS] == list(range(1, schema.LATEST + 1))
+def test_migrations_are_listed_in_order_once_each():
+    # Reserved numbers (2 alerts, 3 calibration, ...) may land in any order, so gaps are allowed.
+    versions = [m.version for m in schema.MIGRATIONS]
+    assert versions == sorted(set(versions)) and versions[0] == 1
 
 
 def newer_database(path):
