@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from smartanom.control.checks import check_control, check_outputs
 from smartanom.control.config import ControlConfig
 from smartanom.control.outputs import OutputKind, OutputOptions
+from smartanom.calibration import config as calibration_config
 from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
@@ -143,6 +144,8 @@ class _Root(_Section):
     # Checked by core/control/checks.py against the output types plugins provide.
     outputs: list[dict[str, Any]] = []
     control: dict[str, Any] = {}
+    calibration: calibration_config.CalibrationConfig = calibration_config.CalibrationConfig()
+    derived: list[calibration_config.DerivedConfig] = []
 
     @model_validator(mode="before")
     @classmethod
@@ -182,9 +185,14 @@ class HubConfig:
     unavailable: list[ConfigIssue] = field(default_factory=list)
     outputs: list[OutputOptions] = field(default_factory=list)
     control: ControlConfig = field(default_factory=ControlConfig)
+    calibration: calibration_config.CalibrationConfig = field(default_factory=calibration_config.CalibrationConfig)
+    derived: list[calibration_config.DerivedConfig] = field(default_factory=list)
 
     def build_registry(self) -> Registry:
-        return Registry.from_config(self.devices)
+        registry = Registry.from_config(self.devices)
+        for entry in self.derived:
+            registry.sensors[entry.sensor].computed = True
+        return registry
 
 
 def load_config(
@@ -230,10 +238,15 @@ def load_config(
     outputs, output_ids = check_outputs(data, filename, issues, registry, output_kinds)
     control = check_control(data, filename, issues, registry, outputs, output_ids)
     if root is None:
+        issues.extend(calibration_config.check_valid_parts(data, registry, filename))
         _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
         raise ConfigError(sorted(issues, key=lambda i: i.line))
 
-    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth, outputs=outputs, control=control or ControlConfig())
+    config = HubConfig(
+        filename, root.server, root.storage, root.devices, auth=root.auth, calibration=root.calibration, derived=root.derived,
+        outputs=outputs, control=control or ControlConfig(),
+    )
+    issues.extend(calibration_config.check(root.calibration, root.derived, registry, data, filename))
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
         for key in ("certfile", "keyfile"):

@@ -9,6 +9,8 @@ import tornado.web
 
 from smartanom import api, openapi
 from smartanom.control import api as control_api
+from smartanom import api, metrics, openapi
+from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
 
 if TYPE_CHECKING:
@@ -48,7 +50,9 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/outputs/actuations/?", control_api.ActuationsHandler, {"hub": hub, "control": hub.control}),
         (r"/api/outputs/([^/]+)/override/?", control_api.OverrideHandler, {"hub": hub, "control": hub.control}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
+        *calibration_api.routes(hub),
         (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
+        (r"/metrics", metrics.MetricsHandler, {"hub": hub, "registry": metrics.make_registry(hub)}),
     ]
     return tornado.web.Application(
         routes,

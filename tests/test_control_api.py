@@ -1,5 +1,6 @@
 """Outputs over HTTP and WebSocket on a real hub: state, overrides, the record, output_state."""
 
+import asyncio
 import json
 
 import pytest
@@ -153,3 +154,20 @@ control:
     assert off["state"] == "off" and off["source"] == "dose"
     tank = hub.shared[("simulated", "tank", 1)]
     assert tank.dosed_ml["ph_down"] >= 0.25  # the pulse really ran the (simulated) pump
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_calibration_session_holds_dosing_on_its_sensor(hub_factory):
+    hub = await hub_factory(HUB.replace("control:\n", "control:\n  period: 0.05\n"))
+    sensor = hub.registry.sensor(1)
+    doser = hub.control.dosers[0]
+    hub.accept_reading(sensor, 6.5, None)
+    hub.calibration.begin(sensor)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while doser.held != "sensor 1 is being calibrated":
+        assert loop.time() < deadline, doser.held
+        await asyncio.sleep(0.02)
+    assert hub.control.journal.doses("ph") == []
+    record = hub.control.journal.actuations(limit=5, output_id="acid")
+    assert record[0]["source"] == "interlock" and "being calibrated" in record[0]["reason"]

@@ -5,9 +5,9 @@ None. A controller asks all of them every period and doses only when none has
 a reason; a reason that appears or clears is logged, stored and streamed once.
 
 Built in: a stale sensor, an implausible reading, a low water level, the
-hour/day limits (core/control/dosing.py), and `SensorHolds`, the plug for
-other parts of the hub: calibration holds a sensor while it is being
-calibrated, a sensor-fault alert holds it while the alert is firing:
+hour/day limits (core/control/dosing.py), a sensor in a calibration session
+(`BeingCalibrated`, added by the hub), and `SensorHolds`, the plug for other
+parts of the hub, e.g. a sensor-fault alert holding a sensor while it fires:
 
     hub.control.holds.hold(sensor_id, "calibration", "being calibrated")
     hub.control.holds.release(sensor_id, "calibration")
@@ -88,6 +88,20 @@ class LowLevel:
             return f"water level unknown (sensor {guard.sensor} has no recent reading)"
         if seen[0] < guard.min:
             return f"water level {seen[0]:g} is below {guard.min:g}"
+        return None
+
+
+class BeingCalibrated:
+    """Dosing holds while a sensor it reads is in a calibration session: the probe is
+    in a buffer, not in the tank (core/calibration/service.py)."""
+
+    def __init__(self, calibration) -> None:
+        self.calibration = calibration
+
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        for sensor_id in controller.sensor_ids:
+            if self.calibration.is_calibrating(sensor_id):
+                return f"sensor {sensor_id} is being calibrated"
         return None
 
 

@@ -7,7 +7,7 @@ import time
 
 from smartanom import PluginContext
 from smartanom.builtin.simulated.config import SimulatedOptions
-from smartanom.builtin.simulated.model import Simulator
+from smartanom.builtin.simulated.model import LIGHT_PEAK, PROFILES, Simulator
 from smartanom.builtin.simulated.outputs import tank_for
 from smartanom.builtin.simulated.tank import Tank
 
@@ -15,11 +15,17 @@ from smartanom.builtin.simulated.tank import Tank
 async def run(ctx: PluginContext) -> None:
     options: SimulatedOptions = ctx.options
     wanted = set(options.sensors) if options.sensors is not None else None
-    sensors = [(s.id, s.type) for s in ctx.device.sensors if wanted is None or s.id in wanted]
+    # Derived sensors (computed by the hub) are not ours to publish.
+    sensors = [(s.id, s.type) for s in ctx.device.sensors if (wanted is None or s.id in wanted) and not s.computed]
+    unknown = [sid for sid, stype in sensors if stype not in PROFILES and stype not in LIGHT_PEAK]
+    if unknown:
+        ctx.log.warning("%s: no simulation for sensor(s) %s (their types have no model); not fed", ctx.label, unknown)
+        sensors = [(sid, stype) for sid, stype in sensors if sid not in unknown]
+    raw = {r.sensor: r for r in options.raw}
     tank = tank_for(ctx.shared, ctx.device.id, lambda: Tank(seed=options.seed, start=time.time())) if options.tank else None
-    modelled = {s for s, kind in sensors if tank is not None and kind in ("ph", "ec", "water_level")}
+    # With `tank: true` these come from the tank model that the simulated outputs act on.
+    modelled = {sid: stype for sid, stype in sensors if tank is not None and stype in ("ph", "ec", "water_level")}
     simulator = Simulator([s for s in sensors if s[0] not in modelled], options.seed, options.day_length)
-    kinds = dict(sensors)
     ctx.log.info("%s: simulating %d sensors every %g s", ctx.label, len(sensors), options.interval)
 
     loop = asyncio.get_running_loop()
@@ -33,10 +39,13 @@ async def run(ctx: PluginContext) -> None:
             await asyncio.sleep(dropout.duration)
             active_since = next_at = loop.time()
         now = time.time()
-        for sensor_id, value in simulator.sample(now):
+        samples = simulator.sample(now) + [(sid, tank.read(stype, now)) for sid, stype in modelled.items()]
+        for sensor_id, value in samples:
+            signal = raw.get(sensor_id)
+            if signal is not None:
+                standard = ctx.calibration_standard(sensor_id)
+                value = signal.scale * (value if standard is None else standard) + signal.offset
             ctx.publish_reading(sensor_id, value, now)
-        for sensor_id in modelled:
-            ctx.publish_reading(sensor_id, tank.read(kinds[sensor_id], now), now)
         # Fixed-rate schedule: no drift from the time publishing takes.
         next_at += options.interval
         await asyncio.sleep(max(0.0, next_at - loop.time()))
