@@ -107,11 +107,11 @@ def sensor_json(sensor: "Sensor") -> dict:
 
 
 def device_json(hub: "Hub", device: "Device") -> dict:
-    seen = hub.status.last_seen.get(device.id)
+    seen = hub.status.last_reading_at(device.id)
     return {
         "id": device.id,
         "name": device.name,
-        "status": hub.status.status[device.id].value,
+        "status": hub.status.of(device.id).value,
         "last_reading": format_timestamp(seen) if seen is not None else None,
         "offline_after": device.offline_after,
         "sensors": [sensor_json(s) for s in device.sensors],

@@ -21,6 +21,7 @@ from smartanom.bus import EventBus
 from smartanom.config import HubConfig, PluginInstanceConfig
 from smartanom.events import SensorReading
 from smartanom.history import History
+from smartanom.hubview import HubView
 from smartanom.platform import PluginContext
 from smartanom.protocol import CLOSE_GOING_AWAY
 from smartanom.plugins import PluginHost
@@ -75,6 +76,7 @@ class Hub:
         self.port: int | None = None
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
+        self.view = HubView(self)  # what plugins get instead of this object
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
@@ -112,7 +114,7 @@ class Hub:
             owner = self.plugins.platform_owner.get(instance.platform.name, "?")
             self.instances[instance.label] = InstanceState(instance.label, instance.platform.name, owner)
             self._tasks.append(self.loop.create_task(self._supervise(instance), name=f"plugin:{instance.label}"))
-        await self.plugins.call_each("on_startup", hub=self)
+        await self.plugins.call_each("on_startup", hub=self.view)
 
     async def stop(self) -> None:
         """Stop serving, stop plugins, close clients, flush storage. A second call does nothing."""
@@ -133,7 +135,7 @@ class Hub:
         self._tasks.clear()
         for state in self.instances.values():
             state.state = "stopped"
-        await self.plugins.call_each("on_shutdown", hub=self)
+        await self.plugins.call_each("on_shutdown", hub=self.view)
         self.fanout.outbox.flush()  # queued updates go out before the close frames
         for conn in tuple(self.fanout.connections):
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")

@@ -10,20 +10,19 @@ if it crashes it is logged and restarted with backoff; on shutdown it is cancell
 from __future__ import annotations
 
 import logging
-import math
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from smartanom.protocol import EARLIEST, MAX_CLOCK_SKEW
+from smartanom.hubview import HubView
+from smartanom.validity import Refusals, check_reading
 
 if TYPE_CHECKING:
     from smartanom.events import DeviceStatus
     from smartanom.hub import Hub
-    from smartanom.registry import Device, Registry, Sensor
+    from smartanom.registry import Device, Registry
 
 
 class PlatformOptions(BaseModel):
@@ -64,34 +63,42 @@ class PluginContext:
 
     def __init__(self, hub: "Hub", platform: Platform, options: PlatformOptions, label: str):
         self._hub = hub
+        self.hub: HubView = hub.view
         self.platform = platform
         self.options = options
         self.label = label
-        self.bus = hub.bus
-        self.registry: Registry = hub.registry
-        self.device: Device | None = hub.registry.device(options.device) if options.device is not None else None
+        self.bus = hub.view.bus
+        self.registry: Registry = hub.view.registry
+        self.device: Device | None = self.registry.device(options.device) if options.device is not None else None
         self.log = logging.getLogger(f"smartanom.plugins.{platform.name}")
         # Counters the instance wants shown in GET /api/plugins (instances[].stats),
         # e.g. messages dropped while a broker was away. Plain JSON values only.
-        self.stats: dict[str, int | float | str | bool | None] = {}
+        self.stats: dict[str, int | float | str | bool | dict | None] = {}
+        self._refusals = Refusals(label)
 
-    def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> None:
+    def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> bool:
         """Put one reading on the bus. Call on the event loop.
 
         `timestamp` is UTC epoch seconds or an aware datetime; None means now.
-        Raises ValueError for an unknown sensor or a value that is not a finite number.
+        Returns False, without raising, when the value lies outside the sensor's
+        plausible range: the reading is refused, counted in `stats["refused"]`
+        (per sensor id) and logged at most once a minute per sensor.
+        Raises ValueError for an unknown sensor, a value that is not a finite
+        number or a bad timestamp (bugs to fix in the plugin, not data).
         """
-        sensor = self._sensor(sensor_id)
-        self._hub.accept_reading(sensor, _plausible(sensor, _check_value(value)), _epoch(timestamp), self.label)
+        checked = self._check(sensor_id, value, timestamp)
+        if checked is None:
+            return False
+        self._hub.accept_reading(*checked, self.label)
+        return True
 
-    def publish_reading_threadsafe(
-        self, sensor_id: int, value: float, timestamp: float | datetime | None = None
-    ) -> None:
+    def publish_reading_threadsafe(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> bool:
         """Like publish_reading, from a thread that is not running the event loop."""
-        sensor = self._sensor(sensor_id)
-        ts = _epoch(timestamp)
-        value = _plausible(sensor, _check_value(value))
-        self._hub.loop.call_soon_threadsafe(self._hub.accept_reading, sensor, value, ts, self.label)
+        checked = self._check(sensor_id, value, timestamp)
+        if checked is None:
+            return False
+        self._hub.loop.call_soon_threadsafe(self._hub.accept_reading, *checked, self.label)
+        return True
 
     def set_device_available(self, available: bool, reason: str = "") -> None:
         """Report that the hardware behind this instance's device is reachable or gone.
@@ -105,52 +112,10 @@ class PluginContext:
     def device_status(self, device_id: int) -> "DeviceStatus | None":
         """The device's current status (None for an unknown device), e.g. to
         report it to an outside system that connects after it last changed."""
-        return self._hub.status.status.get(device_id)
+        return self._hub.status.of(device_id)
 
-    def _sensor(self, sensor_id: int) -> "Sensor":
-        sensor = self.registry.sensor(sensor_id)
-        if sensor is None:
-            raise ValueError(f"{self.label}: sensor {sensor_id} is not configured")
-        return sensor
-
-
-def _plausible(sensor: "Sensor", value: float) -> float:
-    problem = sensor.implausible(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-def _check_value(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"reading value must be a number, got {type(value).__name__}")
-    try:
-        value = float(value)
-    except OverflowError:
-        raise ValueError("reading value is too large for a double") from None
-    if not math.isfinite(value):
-        raise ValueError(f"reading value must be finite, got {value}")
-    return value
-
-
-def _epoch(timestamp) -> float:
-    """UTC seconds since the epoch, checked like a WebSocket client's timestamp:
-    a NaN or a millisecond value would otherwise reach storage and every dashboard."""
-    if timestamp is None:
-        return time.time()
-    if isinstance(timestamp, datetime):
-        if timestamp.tzinfo is None:
-            raise ValueError("timestamp datetime must be timezone-aware (UTC)")
-        epoch = timestamp.timestamp()
-    elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
-        epoch = float(timestamp)
-    else:
-        raise ValueError(f"timestamp must be UTC seconds since the epoch or an aware datetime, got {type(timestamp).__name__}")
-    if not math.isfinite(epoch):
-        raise ValueError(f"timestamp must be finite, got {epoch}")
-    if epoch > time.time() + MAX_CLOCK_SKEW:
-        hint = " (milliseconds? pass seconds: ms / 1000)" if epoch > time.time() * 100 else ""
-        raise ValueError(f"timestamp {epoch} lies in the future{hint}")
-    if epoch < EARLIEST:
-        raise ValueError(f"timestamp {epoch} lies before 2000; is the device's clock set?")
-    return epoch
+    def _check(self, sensor_id: int, value, timestamp):
+        checked = check_reading(self.registry, sensor_id, value, timestamp, self._refusals)
+        if checked is None and "refused" not in self.stats:
+            self.stats["refused"] = self._refusals.counts  # the same dict: counts stay live
+        return checked

@@ -62,12 +62,6 @@ class Sensor:
     def __repr__(self) -> str:
         return f"<Sensor {self.id} {self.type} on device {self.device.id}>"
 
-    def implausible(self, value: float) -> str | None:
-        """Why `value` cannot be a reading of this sensor, or None."""
-        if self.low <= value <= self.high:
-            return None
-        return f"value {value:g} is outside sensor {self.id}'s plausible range ({self.low:g} to {self.high:g}, min/max in the config)"
-
 
 class Registry:
     """Lookup of devices and sensors by id."""

@@ -27,6 +27,7 @@ from smartanom.auth import Role, token_from_request
 from smartanom.frames import Outbox, accepts_prebuilt, text_frame
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom.protocol import ProtocolError
+from smartanom.validity import implausible
 
 if TYPE_CHECKING:
     from smartanom.hub import Hub
@@ -378,7 +379,7 @@ class StreamHandler(WebSocketHandler):
             raise ProtocolError("SENSOR_NOT_ON_DEVICE", f"sensor {sensor.id} belongs to device {sensor.device.id}, not to device {self.device.id}")
         if self.sensor is not None and sensor is not self.sensor:
             raise ProtocolError("SENSOR_NOT_ON_DEVICE", f"this stream is for sensor {self.sensor.id}; sensor_id {sensor.id} belongs elsewhere")
-        problem = sensor.implausible(request.value)
+        problem = implausible(sensor, request.value)
         if problem:
             raise ProtocolError("INVALID_VALUE", problem)
         if self.hub.storage.backlogged:
@@ -399,7 +400,7 @@ class StreamHandler(WebSocketHandler):
         changed = self.hub.status.set_status(device, request.status, "set by a WebSocket client")
         if not changed:
             # No change means no broadcast; still confirm to the sender.
-            self.send(protocol.encode_status(device, self.hub.status.status[device.id], time.time()))
+            self.send(protocol.encode_status(device, self.hub.status.of(device.id), time.time()))
 
     def _reject(self, code: str, message: str) -> None:
         self._error(code, message)

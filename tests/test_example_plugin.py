@@ -47,7 +47,7 @@ async def test_readings_of_the_installed_example_reach_a_websocket_client(exampl
     assert all(21.0 <= v <= 23.0 for v in values)
     assert all(abs(b - a) <= 0.5 + 1e-9 for a, b in zip(values, values[1:]))  # a walk, not jumps
     assert len(set(values)) > 1
-    assert hub.status.status[1] == "active"
+    assert hub.status.of(1) == "active"
 
 
 def test_smartanom_run_serves_the_example_plugins_readings(example_plugin, tmp_path):

@@ -173,7 +173,7 @@ async def test_every_line_form_reaches_a_websocket_client(hub_factory, ws_client
     ]
     assert await client.nothing_within(0.2) == []
     assert messages(caplog, "ignored serial input") == []  # the partial line and the banner are not errors
-    assert hub.status.status[1].value == "active"
+    assert hub.status.of(1).value == "active"
     stored = await until_stored(hub, 10)
     assert (3, 9.99) not in stored
 

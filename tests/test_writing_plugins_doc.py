@@ -173,7 +173,7 @@ async def test_availability_example_marks_the_device_inactive_and_back(hub_facto
     hub = await hub_factory(HUB + "plugins:\n  - {platform: network_probe, device: 2, sensor: 2, interval: 0.05}\n", plugins=[("network_probe", probe)], entry_points=False)
     device = await ws_client(hub, "/ws/device/2/")
     assert (await device.receive(type="sensor_data_update"))["value"] == 1.8
-    assert hub.status.status[2] == "active"
+    assert hub.status.of(2) == "active"
     probe.PROBE.online = False
     assert (await device.receive(type="device_status"))["status"] == "inactive"
     probe.PROBE.online = True

@@ -241,7 +241,7 @@ class Bridge:
     def _accept(self, route: Route, payload: bytes) -> None:
         try:
             value, timestamp = route.extract(payload)
-            self.ctx.publish_reading(route.sensor_id, value, timestamp)
+            accepted = self.ctx.publish_reading(route.sensor_id, value, timestamp)
         except (PayloadError, ValueError) as exc:
             self.stats["rejected"] += 1
             if self._may_warn(f"reject:{route.topic}"):
@@ -249,6 +249,9 @@ class Bridge:
                     "%s: ignored a message on %s for sensor %d: %s (%d rejected in all; logged once a minute per topic)",
                     self.ctx.label, route.topic, route.sensor_id, exc, self.stats["rejected"],
                 )
+            return
+        if not accepted:  # out of the sensor's range: counted per sensor and logged by the hub
+            self.stats["rejected"] += 1
             return
         self.stats["received"] += 1
 

@@ -107,7 +107,8 @@ class LineHandler:
             if sensor_id is None:
                 self.bad.report(UNKNOWN_KEY, raw, f"'{key}' (mapped keys: {', '.join(self.options.sensors)})")
                 continue
-            self.ctx.publish_reading(sensor_id, value, now)
+            if not self.ctx.publish_reading(sensor_id, value, now):
+                continue  # out of the sensor's range: counted and logged by the hub
             self.readings += 1
             self.ctx.stats["readings"] = self.ctx.stats.get("readings", 0) + 1
         for key, text in parsed.bad_values.items():

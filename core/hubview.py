@@ -1,0 +1,122 @@
+"""The hub as plugins see it: a small, documented object instead of `Hub`.
+
+`on_startup`, `on_shutdown`, `register_routes` and every `PluginContext` get
+one `HubView`. It offers the bus, the registry, the configuration (read-only),
+the hub's URL, a way to publish a reading and a device's status; nothing else
+of the running hub is reachable from it without a leading underscore, so the
+hub's insides can change without breaking plugins. docs/writing-plugins.md,
+"The hub view", is its user manual.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from smartanom.validity import Refusals, check_reading
+
+if TYPE_CHECKING:
+    from smartanom.bus import EventBus
+    from smartanom.events import DeviceStatus
+    from smartanom.hub import Hub
+    from smartanom.registry import Registry
+
+
+class HubView:
+    """What a plugin may use of the running hub."""
+
+    __slots__ = ("_hub", "_config", "_refusals")
+
+    def __init__(self, hub: "Hub"):
+        self._hub = hub
+        self._config = ReadOnly(hub.config)
+        # Readings published through the view itself (not through a PluginContext).
+        self._refusals = Refusals("hub view")
+
+    def __repr__(self) -> str:
+        return f"<HubView {self.url}>"
+
+    @property
+    def bus(self) -> "EventBus":
+        """The event bus: `subscribe(SensorReading or DeviceStatusChanged, listener)`."""
+        return self._hub.bus
+
+    @property
+    def registry(self) -> "Registry":
+        """Devices and sensors: `.device(id)`, `.sensor(id)`, `.devices`, `.sensors`."""
+        return self._hub.registry
+
+    @property
+    def config(self) -> "ReadOnly":
+        """The parsed configuration, read-only (`server`, `storage`, `devices`, `auth`...)."""
+        return self._config
+
+    @property
+    def url(self) -> str:
+        """Where the hub serves, such as `http://127.0.0.1:8000`."""
+        return self._hub.url
+
+    def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None, source: str = "plugin") -> bool:
+        """Publish one reading (on the event loop), checked like a platform's.
+
+        Returns False when the reading was refused as implausible (counted and
+        logged); raises ValueError for an unknown sensor or a malformed value.
+        """
+        checked = check_reading(self.registry, sensor_id, value, timestamp, self._refusals)
+        if checked is None:
+            return False
+        self._hub.accept_reading(*checked, source)
+        return True
+
+    def device_status(self, device_id: int) -> "DeviceStatus | None":
+        """A device's current status, or None for an unknown device."""
+        return self._hub.status.of(device_id)
+
+
+# Attributes of the configuration a plugin has no business reading.
+_HIDDEN = frozenset({"tokens"})
+
+
+class ReadOnly:
+    """A read-only view of a configuration object.
+
+    Attributes read through; lists come back as tuples, dicts as read-only
+    mappings and nested sections as ReadOnly too, so no plugin can change
+    what the rest of the hub runs on. API tokens are not readable at all.
+    """
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: Any):
+        object.__setattr__(self, "_target", target)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in _HIDDEN:
+            raise AttributeError(f"the hub's configuration offers no {name!r} to plugins")
+        return _read_only(getattr(self._target, name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"the hub's configuration is read-only (tried to set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"the hub's configuration is read-only (tried to delete {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        return self._target == (other._target if isinstance(other, ReadOnly) else other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"ReadOnly({self._target!r})"
+
+
+def _read_only(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bytes, int, float, enum.Enum)) or callable(value):
+        return value  # immutable, or a class / function (a platform's run, its options model)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(_read_only(v) for v in value)
+    if isinstance(value, dict):
+        return MappingProxyType({k: _read_only(v) for k, v in value.items()})
+    return ReadOnly(value)
