@@ -30,10 +30,11 @@ def register_platforms():
 def on_startup(hub):
     """Called once the hub is serving, after every platform instance has started.
 
-    `hub` is the running `smartanom.hub.Hub`: `hub.bus`, `hub.registry`,
-    `hub.config` (read-only) and `hub.url` are public. May be a plain function or a coroutine function;
-    a coroutine is awaited before the next plugin's hook runs. An exception is
-    logged with the plugin's name and does not stop the hub.
+    `hub` is the hub view (`smartanom.hubview.HubView`): `bus`, `registry`,
+    `config` (read-only), `url`, `publish_reading`, `device_status`. May be a
+    plain function or a coroutine function; coroutines are awaited one plugin at
+    a time. An exception is logged with the plugin's name and does not stop the
+    hub. Wrappers are refused on this hook (its coroutines run after pluggy's call).
     """
 
 
