@@ -94,7 +94,10 @@ def _load(path: str):
     plugins = PluginHost()
     plugins.load_entry_points()
     platforms = plugins.collect_platforms()
-    return plugins, load_config(path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers())
+    return plugins, load_config(
+        path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers(),
+        sensor_types=plugins.collect_sensor_types(),
+    )
 
 
 def _check(path: str) -> int:

@@ -23,6 +23,7 @@ from smartanom.events import SensorReading
 from smartanom.history import History
 from smartanom.hubview import HubView
 from smartanom.platform import PluginContext
+from smartanom.plugin_routes import collect_routes
 from smartanom.protocol import CLOSE_GOING_AWAY
 from smartanom.plugins import PluginHost
 from smartanom.registry import Sensor
@@ -99,12 +100,12 @@ class Hub:
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
         self.status.start()
-        self._unsubscribers = self.fanout.attach(self.bus)
+        self._unsubscribers = self.fanout.attach(self.bus) + self.plugins.listen(self.bus)
 
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
         self.port = sockets[0].getsockname()[1]
-        self._server = tornado.httpserver.HTTPServer(make_app(self), xheaders=True, ssl_options=self._ssl_context())
+        self._server = tornado.httpserver.HTTPServer(make_app(self, collect_routes(self.plugins, self.view, self.auth)), xheaders=True, ssl_options=self._ssl_context())
         self._server.add_sockets(sockets)
         self.started_at = time.time()
 

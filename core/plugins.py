@@ -20,9 +20,11 @@ from typing import Any
 
 import pluggy
 
-from smartanom import hookspecs, isolation
+from smartanom import hookspecs, isolation, sensortypes
 from smartanom.errors import PluginError
+from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom.platform import Platform, PlatformOptions
+from smartanom.sensortypes import BUILTIN_TYPES, SensorType
 
 log = logging.getLogger("smartanom.plugins")
 
@@ -145,6 +147,27 @@ class PluginHost:
                     self.records[plugin_name].platforms.append(platform.name)
         return self.platforms
 
+    def collect_sensor_types(self) -> dict[str, SensorType]:
+        """The built-in sensor types plus every plugin's. A plugin's type that is
+        unusable or whose name is taken is reported and left out; the rest load."""
+        catalog = dict(BUILTIN_TYPES)
+        owners: dict[str, str] = {}
+        for plugin_name, result in self.call_each_sync("register_sensor_types"):
+            if result is not None and not isinstance(result, (list, tuple)):
+                self._fail(plugin_name, f"register_sensor_types must return a list of smartanom.SensorType, got {type(result).__name__}")
+                continue
+            for sensor_type in result or ():
+                problem = sensortypes.problem(sensor_type)
+                if problem is None and sensor_type.name in catalog:
+                    owner = self._describe(owners[sensor_type.name]) if sensor_type.name in owners else "the hub"
+                    problem = f"sensor type '{sensor_type.name}' is already provided by {owner}"
+                if problem:
+                    self._fail(plugin_name, f"register_sensor_types returned an unusable type: {problem}")
+                    continue
+                catalog[sensor_type.name] = sensor_type
+                owners[sensor_type.name] = plugin_name
+        return catalog
+
     def call_each_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a hook through pluggy; each plugin's result with its name, failures left out."""
         with isolation.collect(hook_name) as results:
@@ -162,6 +185,23 @@ class PluginHost:
                 self._trace(hook_name, plugin_name, kwargs, result)
             results.append((plugin_name, result))
         return results
+
+    def listen(self, bus) -> list:
+        """Subscribe the on_reading / on_device_status hooks to the bus, if any plugin
+        implements them (no cost on the hot path otherwise). Returns unsubscribers."""
+        hook = self.pm.hook
+        unsubscribe = []
+        if hook.on_reading.get_hookimpls():
+            on_reading = hook.on_reading
+            unsubscribe.append(bus.subscribe(SensorReading, lambda event: on_reading(reading=event)))
+        if hook.on_device_status.get_hookimpls():
+            on_device_status = hook.on_device_status
+            unsubscribe.append(bus.subscribe(DeviceStatusChanged, lambda event: on_device_status(change=event)))
+        return unsubscribe
+
+    def report(self, plugin_name: str, message: str) -> None:
+        """Record and log a problem with what a plugin handed over (e.g. an unusable route)."""
+        self._fail(plugin_name, message)
 
     def describe(self, plugin_name: str) -> str:
         """`name (package version)`, how every report names a plugin."""

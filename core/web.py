@@ -28,7 +28,7 @@ class PageHandler(tornado.web.RequestHandler):
         self.finish(self.path.read_bytes())
 
 
-def make_app(hub: "Hub") -> tornado.web.Application:
+def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Application:
     server = hub.config.server
     routes = [
         (r"/ws/sensor-data/?", StreamHandler, {"hub": hub, "scope": "all"}),
@@ -45,6 +45,7 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/health/?", api.HealthHandler, {"hub": hub}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
         (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
+        *plugin_routes,  # each under /plugins/<name>/ (core/plugin_routes.py)
     ]
     return tornado.web.Application(
         routes,

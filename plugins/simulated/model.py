@@ -37,6 +37,11 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def knows(sensor_type: str) -> bool:
+    """Whether the model can simulate this type (the built-in ones)."""
+    return sensor_type in PROFILES or sensor_type == "light"
+
+
 class SensorSignal:
     def __init__(self, sensor_type: str, rng: random.Random, day_length: float):
         self.type = sensor_type

@@ -7,13 +7,17 @@ import time
 
 from smartanom import PluginContext
 from smartanom.builtin.simulated.config import SimulatedOptions
-from smartanom.builtin.simulated.model import Simulator
+from smartanom.builtin.simulated.model import Simulator, knows
 
 
 async def run(ctx: PluginContext) -> None:
     options: SimulatedOptions = ctx.options
     wanted = set(options.sensors) if options.sensors is not None else None
     sensors = [(s.id, s.type) for s in ctx.device.sensors if wanted is None or s.id in wanted]
+    unknown = [(sid, stype) for sid, stype in sensors if not knows(stype)]
+    if unknown:  # a plugin's sensor type (register_sensor_types): no signal model for it
+        ctx.log.info("%s: not simulating %s: no model for the type", ctx.label, ", ".join(f"sensor {i} ({t})" for i, t in unknown))
+        sensors = [s for s in sensors if s not in unknown]
     simulator = Simulator(sensors, options.seed, options.day_length)
     ctx.log.info("%s: simulating %d sensors every %g s", ctx.label, len(sensors), options.interval)
 
