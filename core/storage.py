@@ -25,6 +25,7 @@ from pathlib import Path
 from smartanom.bus import EventBus
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom import schema
+from smartanom.throttle import LogThrottle
 
 log = logging.getLogger("smartanom.storage")
 
@@ -32,8 +33,6 @@ log = logging.getLogger("smartanom.storage")
 # Rows deleted per transaction by the retention purge: short transactions, so
 # the writer goes on flushing readings between them.
 PURGE_CHUNK = 5000
-# While the database cannot be written, repeat the error this often (seconds).
-ERROR_REPEAT = 60.0
 # A healthy writer holds one flush interval's worth of readings (a few
 # thousand at most). Backpressure starts at half of max_pending but never below
 # this, so a small max_pending (a tight memory budget for a failing disk) does
@@ -81,7 +80,7 @@ class Storage:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._unsubscribers: list = []
-        self._last_error_log = 0.0
+        self._error_log = LogThrottle()  # a failing disk is reported once a minute
         self._next_purge = 0.0
 
     def open(self) -> None:
@@ -250,9 +249,9 @@ class Storage:
     def _failed(self, exc: Exception, action: str) -> None:
         first = self.error is None
         self.error = f"cannot {action} {os.fspath(self.path)}: {exc}"
-        now = time.monotonic()
-        if first or now - self._last_error_log >= ERROR_REPEAT:
-            self._last_error_log = now
+        if first:
+            self._error_log.reset()  # a new failure after a recovery is reported at once
+        if self._error_log.allow():
             log.error(
                 "STORAGE FAILING: %s. Readings are still broadcast live and held in memory "
                 "(%d now, at most %d); %d dropped so far. Free disk space or fix the permissions; "

@@ -9,6 +9,7 @@ import tornado.web
 
 from smartanom import api, openapi
 from smartanom.websocket import StreamHandler
+from smartanom.ws_commands import Commands
 
 if TYPE_CHECKING:
     from smartanom.hub import Hub
@@ -30,10 +31,16 @@ class PageHandler(tornado.web.RequestHandler):
 
 def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Application:
     server = hub.config.server
+    # The WebSocket streams' collaborators, handed over through Tornado's initialize.
+    commands = Commands(hub.registry, hub.status, hub.accept_reading, lambda: hub.storage.backlogged)
+    streams = {
+        "fanout": hub.fanout, "registry": hub.registry, "commands": commands, "auth": hub.auth,
+        "server": server, "auth_timeout": hub.config.auth.timeout,
+    }
     routes = [
-        (r"/ws/sensor-data/?", StreamHandler, {"hub": hub, "scope": "all"}),
-        (r"/ws/device/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "device"}),
-        (r"/ws/sensor/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "sensor"}),
+        (r"/ws/sensor-data/?", StreamHandler, {"scope": "all", **streams}),
+        (r"/ws/device/([^/]+)/?", StreamHandler, {"scope": "device", **streams}),
+        (r"/ws/sensor/([^/]+)/?", StreamHandler, {"scope": "sensor", **streams}),
         (r"/websocket-test/?", PageHandler, {"path": STATIC / "websocket-test.html"}),
         (r"/", PageHandler, {"path": STATIC / "dashboard.html"}),
         (r"/api/devices/?", api.DevicesHandler, {"hub": hub}),
