@@ -105,9 +105,9 @@ class Hub:
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
         self.port = sockets[0].getsockname()[1]
+        self.started_at = time.time()
         self._server = tornado.httpserver.HTTPServer(make_app(self, collect_routes(self.plugins, self.view, self.auth)), xheaders=True, ssl_options=self._ssl_context())
         self._server.add_sockets(sockets)
-        self.started_at = time.time()
 
         for issue in self.config.unavailable:
             log.error("Plugin entry not started: %s", issue)

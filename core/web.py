@@ -37,21 +37,26 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
         "fanout": hub.fanout, "registry": hub.registry, "commands": commands, "auth": hub.auth,
         "server": server, "auth_timeout": hub.config.auth.timeout,
     }
+    # The API handlers' collaborators (core/api.py), likewise.
+    auth = {"auth": hub.auth}
+    registry = {**auth, "registry": hub.registry, "status": hub.status, "history": hub.history}
     routes = [
         (r"/ws/sensor-data/?", StreamHandler, {"scope": "all", **streams}),
         (r"/ws/device/([^/]+)/?", StreamHandler, {"scope": "device", **streams}),
         (r"/ws/sensor/([^/]+)/?", StreamHandler, {"scope": "sensor", **streams}),
         (r"/websocket-test/?", PageHandler, {"path": STATIC / "websocket-test.html"}),
         (r"/", PageHandler, {"path": STATIC / "dashboard.html"}),
-        (r"/api/devices/?", api.DevicesHandler, {"hub": hub}),
-        (r"/api/devices/([^/]+)/?", api.DeviceHandler, {"hub": hub}),
-        (r"/api/sensors/?", api.SensorsHandler, {"hub": hub}),
-        (r"/api/sensors/([^/]+)/?", api.SensorHandler, {"hub": hub}),
-        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {"hub": hub}),
-        (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
-        (r"/api/health/?", api.HealthHandler, {"hub": hub}),
-        (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
-        (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
+        (r"/api/devices/?", api.DevicesHandler, registry),
+        (r"/api/devices/([^/]+)/?", api.DeviceHandler, registry),
+        (r"/api/sensors/?", api.SensorsHandler, registry),
+        (r"/api/sensors/([^/]+)/?", api.SensorHandler, registry),
+        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, registry),
+        (r"/api/plugins/?", api.PluginsHandler, {**auth, "records": hub.plugins.records, "instances": hub.instances}),
+        (r"/api/health/?", api.HealthHandler, {
+            **auth, "storage": hub.storage, "fanout": hub.fanout, "instances": hub.instances, "started_at": hub.started_at,
+        }),
+        (r"/api/openapi.json", openapi.OpenAPIHandler, auth),
+        (r"/api(?:/.*)?", api.NotFoundHandler, auth),
         *plugin_routes,  # each under /plugins/<name>/ (core/plugin_routes.py)
     ]
     return tornado.web.Application(
