@@ -63,7 +63,8 @@ class Storage:
         self.path = Path(path)
         self.flush_interval = flush_interval
         self.max_pending = max_pending
-        self._backlog_at = max(max_pending // 2, BACKPRESSURE_MIN)
+        # Readings queued at which `backlogged` turns true (backpressure on clients).
+        self.backlog_at = max(max_pending // 2, BACKPRESSURE_MIN)
         self.keep_days = keep_days
         self.purge_interval = purge_interval
         self.accepted = 0
@@ -139,7 +140,7 @@ class Storage:
         accepted reading. A failing database is not backlogged: then readings
         stay live, and what cannot be held is counted as dropped.
         """
-        return len(self._readings) + len(self._held) >= self._backlog_at and self.error is None
+        return len(self._readings) + len(self._held) >= self.backlog_at and self.error is None
 
     @property
     def lag(self) -> float:

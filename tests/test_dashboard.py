@@ -211,6 +211,7 @@ def test_without_a_token_it_asks_once_and_does_not_retry(page, auth_hub):
     sockets = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     page.add_init_script(RECORD_BADGE)
+    page.clock.install()  # the page's timers on a clock the test drives
     page.goto(auth_hub.url + "/")
     expect(page.locator("#token-form")).to_be_visible()
     expect(page.locator("#token-form")).to_contain_text("a read token is enough")
@@ -219,8 +220,9 @@ def test_without_a_token_it_asks_once_and_does_not_retry(page, auth_hub):
     expect(page.locator("#connection")).to_have_attribute("data-state", "locked")
     expect(page.locator(".card")).to_have_count(0)
     expect(page.locator("#token")).to_be_focused()
-    # A page in a reconnect loop would have tried again after 0.5, 1 and 2 s.
-    page.wait_for_timeout(4000)
+    # A page in a reconnect loop would have tried again after 0.5, 1 and 2 s of its time.
+    page.clock.run_for(4000)
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")  # let a late attempt show
     assert len(sockets) <= 1, sockets
     assert refusals(auth_hub) <= 1
     assert "live" not in page.evaluate("window.badgeStates")

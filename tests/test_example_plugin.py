@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 from pathlib import Path
 
@@ -35,6 +36,17 @@ plugins:
     high: 23.0
     interval: 0.05
 """
+
+
+def test_the_example_is_installed_in_a_temporary_folder_not_in_the_environment(example_plugin):
+    # A later `make run` in this .venv must not load a plugin the user never installed.
+    installed = Path(example_plugin.locate_file("smartanom_example")).resolve()
+    assert installed.is_dir() and not installed.is_relative_to(Path(sys.prefix).resolve())
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "list", "--format=freeze", "--path", sysconfig.get_paths()["purelib"]],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "smartanom-example-plugin" not in listed
 
 
 @pytest.mark.gen_test

@@ -16,6 +16,7 @@ import tornado.httpclient
 from pymodbus.client import AsyncModbusTcpClient as PymodbusClient
 
 from smartanom.events import DeviceStatus, SensorReading
+from conftest import until
 from modbus_server import RtuProbeServer, TcpProbeServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,15 +40,6 @@ def collect(hub) -> list[SensorReading]:
     readings: list[SensorReading] = []
     hub.bus.subscribe(SensorReading, readings.append)
     return readings
-
-
-async def until(condition, timeout: float = 10.0, what: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def plugin_stats(hub) -> dict:
@@ -251,7 +243,11 @@ async def test_server_that_disappears_and_comes_back(hub_factory, servers, caplo
     await server.stop()
     await until(lambda: hub.status.of(1) is DeviceStatus.INACTIVE, timeout=5, what="device inactive after the server left")
     count = len(readings)
-    await asyncio.sleep(1.0)  # several reconnection attempts with backoff, the loop stays free
+
+    async def reconnection_failed():
+        return "connect" in ((await plugin_stats(hub))["last_error"] or "")
+
+    await until(reconnection_failed, what="a failed reconnection attempt")  # the loop stays free meanwhile
     assert len(readings) == count
     down = await plugin_stats(hub)
     assert down["reconnects"] == 0 and "connect" in down["last_error"], down

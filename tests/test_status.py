@@ -59,7 +59,12 @@ async def test_maintenance_is_sticky_until_a_client_changes_it(hub_factory, ws_c
     reply = await device.request({"type": "device_status", "status": "maintenance"}, type="device_status")
     assert reply["status"] == "maintenance"
     await device.send({"type": "sensor_data", "sensor_id": 1, "value": 6.0})
-    await asyncio.sleep(0.8)  # longer than offline_after
+    # Device 2, with the same offline_after, fed just after: once it has gone inactive,
+    # device 1's window has passed too, and the offline timer has looked at both.
+    witness = await ws_client(hub, "/ws/device/2/")
+    await witness.send({"type": "sensor_data", "sensor_id": 2, "value": 1.0})
+    assert (await witness.receive(type="device_status"))["status"] == "active"
+    assert (await witness.receive(type="device_status", timeout=5))["status"] == "inactive"
     assert hub.status.of(1).value == "maintenance"
     assert (await device.request({"type": "device_status", "status": "active"}, type="device_status"))["status"] == "active"
 
