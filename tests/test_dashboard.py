@@ -274,22 +274,22 @@ def test_a_remembered_token_the_hub_no_longer_knows_is_forgotten(page, auth_hub)
     assert drop_refused_requests(page) >= 1
 
 
-class Oxygen:
+class LightMeter:
     """A plugin adding a sensor type, as in the guide's register_sensor_types section."""
 
     @staticmethod
     @hookimpl
     def register_sensor_types():
-        return [SensorType("dissolved_oxygen", "mg/L", "Dissolved oxygen", low=0, high=20)]
+        return [SensorType("ppfd", "umol/m2/s", "PPFD", low=0, high=3000)]
 
 
 def test_a_plugins_sensor_type_gets_its_card_with_name_and_unit(page, threaded_hub):
     hub = threaded_hub(
-        "devices: [{id: 1, name: Tank, sensors: [{id: 1, type: dissolved_oxygen}]}]\n",
-        plugins=[("oxygen", Oxygen())],
+        "devices: [{id: 1, name: Tank, sensors: [{id: 1, type: ppfd}]}]\n",
+        plugins=[("light_meter", LightMeter())],
     )
-    hub.store([(1, time.time(), 7.25)])
+    hub.store([(1, time.time(), 12.5)])
     open_dashboard(page, hub)
-    expect(sensor(page, 1).locator(".unit")).to_have_text("mg/L")
-    expect(sensor(page, 1)).to_contain_text("Dissolved oxygen")
-    expect(sensor(page, 1).locator(".value")).to_have_text("7.25")
+    expect(sensor(page, 1).locator(".unit")).to_have_text("umol/m2/s")
+    expect(sensor(page, 1)).to_contain_text("PPFD")
+    expect(sensor(page, 1).locator(".value")).to_have_text("12.5")

@@ -93,6 +93,13 @@ def test_smartanom_run_serves_the_example_plugins_readings(example_plugin, tmp_p
     assert "random_walk stopped" in text  # its on_shutdown
 
 
+def test_check_config_accepts_the_examples_config_with_its_sensor_type(example_plugin):
+    # example.yaml names `type: dissolved_oxygen`, which only the installed plugin provides.
+    done = subprocess.run([SMARTANOM, "check-config", "example.yaml"], cwd=EXAMPLE_PLUGIN, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "3 sensors" in done.stdout + done.stderr and "3 plugin instances" in done.stdout + done.stderr
+
+
 @pytest.mark.parametrize(
     "options, env",
     [
