@@ -27,7 +27,7 @@ FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```$", re.M | re.S)
 # Every block with an id= is used by exactly one test below.
 TESTED_IDS = {
     "public-surface", "layout", "plugins-output", "ph-alarm", "availability", "blocking-driver", "bad-options",
-    "bad-options-error", "sensor-types", "exporter", "routes",
+    "bad-options-error", "sensor-types", "exporter", "routes", "log-throttle",
 }
 
 
@@ -265,3 +265,16 @@ async def test_routes_example_serves_under_the_plugins_prefix(hub_factory, monke
     assert json.loads(answer.body) == {"device": "Tank", "status": "inactive"}
     missing = await client.fetch(hub.url + "/plugins/tanks/tanks/9", raise_error=False)
     assert missing.code == 404
+
+
+def test_log_throttle_example_logs_the_first_bad_line_and_counts_the_rest(monkeypatch, caplog):
+    example = load("log-throttle", monkeypatch)
+    ctx = types.SimpleNamespace(stats={}, log=logging.getLogger("smartanom.plugins.guide"))
+    for _ in range(3):
+        example.report_bad_line(ctx, "/dev/ttyUSB0", b"garbage")
+    example.report_bad_line(ctx, "/dev/ttyUSB1", b"noise")
+    assert ctx.stats == {"bad_lines": 4}
+    assert [r.getMessage() for r in caplog.records if r.name == "smartanom.plugins.guide"] == [
+        "/dev/ttyUSB0: ignored b'garbage' (0 more since the last report)",
+        "/dev/ttyUSB1: ignored b'noise' (0 more since the last report)",
+    ]
