@@ -10,17 +10,22 @@ and tests/test_websocket_slow.py is what notices.
 
 from __future__ import annotations
 
+import time
+
 from tornado.iostream import IOStream
 
 
 class SendBuffer:
-    """One connection's outgoing bytes: what is unsent, and the caps on it."""
+    """One connection's outgoing bytes: what is unsent, the caps on it, and for how
+    long it has been over the soft one (server.send_buffer)."""
 
-    __slots__ = ("stream", "limit")
+    __slots__ = ("stream", "limit", "max_seconds", "_over_since")
 
-    def __init__(self, stream: IOStream, limit: int):
+    def __init__(self, stream: IOStream, limit: int, max_seconds: float):
         self.stream = stream
-        self.limit = limit  # unsent bytes tolerated for a while (server.send_buffer.max_bytes)
+        self.limit = limit  # unsent bytes tolerated for max_seconds (server.send_buffer.max_bytes)
+        self.max_seconds = max_seconds
+        self._over_since: float | None = None
         # The hard cap that bounds memory: a write beyond it raises StreamBufferFullError.
         stream.max_write_buffer_size = 4 * limit
 
@@ -30,9 +35,18 @@ class SendBuffer:
         stream = self.stream
         return stream._total_write_index - stream._total_write_done_index
 
-    def over_limit(self) -> bool:
+    def overdue(self, full: bool = False) -> float | None:
+        """Call after each write (`full`: the hard cap refused it). None while the
+        client keeps up; else the seconds it has been behind, once that is too long."""
         stream = self.stream  # inlined `unsent`: this runs once per write per subscriber
-        return stream._total_write_index - stream._total_write_done_index > self.limit
+        if not full and stream._total_write_index - stream._total_write_done_index <= self.limit:
+            self._over_since = None
+            return None
+        now = time.monotonic()
+        if self._over_since is None:
+            self._over_since = now
+        held = now - self._over_since
+        return held if full or held >= self.max_seconds else None
 
     def lift_cap(self) -> None:
         """Room for the close frame of a client being dropped for its backlog."""

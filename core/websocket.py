@@ -147,7 +147,6 @@ class StreamHandler(WebSocketHandler):
         self.send_buffer: SendBuffer | None = None  # set in open, once there is a stream
         self._auth_timer = None
         self._max_size = server.max_message_size
-        self._over_since: float | None = None
         limit = server.rate_limit
         self._rate = _RateLimit(limit.per_second, limit.burst) if limit is not None else None
         self._refused = 0
@@ -165,7 +164,8 @@ class StreamHandler(WebSocketHandler):
     def open(self, resource_id: str | None = None) -> None:
         self._resource_id = resource_id
         # Unsent bytes are how `send` notices a client that does not read (core/sendbuffer.py).
-        self.send_buffer = SendBuffer(self.ws_connection.stream, self.server.send_buffer.max_bytes)
+        limits = self.server.send_buffer
+        self.send_buffer = SendBuffer(self.ws_connection.stream, limits.max_bytes, limits.max_seconds)
         self.prebuilt = accepts_prebuilt(self)
         self.set_nodelay(True)  # small frames: don't let Nagle hold them back
         self.fanout.connections.add(self)
@@ -262,7 +262,7 @@ class StreamHandler(WebSocketHandler):
             self._leave()
             return
         except StreamBufferFullError:
-            self._backlogged(full=True)
+            self._check_backlog(full=True)
             return
         self._check_backlog()
 
@@ -279,31 +279,23 @@ class StreamHandler(WebSocketHandler):
         except StreamClosedError:
             return self._leave()
         except StreamBufferFullError:
-            return self._backlogged(full=True)
+            return self._check_backlog(full=True)
         self._check_backlog()
 
-    def _check_backlog(self) -> None:
-        if self.send_buffer.over_limit():
-            self._backlogged()
-        elif self._over_since is not None:
-            self._over_since = None
-
-    def _backlogged(self, full: bool = False) -> None:
+    def _check_backlog(self, full: bool = False) -> None:
+        held = self.send_buffer.overdue(full)
+        if held is None:
+            return
         limits = self.server.send_buffer
-        now = time.monotonic()
-        if self._over_since is None:
-            self._over_since = now
-        held = now - self._over_since
-        if full or held >= limits.max_seconds:
-            self.fanout.stats.too_slow += 1
-            log.warning(
-                "Closing WebSocket %s from %s (%s): %d bytes unsent for %.1f s (limit %d bytes for %g s, or %d at once); "
-                "the client does not read fast enough",
-                self.request.path, self.request.remote_ip, self.session.client_name, self.send_buffer.unsent, held,
-                limits.max_bytes, limits.max_seconds, 4 * limits.max_bytes,
-            )
-            self.send_buffer.lift_cap()
-            self.close(protocol.CLOSE_TOO_SLOW, "too slow: unread messages piled up")
+        self.fanout.stats.too_slow += 1
+        log.warning(
+            "Closing WebSocket %s from %s (%s): %d bytes unsent for %.1f s (limit %d bytes for %g s, or %d at once); "
+            "the client does not read fast enough",
+            self.request.path, self.request.remote_ip, self.session.client_name, self.send_buffer.unsent, held,
+            limits.max_bytes, limits.max_seconds, 4 * limits.max_bytes,
+        )
+        self.send_buffer.lift_cap()
+        self.close(protocol.CLOSE_TOO_SLOW, "too slow: unread messages piled up")
 
     def on_message(self, message: str | bytes) -> None:
         if self._closed:
