@@ -72,7 +72,7 @@ def isolate(pm: pluggy.PluginManager, plugin_name: str, fail: Fail, trace: Trace
         if impl.wrapper:
             impl.function = _guard_wrapper(impl.function, plugin_name, hook, fail)
         elif impl.hookwrapper:
-            impl.function = _guard_hookwrapper(impl.function, plugin_name, hook, fail)
+            impl.function = _guard_wrapper(impl.function, plugin_name, hook, fail, "hookwrapper")
         else:
             impl.function = _guard(impl.function, plugin_name, hook, impl.argnames, fail, trace)
 
@@ -116,8 +116,12 @@ async def _awaited(awaitable, plugin: str, hook: str, fail: Fail):
         return FAILED
 
 
-def _guard_wrapper(function, plugin: str, hook: str, fail: Fail):
-    """A `wrapper=True` generator whose own exceptions are reported, not raised."""
+def _guard_wrapper(function, plugin: str, hook: str, fail: Fail, kind: str = "wrapper"):
+    """A wrapper generator whose own exceptions are reported, not raised.
+
+    Works for both styles: a `wrapper=True` one gets the result and returns the
+    new one; a `hookwrapper=True` one gets pluggy's Result (its return is ignored).
+    """
 
     @functools.wraps(function)
     def guarded(*args):
@@ -125,44 +129,18 @@ def _guard_wrapper(function, plugin: str, hook: str, fail: Fail):
             inner = function(*args)
             next(inner)
         except Exception as exc:  # including StopIteration: it never yielded
-            fail(plugin, _raised(hook, exc, " (wrapper, before yield)"), exc)
+            fail(plugin, _raised(hook, exc, f" ({kind}, before yield)"), exc)
             return (yield)
-        result = yield
+        received = yield
         try:
-            inner.send(result)
+            inner.send(received)
         except StopIteration as done:
             return done.value
         except Exception as exc:
-            fail(plugin, _raised(hook, exc, " (wrapper, after yield)"), exc)
-            return result
+            fail(plugin, _raised(hook, exc, f" ({kind}, after yield)"), exc)
+            return received
         inner.close()
-        fail(plugin, f"its {hook} wrapper yielded more than once")
-        return result
-
-    return guarded
-
-
-def _guard_hookwrapper(function, plugin: str, hook: str, fail: Fail):
-    """The same for an old-style `hookwrapper=True` generator (it gets pluggy's Result)."""
-
-    @functools.wraps(function)
-    def guarded(*args):
-        try:
-            inner = function(*args)
-            next(inner)
-        except Exception as exc:
-            fail(plugin, _raised(hook, exc, " (hookwrapper, before yield)"), exc)
-            yield
-            return
-        outcome = yield
-        try:
-            inner.send(outcome)
-        except StopIteration:
-            return
-        except Exception as exc:
-            fail(plugin, _raised(hook, exc, " (hookwrapper, after yield)"), exc)
-            return
-        inner.close()
-        fail(plugin, f"its {hook} hookwrapper yielded more than once")
+        fail(plugin, f"its {hook} {kind} yielded more than once")
+        return received
 
     return guarded

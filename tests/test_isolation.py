@@ -143,3 +143,15 @@ def test_what_the_hub_cannot_honour_is_refused_at_load_naming_the_plugin(caplog)
     assert "on_startup cannot be a wrapper" in host.records["wrapsy"].error
     assert "Plugin asyncy is not a valid plugin" in caplog.text
     assert list(host.collect_platforms()) == ["a_probe"]
+
+
+def test_an_old_style_hookwrapper_that_raises_after_yield_is_reported():
+    class Old:
+        @hookimpl(hookwrapper=True)
+        def register_platforms(self):
+            yield
+            raise KeyError("oops")
+
+    host = host_with(("a", provider("a_probe")), ("old", Old()))
+    assert list(host.collect_platforms()) == ["a_probe"]
+    assert host.records["old"].errors == ["raised in register_platforms (hookwrapper, after yield): KeyError: 'oops'"]
