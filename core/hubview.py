@@ -15,13 +15,13 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from smartanom.validity import Refusals, check_reading
+from smartanom.validity import Refusals, parse_reading
 
 if TYPE_CHECKING:
     from smartanom.bus import EventBus
     from smartanom.events import DeviceStatus
     from smartanom.hub import Hub
-    from smartanom.registry import Registry
+    from smartanom.registry import Registry, Sensor
 
 
 class HubView:
@@ -61,18 +61,28 @@ class HubView:
     def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None, source: str = "plugin") -> bool:
         """Publish one reading (on the event loop), checked like a platform's.
 
-        Returns False when the reading was refused as implausible (counted and
-        logged); raises ValueError for an unknown sensor or a malformed value.
+        Returns False when it was not put on the bus: refused as implausible
+        (counted and logged), or held back while its sensor is being calibrated.
+        Raises ValueError for an unknown sensor or a malformed value.
         """
-        checked = check_reading(self.registry, sensor_id, value, timestamp, self._refusals)
-        if checked is None:
-            return False
-        self._hub.accept_reading(*checked, source)
-        return True
+        sensor, raw, epoch = parse_reading(self.registry, sensor_id, value, timestamp, source)
+        return admit(self._hub, sensor, raw, epoch, source, self._refusals)
 
     def device_status(self, device_id: int) -> "DeviceStatus | None":
         """A device's current status, or None for an unknown device."""
         return self._hub.status.of(device_id)
+
+
+def admit(hub: "Hub", sensor: "Sensor", raw: float, epoch: float, source: str, refusals: Refusals) -> bool:
+    """The last steps of every plugin's reading, on the loop: calibration, the plausible
+    range (about the true, calibrated value), the bus. False if it went no further."""
+    calibrated = hub.calibration.transform(sensor, raw)
+    if calibrated is None:
+        return False  # withheld: being calibrated, or no fresh water temperature to compensate with
+    if not refusals.admit(sensor, calibrated.value):
+        return False
+    hub.accept_reading(sensor, calibrated.value, epoch, source, calibrated.raw, calibrated.calibration_id)
+    return True
 
 
 # Attributes of the configuration a plugin has no business reading.

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from smartanom.hubview import HubView
-from smartanom.validity import Refusals, check_reading
+from smartanom.hubview import HubView, admit
+from smartanom.validity import Refusals, parse_reading
 
 if TYPE_CHECKING:
     from smartanom.events import DeviceStatus
     from smartanom.hub import Hub
-    from smartanom.registry import Device, Registry
+    from smartanom.registry import Device, Registry, Sensor
 
 
 class PlatformOptions(BaseModel):
@@ -77,28 +77,31 @@ class PluginContext:
         self._refusals = Refusals(label)
 
     def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> bool:
-        """Put one reading on the bus. Call on the event loop.
+        """Put one reading on the bus (after its sensor's calibration). Call on the event loop.
 
         `timestamp` is UTC epoch seconds or an aware datetime; None means now.
-        Returns False, without raising, when the value lies outside the sensor's
-        plausible range: the reading is refused, counted in `stats["refused"]`
-        (per sensor id) and logged at most once a minute per sensor.
-        Raises ValueError for an unknown sensor, a value that is not a finite
-        number or a bad timestamp (bugs to fix in the plugin, not data).
+        Returns False, without raising, when the reading went no further: its
+        (calibrated) value lies outside the sensor's plausible range, so it is
+        refused, counted in `stats["refused"]` (per sensor id) and logged at most
+        once a minute per sensor; or the sensor is being calibrated.
+        Raises ValueError for an unknown or derived sensor, a value that is not a
+        finite number or a bad timestamp (bugs to fix in the plugin, not data).
         """
-        checked = self._check(sensor_id, value, timestamp)
-        if checked is None:
-            return False
-        self._hub.accept_reading(*checked, self.label)
-        return True
+        sensor, raw, epoch = parse_reading(self.registry, sensor_id, value, timestamp, self.label)
+        return self._admit(sensor, raw, epoch)
 
-    def publish_reading_threadsafe(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> bool:
-        """Like publish_reading, from a thread that is not running the event loop."""
-        checked = self._check(sensor_id, value, timestamp)
-        if checked is None:
-            return False
-        self._hub.loop.call_soon_threadsafe(self._hub.accept_reading, *checked, self.label)
-        return True
+    def publish_reading_threadsafe(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> None:
+        """Like publish_reading, from a thread that is not running the event loop.
+
+        The same ValueErrors are raised in the calling thread; a refusal is counted
+        and logged on the loop (there is no result to return)."""
+        sensor, raw, epoch = parse_reading(self.registry, sensor_id, value, timestamp, self.label)
+        self._hub.loop.call_soon_threadsafe(self._admit, sensor, raw, epoch)
+
+    def calibration_standard(self, sensor_id: int) -> float | None:
+        """While the sensor is being calibrated, the standard its probe is in (a
+        buffer's pH, a solution's EC); None otherwise. For simulators."""
+        return self._hub.calibration.standard_in_use(sensor_id)
 
     def set_device_available(self, available: bool, reason: str = "") -> None:
         """Report that the hardware behind this instance's device is reachable or gone.
@@ -114,8 +117,8 @@ class PluginContext:
         report it to an outside system that connects after it last changed."""
         return self._hub.status.of(device_id)
 
-    def _check(self, sensor_id: int, value, timestamp):
-        checked = check_reading(self.registry, sensor_id, value, timestamp, self._refusals)
-        if checked is None and "refused" not in self.stats:
+    def _admit(self, sensor: "Sensor", raw: float, epoch: float) -> bool:
+        admitted = admit(self._hub, sensor, raw, epoch, self.label, self._refusals)
+        if not admitted and self._refusals.counts and "refused" not in self.stats:
             self.stats["refused"] = self._refusals.counts  # the same dict: counts stay live
-        return checked
+        return admitted

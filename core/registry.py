@@ -37,6 +37,7 @@ class Sensor:
     low: float = float("-inf")  # the plausible range: the YAML's min/max, else the type's
     high: float = float("inf")
     device_class: str | None = None  # Home Assistant's, from the sensor type
+    computed: bool = False  # a derived sensor: the hub computes it, plugins may not publish it
 
     def __repr__(self) -> str:
         return f"<Sensor {self.id} {self.type} on device {self.device.id}>"

@@ -51,6 +51,10 @@ BUILTIN: tuple[SensorType, ...] = (
     SensorType("water_level", "cm", "Water level", device_class="distance"),
     SensorType("turbidity", "NTU", "Turbidity"),
     SensorType("light", "lux", "Light", device_class="illuminance"),
+    # Home Assistant has no device class for these three either.
+    SensorType("ppfd", "umol/m2/s", "PPFD"),
+    SensorType("vpd", "kPa", "VPD"),
+    SensorType("dli", "mol/m2/d", "Daily light integral"),
 )
 
 BUILTIN_TYPES: dict[str, SensorType] = {t.name: t for t in BUILTIN}

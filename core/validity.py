@@ -110,6 +110,13 @@ class Refusals:
         self.counts: dict[str, int] = {}
         self._throttle = LogThrottle()
 
+    def admit(self, sensor: "Sensor", value: float) -> bool:
+        """Whether `value` lies in the sensor's plausible range; if not, it is refused here."""
+        problem = implausible(sensor, value)
+        if problem:
+            self.refuse(sensor, problem)
+        return problem is None
+
     def refuse(self, sensor: "Sensor", problem: str) -> None:
         key = str(sensor.id)
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -120,18 +127,16 @@ class Refusals:
             )
 
 
-def check_reading(registry, sensor_id: int, value, timestamp: float | datetime | None, refusals: Refusals):
-    """A plugin's reading as (sensor, value, epoch), or None when it was refused as implausible.
 
-    Raises ValueError (InvalidReading) for an unknown sensor or a malformed value or timestamp.
+def parse_reading(registry, sensor_id: int, value, timestamp: float | datetime | None, publisher: str) -> tuple["Sensor", float, float]:
+    """A plugin's reading as (sensor, value, epoch), before calibration and the range check.
+
+    Raises ValueError (InvalidReading for the value and timestamp) for an unknown
+    or derived sensor or a malformed value or timestamp: bugs in the plugin.
     """
     sensor = registry.sensor(sensor_id)
     if sensor is None:
-        raise ValueError(f"{refusals.publisher}: sensor {sensor_id} is not configured")
-    number = check_value(value)
-    epoch = epoch_of(timestamp)
-    problem = implausible(sensor, number)
-    if problem:
-        refusals.refuse(sensor, problem)
-        return None
-    return sensor, number, epoch
+        raise ValueError(f"{publisher}: sensor {sensor_id} is not configured")
+    if sensor.computed:
+        raise ValueError(f"{publisher}: sensor {sensor_id} is derived (the hub computes it; see 'derived:' in the config)")
+    return sensor, check_value(value), epoch_of(timestamp)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import tornado.web
 
 from smartanom import api, openapi
+from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
 from smartanom.ws_commands import Commands
 
@@ -56,6 +57,7 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
             **auth, "storage": hub.storage, "fanout": hub.fanout, "instances": hub.instances, "started_at": hub.started_at,
         }),
         (r"/api/openapi.json", openapi.OpenAPIHandler, auth),
+        *calibration_api.routes(hub),
         (r"/api(?:/.*)?", api.NotFoundHandler, auth),
         *plugin_routes,  # each under /plugins/<name>/ (core/plugin_routes.py)
     ]

@@ -274,22 +274,22 @@ def test_a_remembered_token_the_hub_no_longer_knows_is_forgotten(page, auth_hub)
     assert drop_refused_requests(page) >= 1
 
 
-class LightMeter:
+class OrpMeter:
     """A plugin adding a sensor type, as in the guide's register_sensor_types section."""
 
     @staticmethod
     @hookimpl
     def register_sensor_types():
-        return [SensorType("ppfd", "umol/m2/s", "PPFD", low=0, high=3000)]
+        return [SensorType("orp", "mV", "ORP", low=-2000, high=2000)]
 
 
 def test_a_plugins_sensor_type_gets_its_card_with_name_and_unit(page, threaded_hub):
     hub = threaded_hub(
-        "devices: [{id: 1, name: Tank, sensors: [{id: 1, type: ppfd}]}]\n",
-        plugins=[("light_meter", LightMeter())],
+        "devices: [{id: 1, name: Tank, sensors: [{id: 1, type: orp}]}]\n",
+        plugins=[("orp_meter", OrpMeter())],
     )
     hub.store([(1, time.time(), 12.5)])
     open_dashboard(page, hub)
-    expect(sensor(page, 1).locator(".unit")).to_have_text("umol/m2/s")
-    expect(sensor(page, 1)).to_contain_text("PPFD")
+    expect(sensor(page, 1).locator(".unit")).to_have_text("mV")
+    expect(sensor(page, 1)).to_contain_text("ORP")
     expect(sensor(page, 1).locator(".value")).to_have_text("12.5")

@@ -7,17 +7,19 @@ import time
 
 from smartanom import PluginContext
 from smartanom.builtin.simulated.config import SimulatedOptions
-from smartanom.builtin.simulated.model import Simulator, knows
+from smartanom.builtin.simulated.model import LIGHT_PEAK, PROFILES, Simulator
 
 
 async def run(ctx: PluginContext) -> None:
     options: SimulatedOptions = ctx.options
     wanted = set(options.sensors) if options.sensors is not None else None
-    sensors = [(s.id, s.type) for s in ctx.device.sensors if wanted is None or s.id in wanted]
-    unknown = [(sid, stype) for sid, stype in sensors if not knows(stype)]
-    if unknown:  # a plugin's sensor type (register_sensor_types): no signal model for it
-        ctx.log.info("%s: not simulating %s: no model for the type", ctx.label, ", ".join(f"sensor {i} ({t})" for i, t in unknown))
-        sensors = [s for s in sensors if s not in unknown]
+    # Derived sensors (computed by the hub) are not ours to publish.
+    sensors = [(s.id, s.type) for s in ctx.device.sensors if (wanted is None or s.id in wanted) and not s.computed]
+    unknown = [sid for sid, stype in sensors if stype not in PROFILES and stype not in LIGHT_PEAK]
+    if unknown:
+        ctx.log.warning("%s: no simulation for sensor(s) %s (their types have no model); not fed", ctx.label, unknown)
+        sensors = [(sid, stype) for sid, stype in sensors if sid not in unknown]
+    raw = {r.sensor: r for r in options.raw}
     simulator = Simulator(sensors, options.seed, options.day_length)
     ctx.log.info("%s: simulating %d sensors every %g s", ctx.label, len(sensors), options.interval)
 
@@ -33,6 +35,10 @@ async def run(ctx: PluginContext) -> None:
             active_since = next_at = loop.time()
         now = time.time()
         for sensor_id, value in simulator.sample(now):
+            signal = raw.get(sensor_id)
+            if signal is not None:
+                standard = ctx.calibration_standard(sensor_id)
+                value = signal.scale * (value if standard is None else standard) + signal.offset
             ctx.publish_reading(sensor_id, value, now)
         # Fixed-rate schedule: no drift from the time publishing takes.
         next_at += options.interval
