@@ -25,10 +25,13 @@ from smartanom.errors import PluginError
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom.platform import Platform, PlatformOptions
 from smartanom.sensortypes import BUILTIN_TYPES, SensorType
+from smartanom.throttle import LogThrottle
 
 log = logging.getLogger("smartanom.plugins")
 
 ENTRY_POINT_GROUP = "smartanom"
+# A plugin's problems kept for `smartanom plugins` and GET /api/plugins: the latest ones.
+MAX_ERRORS = 20
 
 
 @dataclass
@@ -69,6 +72,7 @@ class PluginHost:
         self.platforms: dict[str, Platform] = {}
         self.platform_owner: dict[str, str] = {}
         self.trace = os.environ.get("SMARTANOM_TRACE_HOOKS", "") not in ("", "0")
+        self._error_log = LogThrottle()
 
     @property
     def failed(self) -> list[str]:
@@ -220,8 +224,13 @@ class PluginHost:
     def _fail(self, plugin_name: str, message: str, exc: BaseException | None = None, *, loaded: bool = True) -> None:
         record = self.records.setdefault(plugin_name, PluginRecord(plugin_name))
         record.errors.append(message)
+        del record.errors[:-MAX_ERRORS]
         record.loaded = record.loaded and loaded
-        log.error("Plugin %s %s", self._describe(plugin_name), message, exc_info=exc)
+        # A hook on the hot path (on_reading) may fail for every reading: the first
+        # failure of each kind is logged at once, then at most one a minute.
+        if self._error_log.allow((plugin_name, message.split(":", 1)[0])):
+            more = f" ({self._error_log.skipped} more like it not logged)" if self._error_log.skipped else ""
+            log.error("Plugin %s %s%s", self._describe(plugin_name), message, more, exc_info=exc)
 
     def _trace(self, hook_name: str, plugin_name: str, kwargs: dict, result: Any) -> None:
         if self.trace:
