@@ -26,6 +26,7 @@ from smartanom.derived.service import DerivedSensors
 from smartanom.events import SensorReading
 from smartanom.history import History
 from smartanom.hubview import HubView
+from smartanom.metrics import LoopLag
 from smartanom.platform import PluginContext
 from smartanom.plugin_routes import collect_routes
 from smartanom.protocol import CLOSE_GOING_AWAY
@@ -85,6 +86,7 @@ class Hub:
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
         self.view = HubView(self)  # what plugins get instead of this object
+        self.loop_lag = LoopLag()  # for GET /metrics
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
@@ -110,6 +112,7 @@ class Hub:
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
         self.status.start()
+        self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus) + self.plugins.listen(self.bus)
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
         await self.calibration.start()
@@ -134,6 +137,7 @@ class Hub:
         if self._stopped:
             return
         self._stopped = True
+        self.loop_lag.stop()
         if self._server is not None:
             self._server.stop()
         for task in self._tasks:

@@ -35,6 +35,11 @@ class SendBuffer:
         stream = self.stream
         return stream._total_write_index - stream._total_write_done_index
 
+    @property
+    def sent(self) -> int:
+        """Bytes the kernel has taken from this connection so far (for GET /metrics)."""
+        return self.stream._total_write_done_index
+
     def overdue(self, full: bool = False) -> float | None:
         """Call after each write (`full`: the hard cap refused it). None while the
         client keeps up; else the seconds it has been behind, once that is too long."""

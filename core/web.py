@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from smartanom import api, openapi
+from smartanom import api, metrics, openapi
 from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
 from smartanom.ws_commands import Commands
@@ -59,6 +59,7 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
         (r"/api/openapi.json", openapi.OpenAPIHandler, auth),
         *calibration_api.routes(hub),
         (r"/api(?:/.*)?", api.NotFoundHandler, auth),
+        (r"/metrics", metrics.MetricsHandler, {**auth, "collectors": metrics.make_registry(hub)}),
         *plugin_routes,  # each under /plugins/<name>/ (core/plugin_routes.py)
     ]
     return tornado.web.Application(

@@ -12,9 +12,10 @@ so that it cannot hold the hub's memory either.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -96,6 +97,9 @@ class WebSocketStats:
     rate_limited: int = 0
     unauthorized: int = 0
     too_slow: int = 0  # closed with CLOSE_TOO_SLOW
+    # For GET /metrics (core/metrics.py), which adds the open connections' bytes at scrape time.
+    refused: collections.Counter = field(default_factory=collections.Counter)  # error replies per code
+    bytes_sent: int = 0  # by connections already closed
 
 
 class _RateLimit:
@@ -237,6 +241,8 @@ class StreamHandler(WebSocketHandler):
 
     def on_close(self) -> None:
         self._leave()
+        if self in self.fanout.connections and self.send_buffer is not None:
+            self.fanout.stats.bytes_sent += self.send_buffer.sent
         self.fanout.connections.discard(self)
         if self._auth_timer is not None:
             IOLoop.current().remove_timeout(self._auth_timer)
@@ -303,6 +309,7 @@ class StreamHandler(WebSocketHandler):
         if self._rate is not None and not self._rate.allow():
             self.fanout.stats.rate_limited += 1
             self.fanout.stats.errors += 1
+            self.fanout.stats.refused["RATE_LIMITED"] += 1
             self._log_refusal("RATE_LIMITED")
             self.send(_RATE_LIMITED)
             return
@@ -333,6 +340,7 @@ class StreamHandler(WebSocketHandler):
 
     def _error(self, code: str, message: str) -> None:
         self.fanout.stats.errors += 1
+        self.fanout.stats.refused[code] += 1
         self._log_refusal(code, message)
         self.send(protocol.encode_error(code, message))
 
