@@ -311,6 +311,9 @@ class HealthHandler(JSONHandler):
         if storage.error is not None:
             problems.append(storage.error)
         problems += [f"plugin instance {i['label']} is {i['state']}: {i['last_error']}" for i in instances if i["state"] == "restarting"]
+        # Reported by a running instance (PluginContext.set_problem): not a crash, but its device gets no data.
+        problems += [f"plugin instance {i['label']}: {i['stats']['problem']} (since {i['stats']['problem_since']})"
+                     for i in instances if i["stats"].get("problem")]
         started = hub.started_at
         self.set_status(503 if problems else 200)
         self.send_json(

@@ -7,6 +7,7 @@ docs/modbus.md for the rules, in particular the bus-capacity rule).
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -190,6 +191,19 @@ class ModbusOptions(PlatformOptions):
     @property
     def tcp_port(self) -> int:
         return self.port if isinstance(self.port, int) else 502
+
+    def exclusive_resources(self) -> dict[str, str]:
+        return {"port": f"serial port {os.path.realpath(self.port)}"} if self.transport == "rtu" else {}
+
+    def config_warnings(self) -> list[tuple[tuple, str]]:
+        found = []
+        for index, s in enumerate(self.sensors):
+            if 30001 <= s.address <= 49999:
+                table, first = ("holding", 40001) if s.address >= 40001 else ("input", 30001)
+                found.append((("sensors", index, "address"),
+                              f"address {s.address} looks like a datasheet register number ({table} register {first} = offset 0), "
+                              f"but addresses here are 0-based offsets: if so, write address: {s.address - first} with register_type: {table}"))
+        return found
 
     @property
     def bus_name(self) -> str:
