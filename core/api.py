@@ -324,6 +324,7 @@ class HealthHandler(JSONHandler):
                 "uptime": round(time.time() - started, 3) if started else 0.0,
                 "plugins": instances,
                 "clients": len(hub.fanout.connections),
+                "loop": hub.watchdog.as_dict() if hub.watchdog is not None else None,
                 "readings": {
                     "accepted": storage.accepted,
                     "stored": storage.stored,

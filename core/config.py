@@ -23,6 +23,7 @@ from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, pars
 from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
 from smartanom.registry import SENSOR_TYPES, Registry
+from smartanom.watchdog import WatchdogConfig
 from smartanom.yamlfile import LineDict, LineList, format_path, load_yaml_file, locate
 
 log = logging.getLogger("smartanom.config")
@@ -136,6 +137,7 @@ class _Root(_Section):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     auth: AuthConfig = AuthConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
 
@@ -175,6 +177,7 @@ class HubConfig:
     tokens: list[Token] = field(default_factory=list)
     # Entries whose platform is provided by no loaded plugin (only when some plugin failed to load).
     unavailable: list[ConfigIssue] = field(default_factory=list)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     # Not errors, but probably not what the installer meant (PlatformOptions.config_warnings).
     warnings: list[ConfigIssue] = field(default_factory=list)
 
@@ -224,7 +227,7 @@ def load_config(
         _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
         raise ConfigError(sorted(issues, key=lambda i: i.line))
 
-    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth)
+    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth, watchdog=root.watchdog)
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
         for key in ("certfile", "keyfile"):

@@ -95,6 +95,7 @@ class _Poller:
                 delay = min(delay * 2, self.options.reconnect_delay_max)
                 continue
             was_down, self.bus_down = self.bus_down, False
+            self.ctx.set_problem(None)
             if was_down:
                 self.stats["reconnects"] += 1
                 self.ctx.log.info("%s: reconnected to %s", self.ctx.label, self.bus.name)
@@ -144,7 +145,7 @@ class _Poller:
             self.ctx.log.info("%s: sensor %d (slave %d) answers again", self.ctx.label, sensor.sensor, sensor.slave)
 
     def _mark_bus_down(self, reason: str) -> None:
-        self.stats["last_error"] = reason
+        self.ctx.set_problem(reason)
         if not self.bus_down:
             self.bus_down = True
             self.ctx.log.warning("%s: bus %s is down: %s; reconnecting with backoff", self.ctx.label, self.bus.name, reason)
