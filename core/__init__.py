@@ -8,6 +8,7 @@ from smartanom.errors import ConfigError
 from smartanom.events import DeviceStatus, DeviceStatusChanged, SensorReading
 from smartanom.hookspecs import hookimpl
 from smartanom.platform import Platform, PlatformOptions, PluginContext
+from smartanom.protocol import to_millis
 
 __all__ = [
     "ConfigError",
@@ -18,4 +19,5 @@ __all__ = [
     "PluginContext",
     "SensorReading",
     "hookimpl",
+    "to_millis",
 ]
