@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import struct
 import subprocess
 import time
 
 from pymodbus.framer.rtu import FramerRTU
+
+from modbus_server import pty_pair
 
 
 def crc(frame: bytes) -> bytes:
@@ -58,17 +59,7 @@ class LateRtuProbe(Registers):
         self._pending: set[asyncio.Task] = set()
 
     async def start(self) -> "LateRtuProbe":
-        if shutil.which("socat") is None:
-            raise RuntimeError("socat is needed for the RTU tests (apt-get install socat)")
-        self._socat = subprocess.Popen(
-            ["socat", f"pty,raw,echo=0,link={self.server_port}", f"pty,raw,echo=0,link={self.client_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not (os.path.exists(self.server_port) and os.path.exists(self.client_port)):
-            if time.monotonic() > deadline or self._socat.poll() is not None:
-                raise RuntimeError("socat did not create the pty pair")
-            await asyncio.sleep(0.02)
+        self._socat = await pty_pair(self.server_port, self.client_port)
         self._fd = os.open(self.server_port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         asyncio.get_running_loop().add_reader(self._fd, self._readable)
         return self
@@ -133,6 +124,7 @@ class MalformedTcpDevice(Registers):
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task] = set()
 
     async def start(self) -> "MalformedTcpDevice":
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -141,6 +133,7 @@ class MalformedTcpDevice(Registers):
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._handlers.add(asyncio.current_task())
         try:
             while True:
                 header = await reader.readexactly(7)
@@ -155,13 +148,17 @@ class MalformedTcpDevice(Registers):
                 length = len(body) + 1 - (2 if self.malformed else 0)
                 writer.write(struct.pack(">HHHB", tid, 0, length, unit) + body)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
+            self._handlers.discard(asyncio.current_task())
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for handler in list(self._handlers):
+                handler.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None

@@ -6,7 +6,6 @@ published as a value; it is counted as a failed read, and the hub goes on.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from smartanom.events import DeviceStatus, DeviceStatusChanged
 from modbus_misbehaving import LateRtuProbe, MalformedTcpDevice
 from modbus_server import TcpProbeServer
-from test_modbus_runner import collect, plugin_stats, servers, until, values_of  # noqa: F401 - fixture
+from test_modbus_runner import collect, plugin_stats, servers, until  # noqa: F401 - servers is a fixture
 
 PH, TEMPERATURE = 650, 235  # what the probe holds: pH 6.50 at address 0, 23.5 °C at address 1
 
@@ -152,7 +151,6 @@ async def test_malformed_tcp_answers_are_failed_reads_without_reconnect_churn(hu
 @pytest.mark.gen_test(timeout=30)
 async def test_late_answers_from_a_slow_tcp_gateway(hub_factory, servers):
     # A gateway bridging to a slow RTU probe: its answers come after the hub's timeout.
-    from modbus_misbehaving import Registers  # noqa: F401 - the TCP device answers on time or late
     device = await servers(MalformedTcpDevice({1: {"holding": {0: PH, 1: TEMPERATURE}}}))
     device.delay = lambda n: 0.24 if n % 3 == 0 else 0.06
     hub = await hub_factory(probe_hub(f"    transport: tcp\n    host: 127.0.0.1\n    port: {device.port}"))
