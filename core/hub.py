@@ -25,6 +25,7 @@ from smartanom.config import HubConfig, PluginInstanceConfig
 from smartanom.derived.service import DerivedSensors
 from smartanom.events import SensorReading
 from smartanom.history import History
+from smartanom.metrics import LoopLag
 from smartanom.platform import PluginContext
 from smartanom.protocol import CLOSE_GOING_AWAY
 from smartanom.plugins import PluginHost
@@ -85,6 +86,7 @@ class Hub:
         self.port: int | None = None
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
+        self.loop_lag = LoopLag()  # for GET /metrics
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
@@ -112,6 +114,7 @@ class Hub:
         if self.watchdog is not None:
             self.watchdog.start()
         self.status.start()
+        self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus)
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
         await self.calibration.start()
@@ -136,6 +139,7 @@ class Hub:
         if self._stopped:
             return
         self._stopped = True
+        self.loop_lag.stop()
         if self._server is not None:
             self._server.stop()
         for task in self._tasks:

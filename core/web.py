@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from smartanom import api, openapi
+from smartanom import api, metrics, openapi
 from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
 
@@ -47,6 +47,7 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
         *calibration_api.routes(hub),
         (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
+        (r"/metrics", metrics.MetricsHandler, {"hub": hub, "registry": metrics.make_registry(hub)}),
     ]
     return tornado.web.Application(
         routes,
