@@ -11,6 +11,7 @@ from smartanom.hubview import HubView
 from smartanom.platform import Platform, PlatformOptions, PluginContext
 from smartanom.sensortypes import SensorType
 from smartanom.throttle import LogThrottle
+from smartanom.protocol import to_millis
 
 __all__ = [
     "ConfigError",
@@ -24,4 +25,5 @@ __all__ = [
     "SensorReading",
     "SensorType",
     "hookimpl",
+    "to_millis",
 ]

@@ -143,6 +143,7 @@ def _warnings(config) -> list[str]:
                 found.append(f"{secrets} holds tokens but other users may read it: chmod 600 {secrets}")
         except OSError:
             pass  # a missing file is a config error, reported already
+    found += [str(w) for w in config.warnings]
     path = os.path.abspath(config.storage.path)
     parent = os.path.dirname(path)
     while not os.path.exists(parent) and parent != os.path.dirname(parent):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
 from smartanom.registry import Registry
 from smartanom.sensortypes import BUILTIN_TYPES, SensorType
+from smartanom.watchdog import WatchdogConfig
 from smartanom.yamlfile import LineDict, LineList, format_path, load_yaml_file, locate
 
 log = logging.getLogger("smartanom.config")
@@ -139,6 +141,7 @@ class _Root(_Section):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     auth: AuthConfig = AuthConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
     calibration: calibration_config.CalibrationConfig = calibration_config.CalibrationConfig()
@@ -184,6 +187,9 @@ class HubConfig:
     derived: list[calibration_config.DerivedConfig] = field(default_factory=list)
     # Built-in sensor types plus the loaded plugins' (register_sensor_types).
     sensor_types: dict[str, SensorType] = field(default_factory=lambda: dict(BUILTIN_TYPES))
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    # Not errors, but probably not what the installer meant (PlatformOptions.config_warnings).
+    warnings: list[ConfigIssue] = field(default_factory=list)
 
     def build_registry(self) -> Registry:
         registry = Registry.from_config(self.devices, self.sensor_types)
@@ -241,7 +247,7 @@ def load_config(
 
     config = HubConfig(
         filename, root.server, root.storage, root.devices, auth=root.auth, calibration=root.calibration,
-        derived=root.derived, sensor_types=sensor_types,
+        derived=root.derived, sensor_types=sensor_types, watchdog=root.watchdog,
     )
     issues.extend(calibration_config.check(root.calibration, root.derived, registry, data, filename))
     config_dir = Path(filename).parent
@@ -279,6 +285,7 @@ def _check_plugins(data, filename, issues, registry, platforms, broken_devices, 
     raw_plugins = data.get("plugins")
     if not isinstance(raw_plugins, list):
         return  # the schema error about it is already reported
+    claimed: dict[str, int] = {}  # resource an entry opens exclusively -> the first entry's index
     for index, entry in enumerate(raw_plugins):
         if not isinstance(entry, dict):
             continue  # reported by the schema
@@ -323,8 +330,15 @@ def _check_plugins(data, filename, issues, registry, platforms, broken_devices, 
             known = ", ".join(str(d) for d in registry.devices) or "none"
             issues.append(ConfigIssue(filename, locate(data, loc + ("device",)), format_path(loc + ("device",)), f"device {options.device} is not defined under 'devices:' (defined: {known})"))
             continue
+        for key, resource in options.exclusive_resources().items():
+            first = claimed.setdefault(resource, index)
+            if first != index:
+                issues.append(ConfigIssue(filename, locate(data, loc + (key,)), format_path(loc + (key,)),
+                                          f"{resource} is already used by plugins[{first}]: one entry per port (two readers would each get part of the data)"))
         if config is not None:
             config.plugins.append(PluginInstanceConfig(index, platform, options, line))
+            for where, message in options.config_warnings():
+                config.warnings.append(ConfigIssue(filename, locate(data, loc + where), format_path(loc + where), message))
 
 
 def _load_tokens(auth: AuthConfig, data, filename: str, issues: list[ConfigIssue]) -> list[Token]:
@@ -430,12 +444,34 @@ def _message(error: dict, model: type[BaseModel], loc: tuple) -> str:
     if isinstance(value, str) and kind in ("int_type", "float_type") and _looks_numeric(value):
         return f"{msg} (found: {value!r}); remove the quotes"
     if isinstance(value, (str, int, float)) or value is None:
-        return f"{msg} (found: {value!r})"
+        return f"{msg} (found: {value!r}){_nearest_valid(error, value)}"
     if isinstance(value, dict):
         return f"{msg} (found: a mapping of keys)"
     if isinstance(value, list):
         return f"{msg} (found: a list)"
     return f"{msg} (found: {type(value).__name__})"
+
+
+def _nearest_valid(error: dict, value) -> str:
+    """'. Did you mean X?' for a value that is almost one of the allowed ones or just out of range."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "literal_error" and "expected" in ctx:
+        choices = re.findall(r"'([^']*)'|(-?\d+(?:\.\d+)?)", ctx["expected"])
+        texts = [quoted or number for quoted, number in choices]
+        if isinstance(value, str):
+            folded = [c for c in texts if c.lower() == value.lower()]
+            hint = folded or difflib.get_close_matches(value, texts, n=1, cutoff=0.5)
+        elif _is_int(value) or isinstance(value, float):
+            numbers = [float(n) for q, n in choices if n]
+            hint = [min(numbers, key=lambda n: abs(n - value))] if numbers else []
+            hint = [f"{h:g}" for h in hint]
+        else:
+            hint = []
+        return f". Did you mean {hint[0]}?" if hint else ""
+    bound = {"less_than_equal": "le", "greater_than_equal": "ge"}.get(kind)
+    if bound and bound in ctx and (_is_int(value) or isinstance(value, float)):
+        return f"; the nearest valid value is {ctx[bound]:g}"
+    return ""
 
 
 def _looks_numeric(text: str) -> bool:

@@ -34,6 +34,7 @@ from smartanom.plugins import PluginHost
 from smartanom.registry import Sensor
 from smartanom.status import StatusTracker
 from smartanom.storage import Storage
+from smartanom.watchdog import LoopWatchdog, Stall
 from smartanom.web import make_app
 from smartanom.websocket import FanOut
 
@@ -57,6 +58,7 @@ class InstanceState:
     state: str = "starting"  # running | restarting | finished | stopped
     restarts: int = 0
     last_error: str | None = None
+    loop_stalls: int = 0  # times the event loop was held by this instance (core/watchdog.py)
     stats: dict = field(default_factory=dict)  # the running instance's PluginContext.stats
 
     def as_dict(self) -> dict:
@@ -81,6 +83,7 @@ class Hub:
         self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest)
         self.derived = DerivedSensors(self.registry, config.derived, self.latest, self.accept_reading)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
+        self.watchdog = LoopWatchdog(config.watchdog.threshold, self._count_stall) if config.watchdog.enabled else None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
         self.started_at: float | None = None
@@ -111,6 +114,8 @@ class Hub:
         self.bus.bind_loop(self.loop)
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
+        if self.watchdog is not None:
+            self.watchdog.start()
         self.status.start()
         self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus) + self.plugins.listen(self.bus)
@@ -158,6 +163,8 @@ class Hub:
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")
         await self.status.stop()
         await self.calibration.stop()
+        if self.watchdog is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.watchdog.stop)
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()
@@ -172,6 +179,11 @@ class Hub:
             await self._server.close_all_connections()
             self._server = None
         await asyncio.get_running_loop().run_in_executor(None, self.history.close)
+
+    def _count_stall(self, stall: Stall) -> None:
+        state = self.instances.get(stall.instance) if stall.instance else None
+        if state is not None:
+            state.loop_stalls += 1
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         settings = self.config.server.ssl

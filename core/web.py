@@ -55,6 +55,7 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
         (r"/api/plugins/?", api.PluginsHandler, {**auth, "records": hub.plugins.records, "instances": hub.instances}),
         (r"/api/health/?", api.HealthHandler, {
             **auth, "storage": hub.storage, "fanout": hub.fanout, "instances": hub.instances, "started_at": hub.started_at,
+            "watchdog": hub.watchdog,
         }),
         (r"/api/openapi.json", openapi.OpenAPIHandler, auth),
         *calibration_api.routes(hub),

@@ -133,6 +133,7 @@ class Bridge:
         )
         # A whole batch in flight is normal here, not the warning sign aiomqtt's default assumes.
         client.pending_calls_threshold = BATCH + len(self.routes) + 10
+        _manual_acks(client)
         return client
 
     async def _session(self) -> None:
@@ -227,14 +228,17 @@ class Bridge:
                 if payload.strip() == b"online":
                     # Home Assistant restarted: it asks integrations to announce themselves again.
                     self.outbox.put_back(self._discovery_messages())
+                _ack(client, message)
                 continue
             routes = self.routes.get(topic, ())
             if routes and message.retain and not self.options.accept_retained:
                 # Replayed by the broker at subscribe time, not sent now: stale, or already stored.
                 self.stats["retained_skipped"] += 1
+                _ack(client, message)
                 continue
             for route in routes:
                 self._accept(route, payload)
+            _ack(client, message)
 
     def _accept(self, route: Route, payload: bytes) -> None:
         try:
@@ -256,6 +260,8 @@ class Bridge:
     # --- what is announced on each connection --------------------------------------
 
     def _discovery_messages(self) -> list[Message]:
+        if not self.options.publish_readings:
+            return []  # the sensors' state topics would stay empty: announce nothing (check-config warns)
         return discovery_messages(
             self.ctx.registry,
             self.options.hub_id,
@@ -276,6 +282,24 @@ class Bridge:
 
     def _may_warn(self, kind: str) -> bool:
         return self._warned.allow(kind)
+
+
+def _manual_acks(client: aiomqtt.Client) -> None:
+    """Acknowledge QoS 1/2 messages ourselves, once the hub has taken them (`_ack`).
+
+    By default paho acknowledges a message as soon as it is queued for us: a hub
+    stopped (or crashed) before taking it from aiomqtt's queue lost it, even
+    with a persistent session, since the broker had its PUBACK. Unacknowledged,
+    the broker delivers it again on the next connection. aiomqtt 2.x has no
+    API for this yet (empicano/aiomqtt#345, PR #346); paho's is public.
+    """
+    client._client.manual_ack_set(True)  # noqa: SLF001
+
+
+def _ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """After the message is handled (published on the bus, or refused and counted)."""
+    if message.qos > 0:
+        client._client.ack(message.mid, message.qos)  # noqa: SLF001
 
 
 def _connection_lost(client: aiomqtt.Client) -> asyncio.Future:
