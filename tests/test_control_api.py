@@ -45,6 +45,8 @@ WRITE = "write-token-0123456789abcdef"
 
 async def call(hub, method, path, body=None, token=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method != "GET":
+        headers["Content-Type"] = "application/json"
     response = await AsyncHTTPClient().fetch(
         hub.url + path, method=method, headers=headers, raise_error=False,
         body=None if body is None else json.dumps(body), allow_nonstandard_methods=True,
@@ -92,6 +94,9 @@ async def test_bad_overrides_are_refused_with_reasons(hub_factory):
     assert code == 404 and error["error"]["code"] == "UNKNOWN_OUTPUT"
     code, ok = await call(hub, "POST", "/api/outputs/acid/override", {"state": "off", "duration": 10})
     assert code == 200 and ok["override"]["state"] == "off"
+    form = await AsyncHTTPClient().fetch(hub.url + "/api/outputs/lights/override", method="POST", raise_error=False,
+                                         body="state=on&duration=60", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.code == 415  # a plain form post from a page elsewhere switches nothing
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -36,7 +36,8 @@ def pins():
 
 async def override(hub, output_id, state):
     response = await AsyncHTTPClient().fetch(
-        f"{hub.url}/api/outputs/{output_id}/override", method="POST", body=json.dumps({"state": state, "duration": 60})
+        f"{hub.url}/api/outputs/{output_id}/override", method="POST", body=json.dumps({"state": state, "duration": 60}),
+        headers={"Content-Type": "application/json"},
     )
     return json.loads(response.body)
 

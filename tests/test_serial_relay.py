@@ -95,7 +95,7 @@ async def test_relay_commands_are_acknowledged_and_kept_alive(hub_factory, sketc
     await hub.control.override("pump", True, 60, "test")
     assert pump.on is True and arduino.relays == {2: True}
     await until(lambda: "!ping" in arduino.commands)  # the sketch's watchdog is fed
-    assert hub.status.status[1].value == "active"  # readings on the same line still count
+    assert hub.status.of(1).value == "active"  # readings on the same line still count
     await hub.stop()
     assert arduino.relays == {2: False}
 

@@ -5,6 +5,9 @@ GET    /api/outputs/actuations         the record, newest first (?output=ID&limi
 POST   /api/outputs/{id}/override      {"state": "on"|"off", "duration": seconds}  (write role)
 DELETE /api/outputs/{id}/override      back to the output's rule (write role)
 
+Changes need `Content-Type: application/json` (as calibration's do), so that a
+web page elsewhere cannot send them as a plain form post.
+
 Thin handlers: the control loop (core/control/engine.py) decides; they shape JSON.
 """
 
@@ -20,20 +23,32 @@ from smartanom.protocol import format_timestamp
 MAX_ACTUATIONS = 1000
 
 
+def routes(hub) -> list:
+    services = {"auth": hub.auth, "control": hub.control}
+    return [
+        (r"/api/outputs/?", OutputsHandler, services),
+        (r"/api/outputs/actuations/?", ActuationsHandler, services),
+        (r"/api/outputs/([^/]+)/override/?", OverrideHandler, services),
+    ]
+
+
 class _ControlHandler(JSONHandler):
-    def initialize(self, hub, control) -> None:
-        super().initialize(hub)
+    def initialize(self, auth, control) -> None:
+        super().initialize(auth)  # the token check in prepare()
         self.control = control
 
     def who(self, write: bool = False) -> str:
-        """The caller's token name; with auth on, a write needs a write token."""
-        auth = self.hub.auth
-        if not auth.enabled:
-            return "anonymous"
-        token = auth.identify(token_from_request(self.request))
-        if write and token.role is not Role.WRITE:
-            raise APIError(403, "FORBIDDEN", "switching outputs needs a token with the write role")
-        return token.name
+        """The caller's token name. A change needs a write token when auth is on, and
+        `Content-Type: application/json`, so a page elsewhere cannot send it as a form post."""
+        name = "anonymous"
+        if self.auth.enabled:
+            token = self.auth.identify(token_from_request(self.request))
+            if write and token.role is not Role.WRITE:
+                raise APIError(403, "FORBIDDEN", "switching outputs needs a token with the write role")
+            name = token.name
+        if write and not self.request.headers.get("Content-Type", "").startswith("application/json"):
+            raise APIError(415, "UNSUPPORTED_MEDIA_TYPE", "send 'Content-Type: application/json'")
+        return name
 
     def output_or_404(self, output_id: str):
         output = self.control.outputs.get(output_id)
@@ -161,12 +176,12 @@ OPENAPI_PATHS = {
         "post": {
             "summary": "Hold an output on or off for a time, whatever its rule says (write role)",
             "requestBody": _OVERRIDE_BODY,
-            "responses": {"200": _answer(_OUTPUT, "the output"), "400": _ERROR, "403": _ERROR, "404": _ERROR,
+            "responses": {"200": _answer(_OUTPUT, "the output"), "400": _ERROR, "403": _ERROR, "404": _ERROR, "415": _ERROR,
                           "409": _answer({"$ref": "#/components/schemas/Error"}, "refused: too long, or 'on' for a dosing pump")},
         },
         "delete": {
             "summary": "End an override: the output's rule (or its safe state) decides again (write role)",
-            "responses": {"200": _answer(_OUTPUT, "the output"), "403": _ERROR, "404": _ERROR},
+            "responses": {"200": _answer(_OUTPUT, "the output"), "403": _ERROR, "404": _ERROR, "415": _ERROR},
         },
     },
 }

@@ -14,7 +14,7 @@ const outputRows = new Map(); // id -> {row, stateEl, whyEl, toggle, auto}
 async function outputsRequest(method, url, body) {
   const headers = { Accept: "application/json" };
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  if (body) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["Content-Type"] = "application/json"; // the hub refuses changes without it
   const response = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
   const data = await response.json();
   if (!response.ok) {
