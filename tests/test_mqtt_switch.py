@@ -74,12 +74,12 @@ def relay(io_loop):
 
     async def make(*args):
         made.append(Relay(*args))
-        await made[-1].ready.wait()
+        await asyncio.wait_for(made[-1].ready.wait(), 10)  # a relay that cannot connect fails the test, not hangs it
         return made[-1]
 
     yield make
     for r in made:
-        io_loop.run_sync(r.close)
+        io_loop.run_sync(r.close, timeout=10)
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -81,7 +81,7 @@ def sketch(io_loop):
 
     yield make
     for s in sketches:
-        io_loop.run_sync(s.close)
+        io_loop.run_sync(s.close, timeout=10)
 
 
 @pytest.mark.gen_test(timeout=30)
