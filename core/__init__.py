@@ -5,11 +5,12 @@ private and may change. docs/writing-plugins.md is the guide.
 """
 
 from smartanom.errors import ConfigError
-from smartanom.events import DeviceStatus, DeviceStatusChanged, SensorReading
+from smartanom.events import AlertChanged, DeviceStatus, DeviceStatusChanged, SensorReading
 from smartanom.hookspecs import hookimpl
 from smartanom.platform import Platform, PlatformOptions, PluginContext
 
 __all__ = [
+    "AlertChanged",
     "ConfigError",
     "DeviceStatus",
     "DeviceStatusChanged",

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from smartanom.alerts import config as alerts_config
+from smartanom.alerts.config import AlertsConfig, ProfileConfig, SensorAlertConfig
 from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
@@ -99,6 +101,8 @@ class SensorConfig(_Section):
     # a plugin's is counted as bad), so one garbage value cannot wreck a chart.
     min: float | None = None
     max: float | None = None
+    # Alert range and timing for this sensor, over its device's profile (core/alerts/).
+    alert: SensorAlertConfig | None = None
 
     @model_validator(mode="after")
     def _range_in_order(self):
@@ -123,6 +127,8 @@ class DeviceConfig(_Section):
     name: str = Field(min_length=1)
     # Seconds without a reading after which the device is marked inactive.
     offline_after: float = Field(30.0, gt=0)
+    # A plant profile (core/alerts/profiles.py or `profiles:`): alert ranges for its sensors.
+    profile: str | None = None
     sensors: list[SensorConfig] = []
 
     @field_validator("sensors", mode="before")
@@ -137,6 +143,8 @@ class _Root(_Section):
     auth: AuthConfig = AuthConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
+    alerts: AlertsConfig = AlertsConfig()
+    profiles: dict[str, ProfileConfig] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -174,6 +182,8 @@ class HubConfig:
     tokens: list[Token] = field(default_factory=list)
     # Entries whose platform is provided by no loaded plugin (only when some plugin failed to load).
     unavailable: list[ConfigIssue] = field(default_factory=list)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    profiles: dict[str, ProfileConfig] = field(default_factory=dict)
 
     def build_registry(self) -> Registry:
         return Registry.from_config(self.devices)
@@ -221,7 +231,8 @@ def load_config(
         _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
         raise ConfigError(sorted(issues, key=lambda i: i.line))
 
-    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth)
+    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth, alerts=root.alerts, profiles=root.profiles)
+    alerts_config.check(root.devices, root.profiles, data, filename, issues)
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
         for key in ("certfile", "keyfile"):
@@ -429,15 +440,20 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        fld = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        fld = _field(current, part) if isinstance(current, type) and issubclass(current, BaseModel) else None
         if fld is None:
             return []
         current = _inner_model(fld.annotation)
         if current is None:
             return []
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [f.alias or name for name, f in current.model_fields.items()]  # `for` rather than for_
     return []
+
+
+def _field(model: type[BaseModel], key: str):
+    """The field that YAML key `key` fills (by alias first, as in `for:`)."""
+    return next((f for name, f in model.model_fields.items() if f.alias == key), None) or model.model_fields.get(key)
 
 
 def _inner_model(annotation) -> type[BaseModel] | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import tornado.httpserver
 import tornado.netutil
 
+from smartanom.alerts.engine import AlertEngine
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
 from smartanom.config import HubConfig, PluginInstanceConfig
@@ -70,6 +71,7 @@ class Hub:
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
+        self.alerts = AlertEngine(config, self.registry, self.bus, self.fanout, self.status)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
@@ -98,6 +100,7 @@ class Hub:
         self.storage.attach(self.bus)
         self.status.start()
         self._unsubscribers = self.fanout.attach(self.bus)
+        await self.alerts.start()
 
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
@@ -138,6 +141,7 @@ class Hub:
         for conn in tuple(self.fanout.connections):
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")
         await self.status.stop()
+        await self.alerts.stop()
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()

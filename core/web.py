@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import tornado.web
 
 from smartanom import api, openapi
+from smartanom.alerts import api as alerts_api
 from smartanom.websocket import StreamHandler
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
         (r"/api/health/?", api.HealthHandler, {"hub": hub}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
+        *alerts_api.routes(hub),
         (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
     ]
     return tornado.web.Application(
