@@ -7,6 +7,7 @@ keeps it true by calling every route and checking each answer against the schema
 from __future__ import annotations
 
 from smartanom import api, history
+from smartanom.alerts import openapi as alerts_openapi
 
 _TIME = {"type": "string", "format": "date-time", "examples": ["2025-09-11T15:30:00Z"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -230,9 +231,10 @@ def spec() -> dict:
             "/api/openapi.json": {
                 "get": {"summary": "This description", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
             },
+            **alerts_openapi.PATHS,
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **alerts_openapi.SCHEMAS},
             "responses": {"Error": _json(_ref("Error"), "an error the client can act on")},
         },
     }
