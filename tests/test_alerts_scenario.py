@@ -121,6 +121,7 @@ async def test_out_of_range_and_back_reaches_the_grower_once(hub_factory, ws_cli
     assert "CRITICAL" in first["title"] and "7.2" in first["message"] and first["type"] == "failure"
     await wait_for(lambda: len(mail.messages) == 1, what="the e-mail")
     assert "CRITICAL" in mail.messages[0]["Subject"]
+    await wait_for(lambda: hub.alerts.notifier.sent == 2, what="both attempts to be done")  # the server has it before the client knows
 
     code, listing = await get(hub, "/api/alerts")
     assert code == 200 and [a["id"] for a in listing["alerts"]] == [started["id"]]
@@ -150,6 +151,7 @@ async def test_out_of_range_and_back_reaches_the_grower_once(hub_factory, ws_cli
     await publisher
     assert hook.bodies[1]["type"] == "success" and "Resolved" in hook.bodies[1]["title"]
     await wait_for(lambda: len(mail.messages) == 2, what="the resolved e-mail")
+    await wait_for(lambda: hub.alerts.notifier.sent == 2, what="both attempts to be done")
     code, listing = await get(hub, "/api/alerts")
     assert listing["alerts"] == []
     code, past = await get(hub, "/api/alerts?state=resolved")
