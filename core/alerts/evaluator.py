@@ -32,6 +32,10 @@ _WORDS = {
 }
 
 
+# How units read in a sentence ("pH is 7.2", "is 27 °C").
+_UNITS = {"ph": "", "celsius": " °C", "percent": " %"}
+
+
 @dataclass
 class _SensorState:
     heard: float  # monotonic time of the last reading (or of the start)
@@ -192,7 +196,8 @@ class Evaluator:
         lim = rule.limits
         good = f"good range {_bound(lim.min)} to {_bound(lim.max)}"
         source = f", profile {rule.profile}" if rule.profile else ""
-        return f"{sensor.name} on {sensor.device.name} is {value:g} {sensor.unit}, {_WORDS[trigger]} {threshold:g} ({good}{source})"
+        unit = _UNITS.get(sensor.unit, f" {sensor.unit}")
+        return f"{sensor.name} on {sensor.device.name} is {value:g}{unit}, {_WORDS[trigger]} {threshold:g} ({good}{source})"
 
     def _start(self, key, kind, device_id, sensor_id, severity, message, *, value=None, threshold=None,
                trigger="", recommendation="") -> Transition:

@@ -1,0 +1,87 @@
+"""GET /api/alerts and POST /api/alerts/{id}/ack on a real hub: roles, errors, the
+device and sensor streams, and maintenance silencing a device."""
+
+import json
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient
+
+READ, WRITE = "r" * 20, "w" * 20
+
+HUB = """
+alerts:
+  for: 0
+  no_data_after: 0
+devices:
+  - id: 1
+    name: Tank
+    profile: basil
+    sensors:
+      - {id: 1, type: ph}
+  - id: 2
+    name: Other
+    sensors:
+      - {id: 2, type: ec, alert: {max: 2.0}}
+"""
+
+
+async def call(hub, path, method="GET", body=None, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await AsyncHTTPClient().fetch(hub.url + path, method=method, body=body, headers=headers, raise_error=False,
+                                             allow_nonstandard_methods=True)
+    return response.code, json.loads(response.body)
+
+
+@pytest.mark.gen_test
+async def test_ack_needs_a_write_token_when_auth_is_on(hub_factory, ws_client, monkeypatch):
+    monkeypatch.setenv("HUB_TOKENS", f"read:{READ}, write:{WRITE}")
+    hub = await hub_factory(HUB + "auth:\n  enabled: true\n  tokens_env: HUB_TOKENS\n")
+    hub.accept_reading(hub.registry.sensor(1), 7.5, None)
+    (alert,) = hub.alerts.active()
+    assert (await call(hub, "/api/alerts"))[0] == 401
+    code, listing = await call(hub, "/api/alerts", token=READ)
+    assert code == 200 and listing["alerts"][0]["severity"] == "critical"
+    code, error = await call(hub, f"/api/alerts/{alert.id}/ack", "POST", b"", token=READ)
+    assert code == 403 and error["error"]["code"] == "FORBIDDEN"
+    code, acked = await call(hub, f"/api/alerts/{alert.id}/ack", "POST", b"", token=WRITE)
+    assert code == 200 and acked["acknowledged_by"] == "$HUB_TOKENS[2]"  # the token's name
+
+
+@pytest.mark.gen_test
+async def test_errors_name_the_problem(hub_factory):
+    hub = await hub_factory(HUB)
+    code, error = await call(hub, "/api/alerts/999/ack", "POST", b"")
+    assert code == 404 and error["error"]["code"] == "UNKNOWN_ALERT"
+    code, error = await call(hub, "/api/alerts?state=old")
+    assert code == 400 and error["error"]["parameter"] == "state"
+    hub.accept_reading(hub.registry.sensor(1), 7.5, None)
+    (alert,) = hub.alerts.active()
+    code, error = await call(hub, f"/api/alerts/{alert.id}/ack", "POST", b"{not json")
+    assert code == 400 and error["error"]["code"] == "INVALID_BODY"
+    code, rules = await call(hub, "/api/alerts/rules")
+    by_sensor = {r["sensor_id"]: r for r in rules["rules"]}
+    assert (by_sensor[1]["profile"], by_sensor[1]["min"], by_sensor[1]["critical_max"]) == ("basil", 5.5, 7.0)
+    assert (by_sensor[2]["profile"], by_sensor[2]["max"], by_sensor[2]["min"]) == (None, 2.0, None)
+
+
+@pytest.mark.gen_test
+async def test_device_and_sensor_streams_get_only_their_own_alerts(hub_factory, ws_client):
+    hub = await hub_factory(HUB)
+    device1, sensor2 = await ws_client(hub, "/ws/device/1/"), await ws_client(hub, "/ws/sensor/2/")
+    hub.accept_reading(hub.registry.sensor(2), 2.5, None)
+    hub.accept_reading(hub.registry.sensor(1), 7.5, None)
+    assert (await sensor2.receive(type="alert"))["sensor_id"] == 2
+    assert (await device1.receive(type="alert"))["sensor_id"] == 1
+    assert [m for m in await sensor2.nothing_within(0.3) if m["type"] == "alert"] == []
+    assert [m for m in await device1.nothing_within(0.3) if m["type"] == "alert"] == []
+
+
+@pytest.mark.gen_test
+async def test_maintenance_silences_a_device(hub_factory, ws_client):
+    hub = await hub_factory(HUB)
+    client = await ws_client(hub, "/ws/sensor-data/")
+    await client.request({"type": "device_status", "device_id": 1, "status": "maintenance"}, type="device_status")
+    for _ in range(5):
+        hub.accept_reading(hub.registry.sensor(1), 9.0, None)  # probe out of the tank for cleaning
+    assert [m for m in await client.nothing_within(0.5) if m["type"] == "alert"] == []
+    assert hub.alerts.active() == []
