@@ -76,19 +76,22 @@ class SensorLimitsConfig(_Strict):
         return self
 
 
+def _known_type(name: str) -> str:
+    if name not in SENSOR_TYPES:
+        hint = difflib.get_close_matches(name, SENSOR_TYPES, n=1)
+        raise ValueError(f"unknown sensor type '{name}' (known: {', '.join(SENSOR_TYPES)})" + (f". Did you mean '{hint[0]}'?" if hint else ""))
+    return name
+
+
+SensorType = Annotated[str, AfterValidator(_known_type)]
+
+
 class ProfileConfig(_Strict):
     """An entry of `profiles:`: a new profile, or more of a built-in one (same name)."""
 
     extends: str | None = None
     description: str = ""
-    sensors: dict[str, SensorLimitsConfig] = {}
-
-    @model_validator(mode="after")
-    def _known_types(self):
-        unknown = [t for t in self.sensors if t not in SENSOR_TYPES]
-        if unknown:
-            raise ValueError(f"unknown sensor type(s) {', '.join(unknown)} under sensors (known: {', '.join(SENSOR_TYPES)})")
-        return self
+    sensors: dict[SensorType, SensorLimitsConfig] = {}
 
 
 def _apprise_url(url: str) -> str:
