@@ -144,6 +144,13 @@ def test_maintenance_silences_a_device(tmp_path):
     assert feed(ev, clock, ph, [6.0] * 10) == []  # timers start afresh
 
 
+def test_a_replayed_backlog_is_not_evaluated(tmp_path):
+    ev, reg, clock = make(tmp_path)
+    ph = reg.sensor(2)  # for: 0
+    assert ev.reading(ph, 0.1, clock.time() - 3600) == []  # an hour-old reading, replayed by an edge hub
+    assert [e for e, _ in ev.reading(ph, 0.1, clock.time() - 5)] == ["started"]
+
+
 def test_other_subsystems_raise_and_resolve_their_own_alerts(tmp_path):
     ev, reg, clock = make(tmp_path)
     started = ev.raise_alert("sensor_1_calibration_due", "calibration_due", "warning", "pH probe calibration is due", device_id=1, sensor_id=1)

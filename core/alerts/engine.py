@@ -135,7 +135,7 @@ class AlertEngine:
         return alert.device_id is not None and self.status.status.get(alert.device_id) is DeviceStatus.MAINTENANCE
 
     def _on_reading(self, reading: SensorReading) -> None:
-        self._apply(self.evaluator.reading(reading.sensor, reading.value))
+        self._apply(self.evaluator.reading(reading.sensor, reading.value, reading.timestamp))
 
     def _on_status(self, event: DeviceStatusChanged) -> None:
         self._apply(self.evaluator.device_status(event.device.id, event.status, event.reason))

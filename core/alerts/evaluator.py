@@ -32,6 +32,9 @@ _WORDS = {
 }
 
 
+# A reading stamped this many seconds before now is history, not news: it is not evaluated.
+STALE_READING = 120.0
+
 # How units read in a sentence ("pH is 7.2", "is 27 °C").
 _UNITS = {"ph": "", "celsius": " °C", "percent": " %"}
 
@@ -63,9 +66,11 @@ class Evaluator:
 
     # --- what happens ------------------------------------------------------------------
 
-    def reading(self, sensor: Sensor, value: float) -> list[Transition]:
+    def reading(self, sensor: Sensor, value: float, timestamp: float | None = None) -> list[Transition]:
         if sensor.device.id in self.maintenance:
             return []
+        if timestamp is not None and timestamp < self.clock.time() - STALE_READING:
+            return []  # a backlog replayed (an edge hub catching up): it says nothing about now
         state = self._sensors[sensor.id]
         state.heard, state.value = self.clock.monotonic(), value
         out = self._resolve(f"sensor_{sensor.id}_no_data", "a reading arrived")
