@@ -21,7 +21,7 @@ from smartanom.alerts import store as db
 from smartanom.alerts.evaluator import Evaluator, Transition
 from smartanom.alerts.model import Alert, Clock
 from smartanom.alerts.notify import Notifier
-from smartanom.alerts.rules import build_rules
+from smartanom.alerts.rules import build_rules, inactive_key, no_data_key, range_key
 from smartanom.alerts.store import AlertStore
 from smartanom.events import AlertChanged, DeviceStatus, DeviceStatusChanged, SensorReading
 
@@ -123,6 +123,20 @@ class AlertEngine:
         transitions = self.evaluator.acknowledge(alert_id, by)
         self._apply(transitions)
         return next(a for a in self.evaluator.active.values() if a.id == alert_id)
+
+    def catalog(self) -> list[dict]:
+        """Every condition watched: {key, name, device_id, sensor_id}, for mirrors such as MQTT."""
+        if not self.enabled:
+            return []
+        rules = []
+        for device in self.registry.devices.values():
+            rules.append({"key": inactive_key(device.id), "name": f"{device.name} inactive", "device_id": device.id, "sensor_id": None})
+            for sensor in device.sensors:
+                if sensor.id in self.rules.ranges:
+                    rules.append({"key": range_key(sensor.id), "name": f"{sensor.name} out of range", "device_id": device.id, "sensor_id": sensor.id})
+                if self.rules.no_data_after.get(sensor.id, 0) > 0:
+                    rules.append({"key": no_data_key(sensor.id), "name": f"{sensor.name} silent", "device_id": device.id, "sensor_id": sensor.id})
+        return rules
 
     def check(self) -> None:
         """Run timers now (the tick loop calls this; tests on a FakeClock call it after advancing)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from smartanom.alerts.model import ACKNOWLEDGED, FIRING, RESOLVED, Alert, Clock
-from smartanom.alerts.rules import RangeRule, Rules
+from smartanom.alerts.rules import RangeRule, Rules, inactive_key, no_data_key
 from smartanom.events import DeviceStatus
 from smartanom.registry import Registry, Sensor
 
@@ -73,14 +73,14 @@ class Evaluator:
             return []  # a backlog replayed (an edge hub catching up): it says nothing about now
         state = self._sensors[sensor.id]
         state.heard, state.value = self.clock.monotonic(), value
-        out = self._resolve(f"sensor_{sensor.id}_no_data", "a reading arrived")
+        out = self._resolve(no_data_key(sensor.id), "a reading arrived")
         rule = self.rules.ranges.get(sensor.id)
         if rule is not None:
             out += self._check_range(rule, sensor, state)
         return out
 
     def device_status(self, device_id: int, status: DeviceStatus, reason: str = "") -> list[Transition]:
-        key = f"device_{device_id}_inactive"
+        key = inactive_key(device_id)
         if status is DeviceStatus.MAINTENANCE:
             self.maintenance.add(device_id)
             return []
@@ -113,10 +113,10 @@ class Evaluator:
             if rule is not None and state.value is not None:
                 out += self._check_range(rule, sensor, state)
             silent_after = self.rules.no_data_after.get(sensor_id, 0)
-            key = f"sensor_{sensor_id}_no_data"
+            key = no_data_key(sensor_id)
             if (
                 silent_after > 0 and now - state.heard > silent_after and key not in self.active
-                and f"device_{sensor.device.id}_inactive" not in self.active  # the device alert says it already
+                and inactive_key(sensor.device.id) not in self.active  # the device alert says it already
             ):
                 out.append(self._start(
                     key, "no_data", sensor.device.id, sensor_id, self.settings.no_data_severity,

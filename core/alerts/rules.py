@@ -14,6 +14,19 @@ from dataclasses import dataclass
 from smartanom.alerts.profiles import BUILTIN, HYSTERESIS, ADVICE, Limits, Profile
 
 
+# The keys of the conditions the hub watches itself (other subsystems choose their own).
+def range_key(sensor_id: int) -> str:
+    return f"sensor_{sensor_id}_range"
+
+
+def no_data_key(sensor_id: int) -> str:
+    return f"sensor_{sensor_id}_no_data"
+
+
+def inactive_key(device_id: int) -> str:
+    return f"device_{device_id}_inactive"
+
+
 @dataclass(frozen=True)
 class RangeRule:
     """A sensor's ranges, resolved. `key` names the rule in alerts and on MQTT."""
@@ -148,7 +161,7 @@ def build_rules(devices, alerts_cfg, profiles_cfg: dict) -> Rules:
             pending = alert.for_ if alert is not None and alert.for_ is not None else alerts_cfg.for_
             limits, source = effective_limits(device, sensor, profiles)
             if limits is not None:
-                ranges[sensor.id] = RangeRule(f"sensor_{sensor.id}_range", sensor.id, device.id, limits, pending, source)
+                ranges[sensor.id] = RangeRule(range_key(sensor.id), sensor.id, device.id, limits, pending, source)
             silent = alert.no_data_after if alert is not None and alert.no_data_after is not None else alerts_cfg.no_data_after
             no_data[sensor.id] = silent
     return Rules(ranges, no_data)
