@@ -189,8 +189,10 @@ class Bridge:
             for message in self._status_snapshot():
                 self.outbox.put(message)
         if self.options.publish_alerts:
-            for message in alerts.snapshot(self.ctx.alert_rules(), self.ctx.active_alerts(), self.topics, self.options.qos):
-                self.outbox.put(message)
+            # Straight to the broker, not through the bounded outbox, where current states would
+            # push out queued readings; changes queued meanwhile follow them, in order.
+            snapshot = alerts.snapshot(self.ctx.alert_rules(), self.ctx.active_alerts(), self.topics, self.options.qos)
+            await asyncio.gather(*(client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain) for m in snapshot))
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         """The hub is stopping: say goodbye ourselves (a clean disconnect sends no will)."""
