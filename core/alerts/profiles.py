@@ -101,6 +101,8 @@ def _profile(name: str, description: str, **rows: tuple) -> Profile:
 
 
 # (good min, good max, critical min, critical max) per sensor type; sources in docs/alerts.md.
+# TDS is EC x 700 (the "700 scale" most TDS pens use), except the generic profile's,
+# which are the original product's own figures.
 BUILTIN: dict[str, Profile] = {
     p.name: p
     for p in (
@@ -108,7 +110,7 @@ BUILTIN: dict[str, Profile] = {
             "generic", "Fallbacks of the original SmarTanom product, for any leafy crop",
             ph=(5.8, 6.2, 5.5, 6.5),
             tds=(800, 1500, 600, 1800),
-            ec=(1.2, 2.2, 0.8, 3.0),
+            ec=(1.1, 2.1, 0.9, 2.6),
             water_temperature=(18, 24, 15, 28),
             air_temperature=(18, 26, 10, 35),
             humidity=(50, 70, 30, 90),
@@ -118,7 +120,7 @@ BUILTIN: dict[str, Profile] = {
             "lettuce", "Lettuce (and most salad greens) in NFT or deep water culture",
             ph=(5.6, 6.2, 5.2, 6.8),
             ec=(0.8, 1.4, 0.6, 2.0),
-            tds=(560, 840, 400, 1200),
+            tds=(560, 980, 420, 1400),
             water_temperature=(18, 24, 15, 27),
             air_temperature=(16, 24, 7, 30),
             humidity=(50, 70, 30, 90),
@@ -128,7 +130,7 @@ BUILTIN: dict[str, Profile] = {
             "basil", "Sweet basil and other culinary herbs",
             ph=(5.5, 6.5, 5.0, 7.0),
             ec=(1.0, 1.6, 0.7, 2.2),
-            tds=(700, 1120, 500, 1500),
+            tds=(700, 1120, 490, 1540),
             water_temperature=(18, 25, 15, 28),
             air_temperature=(20, 27, 10, 32),
             humidity=(40, 65, 30, 85),
@@ -138,7 +140,7 @@ BUILTIN: dict[str, Profile] = {
             "tomato", "Tomato (fruiting stage), in NFT, rockwool or Dutch buckets",
             ph=(5.5, 6.5, 5.0, 7.0),
             ec=(2.0, 3.5, 1.5, 5.0),
-            tds=(1400, 2450, 1000, 3500),
+            tds=(1400, 2450, 1050, 3500),
             water_temperature=(18, 24, 15, 27),
             air_temperature=(18, 27, 10, 32),
             humidity=(60, 80, 40, 90),
@@ -148,7 +150,7 @@ BUILTIN: dict[str, Profile] = {
             "strawberry", "Strawberry (day-neutral varieties) in gutters or towers",
             ph=(5.5, 6.2, 5.0, 6.8),
             ec=(1.0, 1.5, 0.7, 2.2),
-            tds=(700, 1050, 500, 1500),
+            tds=(700, 1050, 490, 1540),
             water_temperature=(16, 22, 12, 26),
             air_temperature=(15, 26, 5, 30),
             humidity=(60, 75, 40, 90),
