@@ -165,8 +165,10 @@ def _last_told(alert: Alert, target: Target) -> float | None:
 
 
 def _shown(url: str) -> str:
+    """The URL as Apprise prints it with secrets masked, without its query of defaults:
+    short for people, and the same across Apprise versions (it keys what was delivered)."""
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    return plugin.url(privacy=True) if plugin is not None else "(invalid URL)"
+    return plugin.url(privacy=True).split("?")[0] if plugin is not None else "(invalid URL)"
 
 
 def _send(url: str, title: str, body: str, kind: str, timeout: float) -> tuple[bool, str]:
