@@ -311,6 +311,8 @@ class HealthHandler(JSONHandler):
         if storage.error is not None:
             problems.append(storage.error)
         problems += [f"plugin instance {i['label']} is {i['state']}: {i['last_error']}" for i in instances if i["state"] == "restarting"]
+        if hub.alerts.store.error is not None:
+            problems.append(f"alerts cannot be stored: {hub.alerts.store.error}")
         started = hub.started_at
         self.set_status(503 if problems else 200)
         self.send_json(
@@ -334,6 +336,7 @@ class HealthHandler(JSONHandler):
                     "lag": round(storage.lag, 3),
                     "purged": storage.purged,
                 },
+                "alerts": hub.alerts.health(),
                 "websocket": {
                     "errors": stats.errors,
                     "rate_limited": stats.rate_limited,

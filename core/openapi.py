@@ -53,6 +53,12 @@ SCHEMAS = {
                 },
             },
             "websocket": {"type": "object", "additionalProperties": _COUNT},
+            "alerts": {
+                "type": "object",
+                "description": "active alerts, notification attempts sent, failed and waiting (docs/alerts.md)",
+                "required": ["active", "notifications", "store_error"],
+                "properties": {"active": _COUNT, "notifications": {"type": "object", "additionalProperties": _COUNT}, "store_error": {"type": ["string", "null"]}},
+            },
         },
     },
     "Error": {

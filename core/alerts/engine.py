@@ -138,6 +138,15 @@ class AlertEngine:
                     rules.append({"key": no_data_key(sensor.id), "name": f"{sensor.name} silent", "device_id": device.id, "sensor_id": sensor.id})
         return rules
 
+    def health(self) -> dict:
+        """For /api/health: how many alerts are active, and how notifying goes."""
+        notifier = self.notifier
+        return {
+            "active": len(self.evaluator.active),
+            "notifications": {"sent": notifier.sent, "failed": notifier.failed, "pending": notifier.pending},
+            "store_error": self.store.error,
+        }
+
     def check(self) -> None:
         """Run timers now (the tick loop calls this; tests on a FakeClock call it after advancing)."""
         self._apply(self.evaluator.tick())

@@ -76,12 +76,7 @@ class AlertStore:
 
     def _open(self, conn: sqlite3.Connection) -> list[Alert]:
         self._last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
-        rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts WHERE state != ? ORDER BY id", (RESOLVED,)).fetchall()
-        alerts = [Alert(**dict(zip(_COLUMNS, row))) for row in rows]
-        # Resolved alerts whose resolved notice is still owed come back too (the notifier decides).
-        for alert in alerts:
-            alert.delivered = _delivered(conn, alert.id)
-        return alerts
+        return _alerts(conn, "state != ? ORDER BY id", (RESOLVED,), delivered=True)
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -116,11 +111,7 @@ def record_attempt(conn: sqlite3.Connection, alert_id: int, ts: float, notice: s
 def listing(conn: sqlite3.Connection, states: tuple[str, ...], limit: int) -> list[dict]:
     """Alerts in `states`, newest first, each with its notification attempts and events."""
     marks = ", ".join("?" * len(states))
-    rows = conn.execute(
-        f"SELECT {', '.join(_COLUMNS)} FROM alerts WHERE state IN ({marks}) ORDER BY started_at DESC, id DESC LIMIT ?",
-        (*states, limit),
-    ).fetchall()
-    alerts = [Alert(**dict(zip(_COLUMNS, row))) for row in rows]
+    alerts = _alerts(conn, f"state IN ({marks}) ORDER BY started_at DESC, id DESC LIMIT ?", (*states, limit))
     return [dict(a.as_json(), notifications=attempts(conn, a.id)) for a in alerts]
 
 
@@ -138,12 +129,16 @@ def attempts(conn: sqlite3.Connection, alert_id: int) -> list[dict]:
 
 def owed_resolved(conn: sqlite3.Connection, since: float) -> list[Alert]:
     """Alerts resolved after `since` (a restart) whose resolved notice never got through."""
-    rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts WHERE state = ? AND resolved_at >= ?", (RESOLVED, since)).fetchall()
-    alerts = []
-    for row in rows:
-        alert = Alert(**dict(zip(_COLUMNS, row)))
-        alert.delivered = _delivered(conn, alert.id)
-        alerts.append(alert)
+    return _alerts(conn, "state = ? AND resolved_at >= ?", (RESOLVED, since), delivered=True)
+
+
+def _alerts(conn: sqlite3.Connection, where: str, params: tuple, delivered: bool = False) -> list[Alert]:
+    """Alerts matching `where`; with `delivered`, each knows which notices reached whom."""
+    rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts WHERE {where}", params).fetchall()
+    alerts = [Alert(**dict(zip(_COLUMNS, row))) for row in rows]
+    if delivered:
+        for alert in alerts:
+            alert.delivered = _delivered(conn, alert.id)
     return alerts
 
 
