@@ -85,3 +85,18 @@ async def test_maintenance_silences_a_device(hub_factory, ws_client):
         hub.accept_reading(hub.registry.sensor(1), 9.0, None)  # probe out of the tank for cleaning
     assert [m for m in await client.nothing_within(0.5) if m["type"] == "alert"] == []
     assert hub.alerts.active() == []
+
+
+@pytest.mark.gen_test
+async def test_an_unwritable_database_does_not_stop_alerting(hub_factory, ws_client, tmp_path):
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the database's directory should be")
+    hub = await hub_factory(HUB + f"storage:\n  path: {blocker / 'hub.db'}\n")
+    client = await ws_client(hub, "/ws/sensor-data/")
+    hub.accept_reading(hub.registry.sensor(1), 7.5, None)
+    assert (await client.receive(type="alert"))["severity"] == "critical"
+    code, listing = await call(hub, "/api/alerts")
+    assert code == 200 and listing["alerts"][0]["notifications"] == []
+    code, health = await call(hub, "/api/health")
+    assert code == 503 and health["alerts"]["active"] == 1 and health["alerts"]["store_error"]
+    assert any(p.startswith("alerts cannot be stored") for p in health["problems"])

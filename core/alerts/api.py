@@ -34,10 +34,16 @@ class AlertsHandler(_AlertsHandler):
         limit = parse_limit(self.get_query_argument("limit", "100"))
         if state == "active":
             active = self.engine.active()[:limit]
-            attempts = await self.engine.store.call(_attempts_of, [a.id for a in active])
+            try:
+                attempts = await self.engine.store.call(_attempts_of, [a.id for a in active])
+            except Exception:  # the database is failing (see /api/health): the alerts themselves are in memory
+                attempts = [[] for _ in active]
             alerts = [dict(a.as_json(), notifications=n) for a, n in zip(active, attempts)]
         else:
-            alerts = await self.engine.store.call(db.listing, STATES[state], limit)
+            try:
+                alerts = await self.engine.store.call(db.listing, STATES[state], limit)
+            except Exception as exc:
+                raise APIError(503, "STORAGE_FAILING", f"past alerts cannot be read: {type(exc).__name__}: {exc}; see /api/health") from None
             live = {a.id: a for a in self.engine.active()}  # memory is newer than the store by a moment
             alerts = [dict(item, **live[item["id"]].as_json()) if item["id"] in live else item for item in alerts]
         self.send_json({"alerts": alerts})

@@ -54,9 +54,8 @@ class AlertEngine:
         return self.settings.enabled
 
     async def start(self) -> None:
-        restored = await self.store.open()
+        restored, owed = await self.store.open(owed_since=self.clock.time() - OWED_WINDOW)
         self.evaluator.restore(restored)
-        owed = await self.store.call(db.owed_resolved, self.clock.time() - OWED_WINDOW)
         for alert in restored:
             self.notifier.notify(alert, "started")  # only targets it never reached
         for alert in owed:

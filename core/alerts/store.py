@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -37,9 +38,21 @@ class AlertStore:
 
     # --- on the loop --------------------------------------------------------------------
 
-    async def open(self) -> list[Alert]:
-        """Connect, and return the alerts that were active when the hub last stopped."""
-        return await self.call(self._open)
+    async def open(self, owed_since: float) -> tuple[list[Alert], list[Alert]]:
+        """Connect; return the alerts that were active when the hub last stopped, and those
+        resolved since `owed_since` (the notifier sends resolved notices still owed).
+
+        A database that cannot be opened (core/storage.py reports it loudly) does not stop
+        alerting: it runs in memory, and writes are tried again as alerts change.
+        """
+        try:
+            return await self.call(self._open, owed_since)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            # Ids must not collide with the stored alerts we could not read: start far above them.
+            self._last_id = int(time.time())
+            log.error("Could not read alerts from %s (%s): alerting goes on in memory", self.path, self.error)
+            return [], []
 
     def next_id(self) -> int:
         self._last_id += 1
@@ -62,8 +75,13 @@ class AlertStore:
 
     def _with_conn(self, fn, *args):
         if self._conn is None:
-            self._conn = connect(self.path)
-            schema.upgrade(self._conn)
+            conn = connect(self.path)
+            try:
+                schema.upgrade(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return fn(self._conn, *args)
 
     def _guarded(self, fn, *args) -> None:
@@ -74,9 +92,10 @@ class AlertStore:
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("Could not write alerts to %s: %s", self.path, self.error)
 
-    def _open(self, conn: sqlite3.Connection) -> list[Alert]:
+    def _open(self, conn: sqlite3.Connection, owed_since: float) -> tuple[list[Alert], list[Alert]]:
         self._last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
-        return _alerts(conn, "state != ? ORDER BY id", (RESOLVED,), delivered=True)
+        active = _alerts(conn, "state != ? ORDER BY id", (RESOLVED,), delivered=True)
+        return active, _alerts(conn, "state = ? AND resolved_at >= ?", (RESOLVED, owed_since), delivered=True)
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -125,11 +144,6 @@ def attempts(conn: sqlite3.Connection, alert_id: int) -> list[dict]:
         {"at": format_timestamp(ts), "notice": notice, "target": target, "attempt": attempt, "ok": bool(ok), "error": error}
         for ts, notice, target, attempt, ok, error in rows
     ]
-
-
-def owed_resolved(conn: sqlite3.Connection, since: float) -> list[Alert]:
-    """Alerts resolved after `since` (a restart) whose resolved notice never got through."""
-    return _alerts(conn, "state = ? AND resolved_at >= ?", (RESOLVED, since), delivered=True)
 
 
 def _alerts(conn: sqlite3.Connection, where: str, params: tuple, delivered: bool = False) -> list[Alert]:
