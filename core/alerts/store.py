@@ -18,9 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from smartanom import schema
 from smartanom.alerts.model import RESOLVED, Alert
-from smartanom.storage import connect
+from smartanom.storage import open_database
 
 log = logging.getLogger("smartanom.alerts")
 
@@ -75,13 +74,7 @@ class AlertStore:
 
     def _with_conn(self, fn, *args):
         if self._conn is None:
-            conn = connect(self.path)
-            try:
-                schema.upgrade(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
+            self._conn = open_database(self.path)
         return fn(self._conn, *args)
 
     def _guarded(self, fn, *args) -> None:
