@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from smartanom.alerts import config as alerts_config
 from smartanom.alerts.config import AlertsConfig, ProfileConfig, SensorAlertConfig
+from smartanom.calibration import config as calibration_config
 from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
@@ -145,6 +146,8 @@ class _Root(_Section):
     plugins: list[dict[str, Any]] = []
     alerts: AlertsConfig = AlertsConfig()
     profiles: dict[str, ProfileConfig] = {}
+    calibration: calibration_config.CalibrationConfig = calibration_config.CalibrationConfig()
+    derived: list[calibration_config.DerivedConfig] = []
 
     @model_validator(mode="before")
     @classmethod
@@ -184,9 +187,14 @@ class HubConfig:
     unavailable: list[ConfigIssue] = field(default_factory=list)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     profiles: dict[str, ProfileConfig] = field(default_factory=dict)
+    calibration: calibration_config.CalibrationConfig = field(default_factory=calibration_config.CalibrationConfig)
+    derived: list[calibration_config.DerivedConfig] = field(default_factory=list)
 
     def build_registry(self) -> Registry:
-        return Registry.from_config(self.devices)
+        registry = Registry.from_config(self.devices)
+        for entry in self.derived:
+            registry.sensors[entry.sensor].computed = True
+        return registry
 
 
 def load_config(
@@ -228,11 +236,13 @@ def load_config(
     _check_unique(data, filename, issues, raw_devices)
     registry = Registry.from_config(devices)
     if root is None:
+        issues.extend(calibration_config.check_valid_parts(data, registry, filename))
         _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
         raise ConfigError(sorted(issues, key=lambda i: i.line))
 
-    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth, alerts=root.alerts, profiles=root.profiles)
+    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth, alerts=root.alerts, profiles=root.profiles, calibration=root.calibration, derived=root.derived)
     alerts_config.check(root.devices, root.profiles, data, filename, issues)
+    issues.extend(calibration_config.check(root.calibration, root.derived, registry, data, filename))
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
         for key in ("certfile", "keyfile"):

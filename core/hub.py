@@ -19,9 +19,14 @@ import tornado.netutil
 from smartanom.alerts.engine import AlertEngine
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
+from smartanom.calibration.latest import LatestReadings
+from smartanom.calibration.service import CalibrationService
+from smartanom.calibration.store import CalibrationStore
 from smartanom.config import HubConfig, PluginInstanceConfig
+from smartanom.derived.service import DerivedSensors
 from smartanom.events import SensorReading
 from smartanom.history import History
+from smartanom.metrics import LoopLag
 from smartanom.platform import PluginContext
 from smartanom.protocol import CLOSE_GOING_AWAY
 from smartanom.plugins import PluginHost
@@ -72,11 +77,15 @@ class Hub:
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
         self.alerts = AlertEngine(config, self.registry, self.bus, self.fanout, self.status)
+        self.latest = LatestReadings()
+        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest, alerts=self.alerts)
+        self.derived = DerivedSensors(self.registry, config.derived, self.latest, self.accept_reading)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
+        self.loop_lag = LoopLag()  # for GET /metrics
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
@@ -89,9 +98,12 @@ class Hub:
         scheme = "https" if self.config.server.ssl is not None else "http"
         return f"{scheme}://{shown}:{self.port}"
 
-    def accept_reading(self, sensor: Sensor, value: float, timestamp: float | None, source: str = "") -> None:
+    def accept_reading(
+        self, sensor: Sensor, value: float, timestamp: float | None, source: str = "",
+        raw: float | None = None, calibration_id: int | None = None,
+    ) -> None:
         """Put a validated reading on the bus. Call on the loop (plugins use PluginContext)."""
-        self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source))
+        self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source, raw, calibration_id))
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -99,8 +111,11 @@ class Hub:
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
         self.status.start()
+        self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus)
         await self.alerts.start()
+        self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
+        await self.calibration.start()
 
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
@@ -122,6 +137,7 @@ class Hub:
         if self._stopped:
             return
         self._stopped = True
+        self.loop_lag.stop()
         if self._server is not None:
             self._server.stop()
         for task in self._tasks:
@@ -142,6 +158,7 @@ class Hub:
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")
         await self.status.stop()
         await self.alerts.stop()
+        await self.calibration.stop()
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()

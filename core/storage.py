@@ -126,7 +126,7 @@ class Storage:
         if len(self._readings) + len(self._held) >= self.max_pending:
             self.dropped += 1
             return
-        self._readings.append((reading.sensor.id, reading.timestamp, reading.value))
+        self._readings.append((reading.sensor.id, reading.timestamp, reading.value, reading.raw, reading.calibration_id))
 
     def _on_status(self, event: DeviceStatusChanged) -> None:
         self._statuses.append((event.device.id, event.timestamp, event.status.value, event.reason))
@@ -219,7 +219,7 @@ class Storage:
         for attempt in range(3):
             try:
                 with conn:
-                    conn.executemany("INSERT INTO readings (sensor_id, ts, value) VALUES (?, ?, ?)", readings)
+                    conn.executemany("INSERT INTO readings (sensor_id, ts, value, raw, calibration_id) VALUES (?, ?, ?, ?, ?)", readings)
                     conn.executemany(
                         "INSERT INTO device_status (device_id, ts, status, reason) VALUES (?, ?, ?, ?)", statuses
                     )

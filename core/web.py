@@ -9,6 +9,8 @@ import tornado.web
 
 from smartanom import api, openapi
 from smartanom.alerts import api as alerts_api
+from smartanom import api, metrics, openapi
+from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
 
 if TYPE_CHECKING:
@@ -46,7 +48,9 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/health/?", api.HealthHandler, {"hub": hub}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
         *alerts_api.routes(hub),
+        *calibration_api.routes(hub),
         (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
+        (r"/metrics", metrics.MetricsHandler, {"hub": hub, "registry": metrics.make_registry(hub)}),
     ]
     return tornado.web.Application(
         routes,

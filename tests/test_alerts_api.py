@@ -6,6 +6,8 @@ import json
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
+from alert_receivers import wait_for
+
 READ, WRITE = "r" * 20, "w" * 20
 
 HUB = """
@@ -100,3 +102,36 @@ async def test_an_unwritable_database_does_not_stop_alerting(hub_factory, ws_cli
     code, health = await call(hub, "/api/health")
     assert code == 503 and health["alerts"]["active"] == 1 and health["alerts"]["store_error"]
     assert any(p.startswith("alerts cannot be stored") for p in health["problems"])
+
+
+@pytest.mark.gen_test
+async def test_a_due_calibration_is_an_alert(hub_factory, ws_client):
+    """core/calibration raises its reminder through the engine's raise_alert (docs/calibration.md)."""
+    hub = await hub_factory(HUB + "calibration:\n  sensors:\n    - sensor: 1\n")
+    # Listed for calibration and never calibrated: due as soon as the reminder check runs.
+    (alert,) = await wait_for(lambda: hub.alerts.active_for_sensor(1), what="the calibration reminder")
+    assert (alert.kind, alert.key, alert.severity, alert.device_id) == ("calibration_due", "sensor_1_calibration_due", "warning", 1)
+    assert "never been calibrated" in alert.message and "smartanom calibrate 1" in alert.recommendation
+    code, listing = await call(hub, "/api/alerts")
+    assert [a["kind"] for a in listing["alerts"]] == ["calibration_due"]
+
+
+@pytest.mark.gen_test
+async def test_a_database_at_a_later_version_without_the_alert_tables_gets_them(hub_factory, tmp_path):
+    """A development database that took step 3 (calibration) before step 2 (alerts) was merged."""
+    import sqlite3
+
+    from smartanom import schema
+
+    path = tmp_path / "dev.db"
+    conn = sqlite3.connect(path)
+    for step in schema.MIGRATIONS:
+        if step.version != 2:
+            conn.executescript(step.sql)
+    conn.execute(f"PRAGMA user_version = {schema.LATEST}")
+    conn.commit()
+    conn.close()
+    hub = await hub_factory(HUB + f"storage:\n  path: {path}\n")
+    hub.accept_reading(hub.registry.sensor(1), 7.5, None)
+    code, listing = await call(hub, "/api/alerts?state=all")
+    assert code == 200 and hub.alerts.store.error is None

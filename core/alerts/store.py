@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from smartanom import schema
 from smartanom.alerts.model import RESOLVED, Alert
 from smartanom.storage import open_database
 
@@ -86,6 +87,12 @@ class AlertStore:
             log.error("Could not write alerts to %s: %s", self.path, self.error)
 
     def _open(self, conn: sqlite3.Connection, owed_since: float) -> tuple[list[Alert], list[Alert]]:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alerts'").fetchone() is None:
+            # A database that reached a later schema version before step 2 was merged
+            # (a development build): its statements are all IF NOT EXISTS, so run it now.
+            step = next(m for m in schema.MIGRATIONS if m.version == 2)
+            conn.executescript(f"BEGIN;\n{step.sql}\nCOMMIT;")
+            log.warning("Added the alert tables (schema step 2) to %s, which had a later version without them", self.path)
         self._last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
         active = _alerts(conn, "state != ? ORDER BY id", (RESOLVED,), delivered=True)
         return active, _alerts(conn, "state = ? AND resolved_at >= ?", (RESOLVED, owed_since), delivered=True)
