@@ -135,3 +135,15 @@ async def test_a_database_at_a_later_version_without_the_alert_tables_gets_them(
     hub.accept_reading(hub.registry.sensor(1), 7.5, None)
     code, listing = await call(hub, "/api/alerts?state=all")
     assert code == 200 and hub.alerts.store.error is None
+
+
+@pytest.mark.gen_test
+async def test_metrics_count_active_alerts(hub_factory):
+    hub = await hub_factory(HUB)
+    hub.accept_reading(hub.registry.sensor(1), 7.5, None)
+    hub.accept_reading(hub.registry.sensor(2), 2.1, None)
+    response = await AsyncHTTPClient().fetch(hub.url + "/metrics")
+    text = response.body.decode()
+    assert 'smartanom_alerts_active{severity="critical"} 1.0' in text
+    assert 'smartanom_alerts_active{severity="warning"} 1.0' in text
+    assert 'smartanom_alert_notifications_total{result="failed"} 0.0' in text
