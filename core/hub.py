@@ -157,8 +157,8 @@ class Hub:
         for conn in tuple(self.fanout.connections):
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")
         await self.status.stop()
-        await self.alerts.stop()
         await self.calibration.stop()
+        await self.alerts.stop()  # after calibration, which may still resolve a reminder
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()

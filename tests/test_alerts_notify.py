@@ -11,6 +11,7 @@ import pytest
 from smartanom.alerts import store as db
 from smartanom.alerts.engine import AlertEngine
 from smartanom.alerts.model import FakeClock
+from smartanom.alerts.notify import STOP_WAIT
 from smartanom.bus import EventBus
 from smartanom.config import load_config
 from smartanom.status import StatusTracker
@@ -130,7 +131,7 @@ HUB = """
 alerts:
   notify: ["json://127.0.0.1:{port}/hook"]
   for: 0
-  timeout: 5
+  timeout: 30
 devices:
   - id: 1
     name: Tank
@@ -156,5 +157,8 @@ async def test_a_hanging_notification_service_never_delays_readings(hub_factory,
             assert update["value"] == 7.0 + value / 100
         assert hub.alerts.notifier._busy  # still waiting on the service...
         assert time.monotonic() - started < 2.0  # ...while 20 readings went through
+        stopping = time.monotonic()
+        await hub.stop()  # and it does not hold up a stopping hub beyond STOP_WAIT
+        assert time.monotonic() - stopping < STOP_WAIT + 2.0
     finally:
         server.close()

@@ -75,9 +75,8 @@ class AlertEngine:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.notifier.close)
-        await loop.run_in_executor(None, self.store.close)
+        await self.notifier.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
     # --- the public surface for people and other subsystems ---------------------------------
 

@@ -31,6 +31,9 @@ from smartanom.protocol import format_timestamp
 log = logging.getLogger("smartanom.alerts")
 
 FIRING_NOTICES = ("started", "escalated", "repeat")
+# A stopping hub waits this long for a notification being sent, then leaves it behind
+# (it is sent again at the next start: delivered notices are the ones recorded).
+STOP_WAIT = 3.0
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Notifier:
         self.targets = [Target(url, _shown(url)) for url in urls]
         self._queues: dict[tuple[int, str], deque[_Job]] = {}  # (alert id, target) -> its notices in order
         self._busy: set[tuple[int, str]] = set()
+        self._inflight: set[asyncio.Future] = set()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="smartanom-notify")
         self.sent = 0
         self.failed = 0
@@ -109,6 +113,8 @@ class Notifier:
         job.attempt += 1
         title, body, kind = compose(job.alert, job.notice)
         future = asyncio.get_running_loop().run_in_executor(self._pool, _send, job.target.url, title, body, kind, self.settings.timeout)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
         future.add_done_callback(lambda f: self._done(key, job, f))
 
     def _done(self, key, job: _Job, future) -> None:
@@ -134,8 +140,12 @@ class Notifier:
         job.due = self.clock.monotonic() + delay
         log.warning("Notifying %s about alert %d failed (attempt %d: %s); again in %g s", job.target.shown, job.alert.id, job.attempt, error, delay)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    async def stop(self) -> None:
+        """Let an attempt under way finish (at most STOP_WAIT seconds), send nothing more."""
+        self._queues.clear()
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=STOP_WAIT)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def compose(alert: Alert, notice: str) -> tuple[str, str, str]:

@@ -60,8 +60,10 @@ class AlertStore:
 
     def submit(self, fn: Callable, *args) -> None:
         """Run a write on the store's thread; a failure is logged, never raised here."""
-        future = self._pool.submit(self._guarded, fn, *args)
-        del future
+        try:
+            self._pool.submit(self._guarded, fn, *args)
+        except RuntimeError:  # closed: the hub is stopping and something still changed an alert
+            log.warning("Alert store closed; not recorded: %s%s", getattr(fn, "__name__", fn), args[:2])
 
     async def call(self, fn: Callable[..., Any], *args) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._with_conn, fn, *args)
