@@ -147,3 +147,16 @@ async def test_metrics_count_active_alerts(hub_factory):
     assert 'smartanom_alerts_active{severity="critical"} 1.0' in text
     assert 'smartanom_alerts_active{severity="warning"} 1.0' in text
     assert 'smartanom_alert_notifications_total{result="failed"} 0.0' in text
+
+
+@pytest.mark.gen_test
+async def test_an_alert_whose_rule_left_the_config_resolves_at_start(hub_factory, tmp_path):
+    db = tmp_path / "kept.db"
+    hub = await hub_factory(HUB + f"storage:\n  path: {db}\n")
+    hub.accept_reading(hub.registry.sensor(2), 2.5, None)
+    assert [a.key for a in hub.alerts.active()] == ["sensor_2_range"]
+    await hub.stop()
+    hub = await hub_factory(HUB.replace("alert: {max: 2.0}", "alert: {enabled: false}") + f"storage:\n  path: {db}\n")
+    assert hub.alerts.active() == []
+    code, past = await call(hub, "/api/alerts?state=resolved")
+    assert [a["key"] for a in past["alerts"]] == ["sensor_2_range"]

@@ -62,6 +62,8 @@ class AlertEngine:
             self.notifier.notify(alert, "resolved")
         if restored:
             log.info("%d alert(s) still active from before the restart", len(restored))
+        # A rule taken out of the config while its alert was active: nothing would ever resolve it.
+        self._apply([t for alert in restored if not self._still_watched(alert) for t in self.evaluator.resolve(alert.key)])
         if self.enabled:
             self._unsubscribers = [
                 self.bus.subscribe(SensorReading, self._on_reading),
@@ -151,6 +153,15 @@ class AlertEngine:
         self.notifier.tick(self.active())
 
     # --- internals -------------------------------------------------------------------------
+
+    def _still_watched(self, alert: Alert) -> bool:
+        if alert.kind == "range":
+            return alert.sensor_id in self.rules.ranges
+        if alert.kind == "no_data":
+            return self.rules.no_data_after.get(alert.sensor_id, 0) > 0
+        if alert.kind == "inactive":
+            return alert.device_id in self.registry.devices
+        return True  # raised by another subsystem: it resolves its own
 
     def _silenced(self, alert: Alert) -> bool:
         return alert.device_id is not None and self.status.status.get(alert.device_id) is DeviceStatus.MAINTENANCE
