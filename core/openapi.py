@@ -60,6 +60,16 @@ SCHEMAS = {
                 "required": ["active", "notifications", "store_error"],
                 "properties": {"active": _COUNT, "notifications": {"type": "object", "additionalProperties": _COUNT}, "store_error": {"type": ["string", "null"]}},
             },
+            "loop": {
+                "type": ["object", "null"],
+                "description": "event-loop stalls seen by the watchdog (null when watchdog.enabled is false)",
+                "properties": {
+                    "threshold": {"type": "number"},
+                    "stalls": _COUNT,
+                    "longest": {"type": "number", "description": "seconds"},
+                    "last": {"type": ["object", "null"]},
+                },
+            },
         },
     },
     "Error": {

@@ -18,8 +18,8 @@ STATES = {"active": (FIRING, ACKNOWLEDGED), "resolved": (RESOLVED,), "all": (FIR
 
 
 class _AlertsHandler(JSONHandler):
-    def initialize(self, hub, engine) -> None:
-        super().initialize(hub)
+    def initialize(self, auth, engine) -> None:
+        super().initialize(auth)
         self.engine = engine
 
 
@@ -52,8 +52,8 @@ class AlertsHandler(_AlertsHandler):
 class AlertAckHandler(_AlertsHandler):
     def post(self, alert_id: str) -> None:
         by = "anonymous"
-        if self.hub.auth.enabled:
-            token = self.hub.auth.identify(token_from_request(self.request))
+        if self.auth.enabled:
+            token = self.auth.identify(token_from_request(self.request))
             if token.role is not Role.WRITE:
                 raise APIError(403, "FORBIDDEN", f"the token {token.name!r} has the read role: acknowledging an alert needs a write token")
             by = token.name
@@ -84,7 +84,7 @@ def _attempts_of(conn, alert_ids: list[int]) -> list[list[dict]]:
 
 
 def routes(hub) -> list:
-    args = {"hub": hub, "engine": hub.alerts}
+    args = {"auth": hub.auth, "engine": hub.alerts}
     return [
         (r"/api/alerts/?", AlertsHandler, args),
         (r"/api/alerts/rules/?", AlertRulesHandler, args),

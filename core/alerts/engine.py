@@ -164,7 +164,7 @@ class AlertEngine:
         return True  # raised by another subsystem: it resolves its own
 
     def _silenced(self, alert: Alert) -> bool:
-        return alert.device_id is not None and self.status.status.get(alert.device_id) is DeviceStatus.MAINTENANCE
+        return alert.device_id is not None and self.status.of(alert.device_id) is DeviceStatus.MAINTENANCE
 
     def _on_reading(self, reading: SensorReading) -> None:
         self._apply(self.evaluator.reading(reading.sensor, reading.value, reading.timestamp))

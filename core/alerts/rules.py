@@ -111,7 +111,7 @@ def effective_limits(device_cfg, sensor_cfg, profiles: dict[str, Profile]) -> tu
     """
     from smartanom.registry import SENSOR_TYPES
 
-    unit = sensor_cfg.unit or SENSOR_TYPES[sensor_cfg.type]
+    unit = sensor_cfg.unit or SENSOR_TYPES.get(sensor_cfg.type, "")  # a plugin's type: no profile covers it
     alert = sensor_cfg.alert
     if alert is not None and not alert.enabled:
         return None, None
@@ -179,7 +179,7 @@ def skipped_for_unit(devices, profiles_cfg: dict) -> list[str]:
             continue
         for sensor in device.sensors:
             limits = profile.sensors.get(sensor.type)
-            unit = sensor.unit or SENSOR_TYPES[sensor.type]
+            unit = sensor.unit or SENSOR_TYPES.get(sensor.type, "")
             if limits is not None and limits.unit and limits.unit != unit and (sensor.alert is None or sensor.alert.min is None and sensor.alert.max is None):
                 notes.append(f"sensor {sensor.id} ({sensor.type}, {unit}) of device {device.id}: profile '{profile.name}' gives its range in {limits.unit}, so it has no alert range; set alert: {{min, max}} on the sensor")
     return notes
