@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from smartanom.alerts import config as alerts_config
+from smartanom.alerts.config import AlertsConfig, ProfileConfig, SensorAlertConfig
 from smartanom.control.checks import check_control, check_outputs
 from smartanom.control.config import ControlConfig
 from smartanom.control.outputs import OutputKind, OutputOptions
@@ -106,6 +108,8 @@ class SensorConfig(_Section):
     # a plugin's is counted as bad), so one garbage value cannot wreck a chart.
     min: float | None = None
     max: float | None = None
+    # Alert range and timing for this sensor, over its device's profile (core/alerts/).
+    alert: SensorAlertConfig | None = None
 
     @model_validator(mode="after")
     def _range_in_order(self):
@@ -132,6 +136,8 @@ class DeviceConfig(_Section):
     name: str = Field(min_length=1)
     # Seconds without a reading after which the device is marked inactive.
     offline_after: float = Field(30.0, gt=0)
+    # A plant profile (core/alerts/profiles.py or `profiles:`): alert ranges for its sensors.
+    profile: str | None = None
     sensors: list[SensorConfig] = []
 
     @field_validator("sensors", mode="before")
@@ -147,6 +153,8 @@ class _Root(_Section):
     watchdog: WatchdogConfig = WatchdogConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
+    alerts: AlertsConfig = AlertsConfig()
+    profiles: dict[str, ProfileConfig] = {}
     # Checked by core/control/checks.py against the output types plugins provide.
     outputs: list[dict[str, Any]] = []
     control: dict[str, Any] = {}
@@ -189,6 +197,8 @@ class HubConfig:
     tokens: list[Token] = field(default_factory=list)
     # Entries whose platform is provided by no loaded plugin (only when some plugin failed to load).
     unavailable: list[ConfigIssue] = field(default_factory=list)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    profiles: dict[str, ProfileConfig] = field(default_factory=dict)
     outputs: list[OutputOptions] = field(default_factory=list)
     control: ControlConfig = field(default_factory=ControlConfig)
     calibration: calibration_config.CalibrationConfig = field(default_factory=calibration_config.CalibrationConfig)
@@ -259,9 +269,10 @@ def load_config(
 
     config = HubConfig(
         filename, root.server, root.storage, root.devices, auth=root.auth, calibration=root.calibration,
-        derived=root.derived, sensor_types=sensor_types, watchdog=root.watchdog,
+        derived=root.derived, sensor_types=sensor_types, watchdog=root.watchdog, alerts=root.alerts, profiles=root.profiles,
         outputs=outputs, control=control or ControlConfig(),
     )
+    alerts_config.check(root.devices, root.profiles, data, filename, issues)
     issues.extend(calibration_config.check(root.calibration, root.derived, registry, data, filename))
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
@@ -500,15 +511,20 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        fld = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        fld = _field(current, part) if isinstance(current, type) and issubclass(current, BaseModel) else None
         if fld is None:
             return []
         current = _inner_model(fld.annotation)
         if current is None:
             return []
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [f.alias or name for name, f in current.model_fields.items()]  # `for` rather than for_
     return []
+
+
+def _field(model: type[BaseModel], key: str):
+    """The field that YAML key `key` fills (by alias first, as in `for:`)."""
+    return next((f for name, f in model.model_fields.items() if f.alias == key), None) or model.model_fields.get(key)
 
 
 def _inner_model(annotation) -> type[BaseModel] | None:

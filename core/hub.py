@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import tornado.httpserver
 import tornado.netutil
 
+from smartanom.alerts.engine import AlertEngine
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
 from smartanom.calibration.latest import LatestReadings
@@ -23,7 +24,7 @@ from smartanom.calibration.service import CalibrationService
 from smartanom.calibration.store import CalibrationStore
 from smartanom.config import HubConfig, PluginInstanceConfig
 from smartanom.control import stream as output_stream
-from smartanom.control.interlocks import BeingCalibrated
+from smartanom.control.interlocks import BeingCalibrated, SensorFaultAlert
 from smartanom.control.setup import build_control
 from smartanom.derived.service import DerivedSensors
 from smartanom.events import SensorReading
@@ -82,8 +83,9 @@ class Hub:
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
+        self.alerts = AlertEngine(config, self.registry, self.bus, self.fanout, self.status)
         self.latest = LatestReadings()
-        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest)
+        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest, alerts=self.alerts)
         self.derived = DerivedSensors(self.registry, config.derived, self.latest, self.accept_reading)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
         self.watchdog = LoopWatchdog(config.watchdog.threshold, self._count_stall) if config.watchdog.enabled else None
@@ -128,8 +130,9 @@ class Hub:
         self.control = build_control(
             self.config.control, self.config.outputs, self.plugins.output_kinds, self.bus, self.shared, self.config.storage.path
         )
-        self.control.interlocks.append(BeingCalibrated(self.calibration))
+        self.control.interlocks += [BeingCalibrated(self.calibration), SensorFaultAlert(self.alerts, self.registry)]
         self._unsubscribers.append(output_stream.attach(self.bus, self.fanout))
+        await self.alerts.start()
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
         await self.calibration.start()
 
@@ -180,6 +183,7 @@ class Hub:
         await self.calibration.stop()
         if self.watchdog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.watchdog.stop)
+        await self.alerts.stop()  # after calibration, which may still resolve a reminder
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()

@@ -176,3 +176,20 @@ async def test_a_calibration_session_holds_dosing_on_its_sensor(hub_factory):
     assert hub.control.journal.doses("ph") == []
     record = hub.control.journal.actuations(limit=5, output_id="acid")
     assert record[0]["source"] == "interlock" and "being calibrated" in record[0]["reason"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_sensor_fault_alert_holds_dosing_and_a_range_alert_does_not(hub_factory):
+    hub = await hub_factory(HUB.replace("control:\n", "control:\n  period: 0.05\n"))
+    doser = hub.control.dosers[0]
+    hub.alerts.raise_alert("probe-range", "range", "pH 6.5 above 6.2", sensor_id=1)
+    hub.accept_reading(hub.registry.sensor(1), 6.5, None)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not hub.control.journal.doses("ph"):  # a range alert is about the tank: dosing goes on
+        assert loop.time() < deadline, doser.held
+        await asyncio.sleep(0.02)
+    hub.alerts.raise_alert("probe-fault", "no_data", "no reading from sensor 1 for 300 s", sensor_id=1)
+    while doser.held != "alert on sensor 1: no reading from sensor 1 for 300 s":
+        assert loop.time() < deadline + 5, doser.held
+        await asyncio.sleep(0.02)

@@ -6,8 +6,8 @@ a reason; a reason that appears or clears is logged, stored and streamed once.
 
 Built in: a stale sensor, an implausible reading, a low water level, the
 hour/day limits (core/control/dosing.py), a sensor in a calibration session
-(`BeingCalibrated`, added by the hub), and `SensorHolds`, the plug for other
-parts of the hub, e.g. a sensor-fault alert holding a sensor while it fires:
+(`BeingCalibrated`, added by the hub), a sensor-fault alert (`SensorFaultAlert`,
+added by the hub), and `SensorHolds`, the plug for any other part of the hub:
 
     hub.control.holds.hold(sensor_id, "calibration", "being calibrated")
     hub.control.holds.release(sensor_id, "calibration")
@@ -102,6 +102,29 @@ class BeingCalibrated:
         for sensor_id in controller.sensor_ids:
             if self.calibration.is_calibrating(sensor_id):
                 return f"sensor {sensor_id} is being calibrated"
+        return None
+
+
+# Alert kinds that say a sensor cannot be trusted (a range alert is about the tank, not the probe:
+# pH above its range is exactly when dosing should act). Other subsystems may raise "*_fault".
+FAULT_KINDS = ("no_data", "inactive")
+
+
+class SensorFaultAlert:
+    """Dosing holds while an alert says one of its sensors (or that sensor's device) is at fault
+    (core/alerts/engine.py)."""
+
+    def __init__(self, alerts, registry) -> None:
+        self.alerts = alerts
+        self.registry = registry
+
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        for sensor_id in controller.sensor_ids:
+            sensor = self.registry.sensor(sensor_id)
+            found = self.alerts.active_for_sensor(sensor_id) + (self.alerts.active_for_device(sensor.device.id) if sensor else [])
+            for alert in found:
+                if alert.kind in FAULT_KINDS or alert.kind.endswith("_fault"):
+                    return f"alert on sensor {sensor_id}: {alert.message}"
         return None
 
 

@@ -33,6 +33,6 @@ def attach(bus, fanout):
     """Stream every OutputChanged through the fan-out; returns the unsubscriber."""
 
     def send(event: OutputChanged) -> None:
-        fanout.broadcast(json.dumps(output_state(event), separators=(",", ":")), event.output.options.device)
+        fanout.broadcast(json.dumps(output_state(event), separators=(",", ":")), device_id=event.output.options.device)
 
     return bus.subscribe(OutputChanged, send)

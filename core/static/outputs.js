@@ -98,8 +98,8 @@ for (const [label, seconds] of OVERRIDE_CHOICES) {
   document.querySelector("#output-row").content.querySelector(".output-for").append(new Option(label, seconds));
 }
 
-document.addEventListener("hub-message", (event) => {
+document.addEventListener("smartanom:message", (event) => {
   const message = event.detail;
   if (message.type === "output_state" && message.ok) showOutput(message.output_id, message);
 });
-document.addEventListener("hub-reload", loadOutputs);
+document.addEventListener("smartanom:reload", loadOutputs);
