@@ -253,3 +253,18 @@ async def test_a_failing_control_loop_makes_every_output_safe_and_goes_on(tmp_pa
     await rig.run_for(120)
     assert rig.outputs.get("lights").on in (True, False) and rig.events[-1].source == "schedule"
     await rig.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_interlock_mid_pulse_stops_the_pump_at_once(tmp_path):
+    rig = Rig(tmp_path, control(pump_ml_per_s=0.1), ACID, tank=TankSettings(pump_ml_per_s=0.1))  # 10 ml take 100 s
+    rig.ph_sensor = 7.5
+    await rig.start()
+    await rig.run_for(15)
+    assert rig.outputs.get("acid").on is True
+    rig.control.holds.hold(1, "test", "probe pulled out")
+    await rig.run_for(10)  # within one period
+    assert rig.outputs.get("acid").on is False
+    assert rig.events[-1].source == "interlock" and "probe pulled out" in rig.events[-1].reason
+    assert rig.tank.dosed_ml["ph_down"] < 2.5  # stopped after ~1.5 ml, not the 10 ml pulse
+    await rig.stop()

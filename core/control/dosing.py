@@ -72,9 +72,14 @@ class DosingController:
         }
 
     async def step(self, now: float) -> None:
-        if self.pumping:
-            return  # the pulse's own task ends it
         cause, reason = self._hold_reason(now)
+        if self.pumping:
+            if cause in (None, "day", "hour"):
+                return  # the pulse's own task ends it (the running dose is already in the limits)
+            # A stale or faulty sensor, a low level... mid-pulse: stop the pump now. The record
+            # keeps the whole dose, so the limits count more than was given, never less.
+            self.cancel()
+            self.pumping = False
         if cause != self._cause:
             # Logged, stored and streamed once per cause, not again each period
             # as the value in its text moves (a level of 9.0, 8.9, 9.1 ...).
