@@ -14,27 +14,38 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+import dataclasses
+
+import tornado.iostream
 import tornado.web
 
-from smartanom import history
+from smartanom import cursors, history
 from smartanom.auth import token_from_request
 from smartanom.protocol import format_timestamp
+from smartanom.throttle import Throttle
 
 if TYPE_CHECKING:
     from smartanom.hub import Hub
     from smartanom.registry import Device, Sensor
 
+log = logging.getLogger("smartanom.api")
+
 # Readings (or buckets) per page: the default, and the most one request may ask for.
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
+# A CSV of a whole range goes out in chunks of this many rows, each fetched and
+# formatted off the event loop, so a long export never holds up live readings.
+CSV_CHUNK = 2000
 
-READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor")
+# `token` is the access token (core/auth.py), accepted on every route.
+READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor", "token")
 
 
 class APIError(tornado.web.HTTPError):
@@ -151,29 +162,30 @@ class SensorHandler(JSONHandler):
 
 
 class ReadingsHandler(JSONHandler):
-    """A sensor's stored readings, raw or as min/mean/max buckets, as JSON or CSV."""
+    """A sensor's stored readings, raw or as min/mean/max buckets, as JSON or CSV.
+
+    Rows are fetched and formatted on the history pool, never on the event loop.
+    A CSV without `limit` is the whole requested range, streamed in chunks.
+    """
 
     async def get(self, sensor_id: str) -> None:
         sensor = self.sensor_or_404(sensor_id)
         query, as_csv = self._parse(sensor)
-        page = await self.hub.history.run(history.fetch, query)
-        next_url = self._next_url(page) if page.next_cursor is not None else None
+        if as_csv and self.get_query_argument("limit", None) is None:
+            return await self._stream_csv(sensor, query)
+        params = {k: v[0].decode() for k, v in self.request.query_arguments.items() if k != "cursor"}
+        head = {
+            "sensor_id": sensor.id,
+            "unit": sensor.unit,
+            "order": "desc" if query.newest_first else "asc",
+            "bucket": self.get_query_argument("bucket", None),
+        }
+        body, next_url = await self.hub.history.run(_page_body, query, as_csv, head, self.request.path, params)
         if next_url:
             self.set_header("Link", f'<{next_url}>; rel="next"')
         if as_csv:
-            return self._send_csv(sensor, query, page)
-        key = "buckets" if query.bucket else "readings"
-        rows = [_bucket_json(b) for b in page.rows] if query.bucket else [reading_json(r) for r in page.rows]
-        self.send_json(
-            {
-                "sensor_id": sensor.id,
-                "unit": sensor.unit,
-                "order": "desc" if query.newest_first else "asc",
-                "bucket": self.get_query_argument("bucket", None),
-                key: rows,
-                "next": next_url,
-            }
-        )
+            self._csv_headers(sensor)
+        self.finish(body)
 
     def _parse(self, sensor: "Sensor") -> tuple[history.Query, bool]:
         for name, values in self.request.query_arguments.items():
@@ -199,26 +211,61 @@ class ReadingsHandler(JSONHandler):
         if fmt not in (None, "json", "csv"):
             raise bad_parameter("format", f"must be 'json' or 'csv', got {fmt!r}")
         as_csv = fmt == "csv" or (fmt is None and "text/csv" in self.request.headers.get("Accept", ""))
-        cursor = parse_cursor(arg("cursor", None), bucketed=bucket is not None)
+        cursor = parse_cursor(arg("cursor", None), sensor.id, bucket)
         return history.Query(sensor.id, since, until, limit, order == "desc", bucket, cursor), as_csv
 
-    def _next_url(self, page: history.Page) -> str:
-        params = {k: v[0].decode() for k, v in self.request.query_arguments.items() if k != "cursor"}
-        params["cursor"] = format_cursor(page.next_cursor)
-        return f"{self.request.path}?{urlencode(params)}"
-
-    def _send_csv(self, sensor: "Sensor", query: history.Query, page: history.Page) -> None:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        if query.bucket:
-            writer.writerow(["timestamp", "min", "mean", "max", "count"])
-            writer.writerows([format_timestamp(b.start), b.min, b.mean, b.max, b.count] for b in page.rows)
-        else:
-            writer.writerow(["timestamp", "value"])
-            writer.writerows([format_timestamp(r.ts), r.value] for r in page.rows)
+    def _csv_headers(self, sensor: "Sensor") -> None:
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="sensor-{sensor.id}-readings.csv"')
-        self.finish(out.getvalue())
+
+    async def _stream_csv(self, sensor: "Sensor", query: history.Query) -> None:
+        self._csv_headers(sensor)
+        query = dataclasses.replace(query, limit=CSV_CHUNK)
+        first = True
+        while True:
+            chunk, cursor = await self.hub.history.run(_csv_chunk, query, first)
+            first = False
+            self.write(chunk)
+            try:
+                await self.flush()  # waits until the client has taken it: a slow reader slows only itself
+            except tornado.iostream.StreamClosedError:
+                return
+            if cursor is None:
+                break
+            query = dataclasses.replace(query, cursor=cursor)
+        self.finish()
+
+
+def _page_body(conn, query: history.Query, as_csv: bool, head: dict, path: str, params: dict) -> tuple[bytes, str | None]:
+    """One page as a response body, and its `next` URL. Runs on the history pool."""
+    page = history.fetch(conn, query)
+    next_url = None
+    if page.next_cursor is not None:
+        next_url = f"{path}?{urlencode(dict(params, cursor=cursors.encode(query.sensor_id, query.bucket, page.next_cursor)))}"
+    if as_csv:
+        return _csv_rows(query, page.rows, header=True), next_url
+    key = "buckets" if query.bucket else "readings"
+    rows = [_bucket_json(b) for b in page.rows] if query.bucket else [reading_json(r) for r in page.rows]
+    return json.dumps(dict(head, **{key: rows, "next": next_url})).encode(), next_url
+
+
+def _csv_chunk(conn, query: history.Query, header: bool) -> tuple[bytes, tuple[float, int] | float | None]:
+    page = history.fetch(conn, query)
+    return _csv_rows(query, page.rows, header), page.next_cursor
+
+
+def _csv_rows(query: history.Query, rows: list, header: bool) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    if query.bucket:
+        if header:
+            writer.writerow(["timestamp", "min", "mean", "max", "count"])
+        writer.writerows([format_timestamp(b.start), b.min, b.mean, b.max, b.count] for b in rows)
+    else:
+        if header:
+            writer.writerow(["timestamp", "value"])
+        writer.writerows([format_timestamp(r.ts), r.value] for r in rows)
+    return out.getvalue().encode()
 
 
 def _bucket_json(bucket: history.Bucket) -> dict:
@@ -264,23 +311,14 @@ def parse_limit(text: str | None) -> int:
     return limit
 
 
-def format_cursor(cursor: tuple[float, int] | float) -> str:
-    if isinstance(cursor, tuple):
-        return f"{cursor[0]!r}_{cursor[1]}"
-    return repr(cursor)
-
-
-def parse_cursor(text: str | None, bucketed: bool) -> tuple[float, int] | float | None:
-    """The `cursor` of a `next` link back into a history.Query cursor."""
+def parse_cursor(text: str | None, sensor_id: int, bucket: int | None) -> tuple[float, int] | float | None:
+    """The `cursor` of a `next` link back into a history.Query cursor (core/cursors.py)."""
     if text is None:
         return None
     try:
-        if bucketed:
-            return float(text)
-        ts, row_id = text.split("_")
-        return float(ts), int(row_id)
-    except ValueError:
-        raise bad_parameter("cursor", "not a cursor from a 'next' link of the same query (with the same 'bucket')") from None
+        return cursors.decode(text, sensor_id, bucket)
+    except ValueError as exc:
+        raise bad_parameter("cursor", f"{exc}; copy the whole 'next' URL of the same query") from None
 
 
 class NotFoundHandler(JSONHandler):
@@ -301,8 +339,44 @@ class PluginsHandler(JSONHandler):
         )
 
 
+class HealthWatch:
+    """Logs the health a probe sees when it changes, and a reminder at most once a minute.
+
+    A monitoring probe asks every few seconds; a 503 per probe in the log would
+    bury everything else (the access log line of a health answer is DEBUG).
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.reminder = Throttle()
+
+    def saw(self, problems: list[str]) -> None:
+        if bool(problems) == bool(self.problems):
+            self.problems = problems
+            if problems and self.reminder.ready():
+                log.warning("Health still degraded (%d probes since the last line): %s", self.reminder.take_skipped(), "; ".join(problems))
+            return
+        if problems:
+            log.error("Health degraded: %s", "; ".join(problems))
+        else:
+            log.warning("Health ok again")
+        self.problems = problems
+        self.reminder.reset()
+        self.reminder.ready()
+
+
 class HealthHandler(JSONHandler):
-    """For monitoring probes: 200 when all is well, 503 when storage is failing or a plugin is crash-looping."""
+    """For monitoring probes: 200 when all is well, 503 when storage is failing,
+    a reading was ever dropped, or a plugin is crash-looping. HEAD answers like GET."""
+
+    quiet_log = True  # HealthWatch logs changes instead (core/websurface.log_request)
+
+    def initialize(self, hub: "Hub", watch: HealthWatch) -> None:
+        super().initialize(hub)
+        self.watch = watch
+
+    def head(self) -> None:
+        self.get()  # Tornado sends the headers without the body
 
     def get(self) -> None:
         hub, storage, stats = self.hub, self.hub.storage, self.hub.fanout.stats
@@ -310,8 +384,11 @@ class HealthHandler(JSONHandler):
         problems = []
         if storage.error is not None:
             problems.append(storage.error)
+        if storage.dropped:
+            problems.append(f"{storage.dropped} accepted readings were dropped, not stored (see the log)")
         problems += [f"plugin instance {i['label']} is {i['state']}: {i['last_error']}" for i in instances if i["state"] == "restarting"]
         started = hub.started_at
+        self.watch.saw(problems)
         self.set_status(503 if problems else 200)
         self.send_json(
             {

@@ -13,12 +13,12 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-import tornado.httpserver
 import tornado.netutil
 
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
-from smartanom.config import HubConfig, PluginInstanceConfig
+from smartanom.errors import ConfigError
+from smartanom.config import HubConfig, PluginInstanceConfig, reload_tokens
 from smartanom.events import SensorReading
 from smartanom.history import History
 from smartanom.platform import PluginContext
@@ -29,6 +29,7 @@ from smartanom.status import StatusTracker
 from smartanom.storage import Storage
 from smartanom.web import make_app
 from smartanom.websocket import FanOut
+from smartanom.websurface import MAX_HEADER_BYTES, HubHTTPServer, raise_open_files_limit
 
 log = logging.getLogger("smartanom.hub")
 
@@ -66,6 +67,7 @@ class Hub:
         self.storage = Storage(
             store.path, store.flush_interval,
             max_pending=store.max_pending, keep_days=store.keep_days, purge_interval=store.purge_interval,
+            recovery_path=store.recovery_path,
         )
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
@@ -75,7 +77,7 @@ class Hub:
         self.port: int | None = None
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
-        self._server: tornado.httpserver.HTTPServer | None = None
+        self._server: HubHTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
         self._stopped = False
@@ -91,8 +93,25 @@ class Hub:
         """Put a validated reading on the bus. Call on the loop (plugins use PluginContext)."""
         self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source))
 
+    def reload_tokens(self) -> bool:
+        """Read the tokens again (SIGHUP). On a problem the old tokens stay; False."""
+        if not self.config.auth.enabled:
+            log.info("Token reload asked for, but auth is off")
+            return False
+        try:
+            tokens = reload_tokens(self.config)
+        except ConfigError as exc:
+            log.error("Tokens not reloaded, the old ones stay in force: %s", exc)
+            return False
+        self.auth.replace(tokens)
+        log.info("Tokens reloaded: %d in force (connections already open keep their role)", len(tokens))
+        return True
+
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        before, after = raise_open_files_limit()
+        if after != before:
+            log.info("Open-files limit raised from %d to %d", before, after)
         self.bus.bind_loop(self.loop)
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
@@ -102,7 +121,11 @@ class Hub:
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
         self.port = sockets[0].getsockname()[1]
-        self._server = tornado.httpserver.HTTPServer(make_app(self), xheaders=True, ssl_options=self._ssl_context())
+        self._server = HubHTTPServer(
+            make_app(self), xheaders=True, ssl_options=self._ssl_context(),
+            idle_connection_timeout=server.idle_timeout, max_header_size=MAX_HEADER_BYTES,
+            max_connections=server.max_connections, max_per_client=server.max_connections_per_client,
+        )
         self._server.add_sockets(sockets)
         self.started_at = time.time()
 
