@@ -15,9 +15,11 @@ import signal
 import socket
 import sys
 
+from smartanom.auth import RedactTokens
 from smartanom.config import load_config
 from smartanom.errors import ConfigError, PluginError
 from smartanom.plugins import PluginHost
+from smartanom.storage import REFUSE_AT, WAKE_AT
 
 log = logging.getLogger("smartanom")
 
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())  # no token in any line, whoever logs it (docs/security.md)
     # One line per HTTP request would wear out a Pi's SD card; DEBUG shows them.
     logging.getLogger("tornado.access").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     try:
@@ -80,6 +84,26 @@ def main(argv: list[str] | None = None) -> int:
     except PluginError as exc:
         print(f"Plugin error: {exc}", file=sys.stderr)
         return 2
+
+
+def _storage_warnings(config) -> list[str]:
+    """Does one flush interval's worth of the configured plugins' readings fit under max_pending?"""
+    registry = config.build_registry()
+    rates = [i.options.readings_per_second(registry) for i in config.plugins]
+    rate = sum(r for r in rates if r)
+    store = config.storage
+    held = rate * store.flush_interval
+    room = int(store.max_pending * REFUSE_AT)
+    if held < room * WAKE_AT / REFUSE_AT:
+        return []
+    # The writer is woken early, so this is not yet a refusal; but near it, one slow
+    # write (an SD card's pause) turns into refused readings.
+    verdict = "more than" if held >= room else "close to"
+    return [
+        f"{config.file}: storage.flush_interval {store.flush_interval:g} s at the plugins' {rate:g} readings/s "
+        f"(plus whatever WebSocket clients send) gathers {held:.0f} readings per flush, {verdict} storage.max_pending "
+        f"({store.max_pending}; new readings are refused from {room} held): raise max_pending or lower flush_interval"
+    ]
 
 
 def _env_log_level(parser: argparse.ArgumentParser) -> str:
@@ -118,6 +142,7 @@ def _warnings(config) -> list[str]:
         found.append(f"{config.file} defines no devices: the hub would serve nothing (see docs/configuration.md)")
     elif not config.plugins:
         found.append(f"{config.file} has no plugin instances: only WebSocket clients can send readings")
+    found += _storage_warnings(config)
     if config.auth.enabled and config.auth.tokens_file:
         secrets = os.path.join(os.path.dirname(config.file), config.auth.tokens_file)
         try:
@@ -166,6 +191,7 @@ async def _serve(hub) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hub.reload_tokens)
     try:
         await hub.start()
     except OSError as exc:

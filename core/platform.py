@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from pydantic import BaseModel, ConfigDict
 
 from smartanom.protocol import EARLIEST, MAX_CLOCK_SKEW
+from smartanom.throttle import Throttle
 
 if TYPE_CHECKING:
     from smartanom.events import DeviceStatus
@@ -39,6 +40,12 @@ class PlatformOptions(BaseModel):
     platform: str
     device: int | None = None
     name: str | None = None
+
+    def readings_per_second(self, registry: "Registry") -> float | None:
+        """About how many readings this instance publishes per second, or None if
+        unknown. check-config adds these up to tell whether storage.flush_interval
+        fits under storage.max_pending; override it when the options say the rate."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -74,24 +81,51 @@ class PluginContext:
         # Counters the instance wants shown in GET /api/plugins (instances[].stats),
         # e.g. messages dropped while a broker was away. Plain JSON values only.
         self.stats: dict[str, int | float | str | bool | None] = {}
+        self._overload_log = Throttle()
 
-    def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> None:
+    @property
+    def overloaded(self) -> bool:
+        """True while the hub refuses new readings: storage holds nearly all the
+        unwritten readings it may (storage.max_pending). Send fewer, or hold them."""
+        return self._hub.storage.backlogged
+
+    def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> bool:
         """Put one reading on the bus. Call on the event loop.
 
         `timestamp` is UTC epoch seconds or an aware datetime; None means now.
+        Returns False, and accepts nothing, while the hub is `overloaded`: a
+        refused reading is never half-stored (counted in stats["refused_overloaded"]).
         Raises ValueError for an unknown sensor or a value that is not a finite number.
         """
         sensor = self._sensor(sensor_id)
-        self._hub.accept_reading(sensor, _plausible(sensor, _check_value(value)), _epoch(timestamp), self.label)
+        value, ts = _plausible(sensor, _check_value(value)), _epoch(timestamp)
+        if self._refused_overloaded():
+            return False
+        self._hub.accept_reading(sensor, value, ts, self.label)
+        return True
 
     def publish_reading_threadsafe(
         self, sensor_id: int, value: float, timestamp: float | datetime | None = None
-    ) -> None:
+    ) -> bool:
         """Like publish_reading, from a thread that is not running the event loop."""
         sensor = self._sensor(sensor_id)
         ts = _epoch(timestamp)
         value = _plausible(sensor, _check_value(value))
+        if self._refused_overloaded():
+            return False
         self._hub.loop.call_soon_threadsafe(self._hub.accept_reading, sensor, value, ts, self.label)
+        return True
+
+    def _refused_overloaded(self) -> bool:
+        if not self._hub.storage.backlogged:
+            return False
+        self.stats["refused_overloaded"] = self.stats.get("refused_overloaded", 0) + 1
+        if self._overload_log.ready():
+            self.log.warning(
+                "%s: the hub is overloaded (storage is behind or failing); readings refused, %d so far",
+                self.label, self.stats["refused_overloaded"],
+            )
+        return True
 
     def set_device_available(self, available: bool, reason: str = "") -> None:
         """Report that the hardware behind this instance's device is reachable or gone.

@@ -12,6 +12,7 @@ so that it cannot hold the hub's memory either.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from smartanom.auth import Role, token_from_request
 from smartanom.frames import Outbox, accepts_prebuilt, text_frame
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom.protocol import ProtocolError
+from smartanom.throttle import Throttle
 
 if TYPE_CHECKING:
     from smartanom.hub import Hub
@@ -81,6 +83,12 @@ class FanOut:
 # At most one log line per connection per this many seconds about refused messages.
 REFUSAL_LOG_EVERY = 60.0
 _REFUSED_ORIGINS: dict[str, float] = {}  # origin -> when it may be logged again
+# Connections refused for a missing or wrong token: a client retrying in a loop
+# gets one line, then one a minute with the count (not one per attempt).
+_UNAUTHORIZED_LOG = Throttle(REFUSAL_LOG_EVERY)
+# Messages one connection may have handled before it lets the loop serve others:
+# a flooding client's buffered frames are otherwise all handled in one go.
+FAIR_SHARE = 16
 
 
 @dataclass
@@ -144,6 +152,7 @@ class StreamHandler(WebSocketHandler):
         self._rate = _RateLimit(limit.per_second, limit.burst) if limit is not None else None
         self._refused = 0
         self._next_refusal_log = 0.0
+        self._handled = 0
 
     def check_origin(self, origin: str) -> bool:
         # Same-origin always (the hub's own pages); other browser origins only when listed.
@@ -221,7 +230,10 @@ class StreamHandler(WebSocketHandler):
 
     def _unauthorized(self, why: str) -> None:
         self.hub.fanout.stats.unauthorized += 1
-        log.warning("WebSocket %s from %s refused: %s", self.request.path, self.request.remote_ip, why)
+        if _UNAUTHORIZED_LOG.ready():
+            skipped = _UNAUTHORIZED_LOG.take_skipped()
+            more = f" ({skipped} more refused since the last line; logged at most once a minute)" if skipped else ""
+            log.warning("WebSocket %s from %s refused: %s%s", self.request.path, self.request.remote_ip, why, more)
         self._error(
             "UNAUTHORIZED",
             f"{why}: authentication is on; pass a token as ?token=..., in an 'Authorization: Bearer' header, "
@@ -307,7 +319,16 @@ class StreamHandler(WebSocketHandler):
         elif self._over_since is not None:
             self._over_since = None
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes):
+        self._handle(message)
+        self._handled += 1
+        if self._handled >= FAIR_SHARE:
+            # Tornado waits for a returned awaitable before reading the next frame.
+            self._handled = 0
+            return asyncio.sleep(0)
+        return None
+
+    def _handle(self, message: str | bytes) -> None:
         if self._closed:
             return  # arrived after we closed: not accepted, so not acknowledged either
         if self._rate is not None and not self._rate.allow():

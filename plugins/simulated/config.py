@@ -21,6 +21,11 @@ class SimulatedOptions(PlatformOptions):
     day_length: float = Field(86400.0, gt=0, description="seconds in a simulated day (shorten for demos)")
     dropout: Dropout | None = None
 
+    def readings_per_second(self, registry) -> float | None:
+        device = registry.device(self.device) if self.device is not None else None
+        count = len(self.sensors) if self.sensors is not None else len(device.sensors) if device else 0
+        return count / self.interval
+
     @field_validator("sensors")
     @classmethod
     def _sensors_on_device(cls, value, info: ValidationInfo):
