@@ -41,6 +41,8 @@ MAX_RESTART_DELAY = 60.0
 STOP_TIMEOUT = 10.0
 # Seconds a stopping hub waits for WebSocket clients to finish the closing handshake.
 CLOSE_GRACE = 3.0
+# File descriptors kept for the database, plugins' ports and sockets, and logs.
+FD_RESERVE = 64
 
 
 @dataclass
@@ -112,6 +114,12 @@ class Hub:
         before, after = raise_open_files_limit()
         if after != before:
             log.info("Open-files limit raised from %d to %d", before, after)
+        caps = self.config.server.max_connections
+        if caps == 0 or caps + FD_RESERVE > after:
+            log.warning(
+                "server.max_connections (%s) is not below the open-files limit %d minus %d for the hub's own files: "
+                "past it connections fail with 'Too many open files' instead of a 503", caps or "no cap", after, FD_RESERVE,
+            )
         self.bus.bind_loop(self.loop)
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)

@@ -267,6 +267,9 @@ class Storage:
         statuses = _drain(self._statuses)
         if not readings and not statuses:
             self._caught_up = time.monotonic()
+            if self.error is not None:  # the connection opened again, with nothing to write yet
+                log.warning("Storage %s can be opened again", os.fspath(self.path))
+                self.error = None
             return True
         for attempt in range(3):
             try:
