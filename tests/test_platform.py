@@ -78,3 +78,18 @@ async def test_a_plugin_reading_outside_the_plausible_range_is_refused(hub_facto
         context(hub).publish_reading(1, 99999)
     context(hub).publish_reading(1, 7.0)
     assert hub.storage.accepted == 1
+
+
+@pytest.mark.gen_test
+async def test_a_plugin_is_told_when_the_hub_refuses_readings(hub_factory, tmp_path, caplog):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the database's folder should be: storage fails")
+    hub = await hub_factory(HUB + f"storage:\n  path: {blocker}/hub.db\n  max_pending: 100\n")
+    ctx = context(hub)
+    assert ctx.overloaded is False
+    results = [ctx.publish_reading(1, 6.0 + i / 1000) for i in range(100)]
+    assert results == [True] * 90 + [False] * 10 and ctx.overloaded
+    assert ctx.publish_reading_threadsafe(1, 6.5) is False
+    assert ctx.stats["refused_overloaded"] == 11
+    assert hub.storage.accepted == 90 and hub.storage.dropped == 0
+    assert len([r for r in caplog.records if "overloaded" in r.getMessage()]) == 1  # once a minute
