@@ -11,6 +11,7 @@ core/openapi.py the machine-readable description.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -43,6 +44,10 @@ MAX_LIMIT = 10000
 # A CSV of a whole range goes out in chunks of this many rows, each fetched and
 # formatted off the event loop, so a long export never holds up live readings.
 CSV_CHUNK = 2000
+# Rows per json.dumps call when a page is encoded (see _page_body).
+JSON_SLICE = 250
+# The longest rest HistoryLane takes after a job (seconds).
+MAX_REST = 0.5
 
 # `token` is the access token (core/auth.py), accepted on every route.
 READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor", "token")
@@ -164,9 +169,14 @@ class SensorHandler(JSONHandler):
 class ReadingsHandler(JSONHandler):
     """A sensor's stored readings, raw or as min/mean/max buckets, as JSON or CSV.
 
-    Rows are fetched and formatted on the history pool, never on the event loop.
-    A CSV without `limit` is the whole requested range, streamed in chunks.
+    Rows are fetched and formatted on the history pool, never on the event loop,
+    one page or chunk at a time for all requests together (`HistoryLane`). A CSV
+    without `limit` is the whole requested range, streamed in chunks.
     """
+
+    def initialize(self, hub: "Hub", lane: "HistoryLane") -> None:
+        super().initialize(hub)
+        self.lane = lane
 
     async def get(self, sensor_id: str) -> None:
         sensor = self.sensor_or_404(sensor_id)
@@ -180,7 +190,13 @@ class ReadingsHandler(JSONHandler):
             "order": "desc" if query.newest_first else "asc",
             "bucket": self.get_query_argument("bucket", None),
         }
-        body, next_url = await self.hub.history.run(_page_body, query, as_csv, head, self.request.path, params)
+        job = (_page_body, query, as_csv, head, self.request.path, params)
+        if as_csv or not query.bucket:
+            body, next_url = await self.lane.run(self.hub.history, *job)
+        else:
+            # Buckets: SQLite aggregates (without the GIL) and few rows are formatted,
+            # so chart queries run side by side on the pool as before.
+            body, next_url = await self.hub.history.run(*job)
         if next_url:
             self.set_header("Link", f'<{next_url}>; rel="next"')
         if as_csv:
@@ -223,7 +239,7 @@ class ReadingsHandler(JSONHandler):
         query = dataclasses.replace(query, limit=CSV_CHUNK)
         first = True
         while True:
-            chunk, cursor = await self.hub.history.run(_csv_chunk, query, first)
+            chunk, cursor = await self.lane.run(self.hub.history, _csv_chunk, query, first)
             first = False
             self.write(chunk)
             try:
@@ -236,6 +252,33 @@ class ReadingsHandler(JSONHandler):
         self.finish()
 
 
+class HistoryLane:
+    """One formatting-heavy history job (a page of raw readings, a CSV chunk) at a
+    time for all HTTP requests, each followed by a rest as long as the job took.
+
+    A job's thread competes with the event loop for the GIL, and the loop is what
+    carries live readings. So however many exports run, formatting takes at most
+    about half of one thread's time, and a live reading's round trip stays short
+    (bench/exports.py). A single request is not slowed: the rest comes after it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._free_at = 0.0
+
+    async def run(self, history_: history.History, fn, *args):
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            if self._free_at > loop.time():
+                await asyncio.sleep(self._free_at - loop.time())
+            started = loop.time()
+            try:
+                return await history_.run(fn, *args)
+            finally:
+                now = loop.time()
+                self._free_at = now + min(now - started, MAX_REST)
+
+
 def _page_body(conn, query: history.Query, as_csv: bool, head: dict, path: str, params: dict) -> tuple[bytes, str | None]:
     """One page as a response body, and its `next` URL. Runs on the history pool."""
     page = history.fetch(conn, query)
@@ -245,8 +288,12 @@ def _page_body(conn, query: history.Query, as_csv: bool, head: dict, path: str, 
     if as_csv:
         return _csv_rows(query, page.rows, header=True), next_url
     key = "buckets" if query.bucket else "readings"
-    rows = [_bucket_json(b) for b in page.rows] if query.bucket else [reading_json(r) for r in page.rows]
-    return json.dumps(dict(head, **{key: rows, "next": next_url})).encode(), next_url
+    shape = _bucket_json if query.bucket else reading_json
+    # json.dumps of a whole page is one C call that holds the GIL for tens of
+    # milliseconds, and the event loop waits for the GIL: encode in slices.
+    rows = ",".join(json.dumps([shape(r) for r in page.rows[i : i + JSON_SLICE]])[1:-1] for i in range(0, len(page.rows), JSON_SLICE))
+    body = json.dumps(dict(head, **{key: [], "next": next_url})).replace(f'"{key}": []', f'"{key}": [{rows}]', 1)
+    return body.encode(), next_url
 
 
 def _csv_chunk(conn, query: history.Query, header: bool) -> tuple[bytes, tuple[float, int] | float | None]:

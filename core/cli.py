@@ -24,6 +24,7 @@ from smartanom.storage import REFUSE_AT, WAKE_AT
 log = logging.getLogger("smartanom")
 
 DEFAULT_CONFIG = "config/smartanom.yaml"
+SWITCH_INTERVAL = 0.001  # seconds
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -182,6 +183,11 @@ def _run(args) -> int:
     if args.port is not None:
         config.server.port = args.port
     hub = Hub(config, plugins)
+    # The event loop shares the GIL with the storage writer and the history pool.
+    # A thread that wants the GIL waits up to this long for it: Python's default
+    # of 5 ms, a few times per round trip, is what a live reading would wait for
+    # while an export is formatted (docs/perf.md, "Live readings during exports").
+    sys.setswitchinterval(SWITCH_INTERVAL)
     return asyncio.run(_serve(hub))
 
 

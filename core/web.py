@@ -57,7 +57,7 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/devices/([^/]+)/?", api.DeviceHandler, {"hub": hub}),
         (r"/api/sensors/?", api.SensorsHandler, {"hub": hub}),
         (r"/api/sensors/([^/]+)/?", api.SensorHandler, {"hub": hub}),
-        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {"hub": hub}),
+        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {"hub": hub, "lane": api.HistoryLane()}),
         (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
         (r"/api/health/?", api.HealthHandler, {"hub": hub, "watch": api.HealthWatch()}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
