@@ -37,3 +37,16 @@ def test_quick_benchmark_runs_and_reports_no_loss(tmp_path):
     assert summary["hub"]["simulator_stored"] > 0
     assert set(summary["hub_over_bare"]) >= {"cpu_us_per_update", "accepted_per_s"}
     assert "server CPU us / delivered update" in done.stdout  # the table
+
+
+def test_exports_benchmark_runs(tmp_path):
+    """bench/exports.py (live round trip during exports and a flood): complete, no timing asserted."""
+    out = tmp_path / "exports.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "exports.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["round_trip_ms_alone"]["count"] > 10 and report["round_trip_ms_during_exports_and_flood"]["count"] > 10
+    assert report["load"]["csv_exports"] >= 1 and report["load"]["json_pages"] >= 1 and report["load"]["flooded"] > 0

@@ -261,7 +261,7 @@ def test_a_stop_on_a_full_disk_saves_what_it_holds_and_the_next_start_imports_it
         db = small / "hub.db"
         hub = HubProcess(tmp_path, db, max_pending=2000)
         sender = Sender(hub.port, pause=0.002)
-        until(lambda: len(sender.acked) > 100, 30, "readings to flow")
+        until(lambda: hub.health()[1]["readings"]["stored"] > 200, 30, "readings to reach the database")
         filler = _fill(small)
         hub.wait_for_log(r"STORAGE FAILING", 60)
         until(lambda: sender.overloaded > 0, 60, "the hub to refuse readings once memory holds most of max_pending")
@@ -283,6 +283,7 @@ def test_a_stop_on_a_full_disk_saves_what_it_holds_and_the_next_start_imports_it
         values = stored_values(db)
         lost = set(sender.acked) - set(values)
         assert not lost, f"{len(lost)} acknowledged readings lost across the full-disk stop"
+        print(f"full-disk stop: {len(sender.acked)} acknowledged, {stored} written before the stop, {saved} saved and imported, {len(lost)} lost, {sender.overloaded} refused")
         assert len(values) == len(set(values)) == len(sender.acked)  # none twice, none invented
         assert integrity(db) == "ok"
         # A third start imports nothing again.
