@@ -8,13 +8,13 @@ import http.client
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smartanom import api
 
 ROUTES = [
-    "/", "/websocket-test/", "/static/dashboard.js", "/ws/sensor-data/", "/ws/device/1/", "/ws/sensor/1/",
+    "/", "/websocket-test/", "/static/dashboard.js", "/static/x%00.txt", "/ws/sensor-data/", "/ws/device/1/", "/ws/sensor/1/",
     "/api/devices", "/api/devices/1", "/api/sensors", "/api/sensors/1", "/api/sensors/1/readings",
     "/api/sensors/x/readings", "/api/plugins", "/api/health", "/api/openapi.json", "/api/nowhere",
 ]
@@ -53,6 +53,8 @@ def hub_url(tmp_path_factory):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=query_strings)
+@example(query="cursor=1.0_99999999999999999999999999")  # the 500s, always tried
+@example(query="cursor=1_9223372036854775808&bucket=1h")
 def test_no_query_string_gets_a_5xx_on_any_route(hub_url, query):
     for route in ROUTES:
         conn = http.client.HTTPConnection("127.0.0.1", hub_url, timeout=10)
