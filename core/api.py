@@ -50,7 +50,7 @@ JSON_SLICE = 250
 MAX_REST = 0.5
 
 # `token` is the access token (core/auth.py), accepted on every route.
-READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor", "token")
+READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor", "calibration", "token")
 
 
 class APIError(tornado.web.HTTPError):
@@ -228,7 +228,12 @@ class ReadingsHandler(JSONHandler):
             raise bad_parameter("format", f"must be 'json' or 'csv', got {fmt!r}")
         as_csv = fmt == "csv" or (fmt is None and "text/csv" in self.request.headers.get("Accept", ""))
         cursor = parse_cursor(arg("cursor", None), sensor.id, bucket)
-        return history.Query(sensor.id, since, until, limit, order == "desc", bucket, cursor), as_csv
+        calibration = arg("calibration", "false")
+        if calibration not in ("true", "false"):
+            raise bad_parameter("calibration", f"must be 'true' (add each reading's raw value and calibration id) or 'false', got {calibration!r}")
+        if calibration == "true" and bucket is not None:
+            raise bad_parameter("calibration", "applies to raw readings, not to buckets")
+        return history.Query(sensor.id, since, until, limit, order == "desc", bucket, cursor, calibration == "true"), as_csv
 
     def _csv_headers(self, sensor: "Sensor") -> None:
         self.set_header("Content-Type", "text/csv; charset=utf-8")
@@ -288,12 +293,16 @@ def _page_body(conn, query: history.Query, as_csv: bool, head: dict, path: str, 
     if as_csv:
         return _csv_rows(query, page.rows, header=True), next_url
     key = "buckets" if query.bucket else "readings"
-    shape = _bucket_json if query.bucket else reading_json
+    shape = _bucket_json if query.bucket else _calibrated_json if query.calibration else reading_json
     # json.dumps of a whole page is one C call that holds the GIL for tens of
     # milliseconds, and the event loop waits for the GIL: encode in slices.
     rows = ",".join(json.dumps([shape(r) for r in page.rows[i : i + JSON_SLICE]])[1:-1] for i in range(0, len(page.rows), JSON_SLICE))
     body = json.dumps(dict(head, **{key: [], "next": next_url})).replace(f'"{key}": []', f'"{key}": [{rows}]', 1)
     return body.encode(), next_url
+
+
+def _calibrated_json(reading: history.Reading) -> dict:
+    return dict(reading_json(reading), raw=reading.raw, calibration_id=reading.calibration_id)
 
 
 def _csv_chunk(conn, query: history.Query, header: bool) -> tuple[bytes, tuple[float, int] | float | None]:
@@ -308,6 +317,10 @@ def _csv_rows(query: history.Query, rows: list, header: bool) -> bytes:
         if header:
             writer.writerow(["timestamp", "min", "mean", "max", "count"])
         writer.writerows([format_timestamp(b.start), b.min, b.mean, b.max, b.count] for b in rows)
+    elif query.calibration:
+        if header:
+            writer.writerow(["timestamp", "value", "raw", "calibration_id"])
+        writer.writerows([format_timestamp(r.ts), r.value, r.raw, r.calibration_id] for r in rows)
     else:
         if header:
             writer.writerow(["timestamp", "value"])

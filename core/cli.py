@@ -16,6 +16,7 @@ import socket
 import sys
 
 from smartanom.auth import RedactTokens
+from smartanom.calibration import cli as calibrate_cli
 from smartanom.config import load_config
 from smartanom.errors import ConfigError, PluginError
 from smartanom.plugins import PluginHost
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("config", nargs="?", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG))
 
     sub.add_parser("plugins", help="list installed plugins and their platforms", parents=[common])
+    calibrate_cli.add_parser(sub, [common])
 
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "check-config":
             return _check(args.config)
+        if args.command == "calibrate":
+            return calibrate_cli.run(args)
         return _plugins()
     except ConfigError as exc:
         print(f"Configuration error{'s' if len(exc.issues) > 1 else ''}:", file=sys.stderr)

@@ -17,8 +17,12 @@ import tornado.netutil
 
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
-from smartanom.errors import ConfigError
+from smartanom.calibration.latest import LatestReadings
+from smartanom.calibration.service import CalibrationService
+from smartanom.calibration.store import CalibrationStore
 from smartanom.config import HubConfig, PluginInstanceConfig, reload_tokens
+from smartanom.derived.service import DerivedSensors
+from smartanom.errors import ConfigError
 from smartanom.events import SensorReading
 from smartanom.history import History
 from smartanom.platform import PluginContext
@@ -74,6 +78,9 @@ class Hub:
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
+        self.latest = LatestReadings()
+        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest)
+        self.derived = DerivedSensors(self.registry, config.derived, self.latest, self.accept_reading)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
@@ -91,9 +98,12 @@ class Hub:
         scheme = "https" if self.config.server.ssl is not None else "http"
         return f"{scheme}://{shown}:{self.port}"
 
-    def accept_reading(self, sensor: Sensor, value: float, timestamp: float | None, source: str = "") -> None:
+    def accept_reading(
+        self, sensor: Sensor, value: float, timestamp: float | None, source: str = "",
+        raw: float | None = None, calibration_id: int | None = None,
+    ) -> None:
         """Put a validated reading on the bus. Call on the loop (plugins use PluginContext)."""
-        self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source))
+        self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source, raw, calibration_id))
 
     def reload_tokens(self) -> bool:
         """Read the tokens again (SIGHUP). On a problem the old tokens stay; False."""
@@ -125,6 +135,8 @@ class Hub:
         self.storage.attach(self.bus)
         self.status.start()
         self._unsubscribers = self.fanout.attach(self.bus)
+        self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
+        await self.calibration.start()
 
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
@@ -169,6 +181,7 @@ class Hub:
         for conn in tuple(self.fanout.connections):
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")
         await self.status.stop()
+        await self.calibration.stop()
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()

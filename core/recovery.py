@@ -12,6 +12,7 @@ by a crash is still read up to its last whole record.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import struct
 from pathlib import Path
@@ -19,8 +20,9 @@ from pathlib import Path
 log = logging.getLogger("smartanom.storage")
 
 _HEADER = struct.Struct("<8sQ")  # magic, number of records that follow
-_MAGIC = b"SMTRCV01"
-_RECORD = struct.Struct("<qdd")  # sensor_id, ts, value
+_MAGIC = b"SMTRCV02"
+# sensor_id, ts, value, raw (NaN = none), calibration_id (-1 = none): a storage queue entry.
+_RECORD = struct.Struct("<qdddq")
 
 
 class RecoveryFile:
@@ -46,7 +48,7 @@ class RecoveryFile:
             os.close(fd)
         self.reserved = True
 
-    def load(self) -> list[tuple[int, float, float]]:
+    def load(self) -> list[tuple]:
         """The readings a previous stop saved (none if there is no file)."""
         try:
             data = self.path.read_bytes()
@@ -59,11 +61,11 @@ class RecoveryFile:
             log.error("%s is not a SmarTanom recovery file; left alone", os.fspath(self.path))
             return []
         whole = min(count, (len(data) - _HEADER.size) // _RECORD.size)
-        return [_RECORD.unpack_from(data, _HEADER.size + i * _RECORD.size) for i in range(whole)]
+        return [_unpack(data, _HEADER.size + i * _RECORD.size) for i in range(whole)]
 
-    def save(self, readings: list[tuple[int, float, float]]) -> None:
-        """Write `readings` in place of whatever the file held, durably. Raises OSError."""
-        records = b"".join(_RECORD.pack(*r) for r in readings)
+    def save(self, readings: list[tuple]) -> None:
+        """Write `readings` (storage queue entries) in place of whatever the file held, durably. Raises OSError."""
+        records = b"".join(_pack(*r) for r in readings)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             os.pwrite(fd, records, _HEADER.size)
@@ -77,3 +79,12 @@ class RecoveryFile:
     def clear(self) -> None:
         """Mark the file empty once its readings are in the database (space stays reserved)."""
         self.save([])
+
+
+def _pack(sensor_id: int, ts: float, value: float, raw: float | None, calibration_id: int | None) -> bytes:
+    return _RECORD.pack(sensor_id, ts, value, math.nan if raw is None else raw, -1 if calibration_id is None else calibration_id)
+
+
+def _unpack(data: bytes, offset: int) -> tuple:
+    sensor_id, ts, value, raw, calibration_id = _RECORD.unpack_from(data, offset)
+    return sensor_id, ts, value, None if math.isnan(raw) else raw, None if calibration_id < 0 else calibration_id

@@ -44,6 +44,22 @@ CREATE TABLE IF NOT EXISTS device_status (
 );
 CREATE INDEX IF NOT EXISTS device_status_device_ts ON device_status (device_id, ts);
 """),
+    Migration(3, "calibrations, and each reading's raw value and calibration", """
+CREATE TABLE IF NOT EXISTS calibrations (
+    id INTEGER PRIMARY KEY,
+    sensor_id INTEGER NOT NULL,
+    created REAL NOT NULL,       -- UTC seconds since the epoch
+    kind TEXT NOT NULL,          -- ph | ec | linear
+    points TEXT NOT NULL,        -- JSON [[raw, reference], ...] as measured
+    slope REAL NOT NULL,
+    offset REAL NOT NULL,
+    report TEXT NOT NULL DEFAULT '{}'  -- JSON: probe health as shown after calibrating
+);
+CREATE INDEX IF NOT EXISTS calibrations_sensor ON calibrations (sensor_id, id);
+-- NULL for readings stored as they came (no calibration): old rows stay valid.
+ALTER TABLE readings ADD COLUMN raw REAL;
+ALTER TABLE readings ADD COLUMN calibration_id INTEGER;
+"""),
 ]
 
 LATEST = max(m.version for m in MIGRATIONS)

@@ -159,7 +159,7 @@ class Storage:
             # Only a publisher that ignored `refusing` gets here; counted, and health turns degraded.
             self.dropped += 1
             return
-        self._readings.append((reading.sensor.id, reading.timestamp, reading.value))
+        self._readings.append((reading.sensor.id, reading.timestamp, reading.value, reading.raw, reading.calibration_id))
         if held + 1 == self._wake_at:
             self._wake.set()
 
@@ -274,7 +274,7 @@ class Storage:
         for attempt in range(3):
             try:
                 with conn:
-                    conn.executemany("INSERT INTO readings (sensor_id, ts, value) VALUES (?, ?, ?)", readings)
+                    conn.executemany("INSERT INTO readings (sensor_id, ts, value, raw, calibration_id) VALUES (?, ?, ?, ?, ?)", readings)
                     conn.executemany(
                         "INSERT INTO device_status (device_id, ts, status, reason) VALUES (?, ?, ?, ?)", statuses
                     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import tornado.web
 
 from smartanom import api, openapi
+from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
 from smartanom.websurface import HubApplication, SafeStaticFileHandler, host_checker
 
@@ -61,6 +62,7 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
         (r"/api/health/?", api.HealthHandler, {"hub": hub, "watch": api.HealthWatch()}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
+        *calibration_api.routes(hub),
         (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
     ]
     return HubApplication(

@@ -15,7 +15,7 @@ const WINDOWS = {
   "24h": { seconds: 86400, bucket: "5m", width: 300 },
   "7d": { seconds: 7 * 86400, bucket: "1h", width: 3600 },
 };
-const UNIT_LABELS = { celsius: "°C", percent: "%", ph: "pH" };
+const UNIT_LABELS = { celsius: "°C", percent: "%", ph: "pH", "umol/m2/s": "µmol/m²/s", "mol/m2/d": "mol/m²/d" };
 const RAW_LIMIT = 10000; // the API's maximum page
 const PING_EVERY = 15000; // ms; a connection silent for 3 pings is considered dead
 const RETRY_MAX = 15000; // ms; backoff ceiling
