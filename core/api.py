@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -21,8 +22,6 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
-
-import dataclasses
 
 import tornado.iostream
 import tornado.web

@@ -1,7 +1,6 @@
 """What every request meets before a handler (core/websurface.py), against a real hub."""
 
 import asyncio
-import json
 import resource
 import socket
 import subprocess
