@@ -43,7 +43,7 @@ MAX_LIMIT = 10000
 # A CSV of a whole range goes out in chunks of this many rows, each fetched and
 # formatted off the event loop, so a long export never holds up live readings.
 CSV_CHUNK = 2000
-# Rows per json.dumps call when a page is encoded (see _page_body).
+# Rows formatted between two hand-overs of the GIL to the event loop (see _page_body).
 JSON_SLICE = 250
 # The longest rest HistoryLane takes after a job (seconds).
 MAX_REST = 0.5
@@ -295,7 +295,7 @@ def _page_body(conn, query: history.Query, as_csv: bool, head: dict, path: str, 
     shape = _bucket_json if query.bucket else _calibrated_json if query.calibration else reading_json
     # json.dumps of a whole page is one C call that holds the GIL for tens of
     # milliseconds, and the event loop waits for the GIL: encode in slices.
-    rows = ",".join(json.dumps([shape(r) for r in page.rows[i : i + JSON_SLICE]])[1:-1] for i in range(0, len(page.rows), JSON_SLICE))
+    rows = ",".join(_encode_slice(page.rows[i : i + JSON_SLICE], shape) for i in range(0, len(page.rows), JSON_SLICE))
     body = json.dumps(dict(head, **{key: [], "next": next_url})).replace(f'"{key}": []', f'"{key}": [{rows}]', 1)
     return body.encode(), next_url
 
@@ -309,21 +309,26 @@ def _csv_chunk(conn, query: history.Query, header: bool) -> tuple[bytes, tuple[f
     return _csv_rows(query, page.rows, header), page.next_cursor
 
 
+def _encode_slice(rows: list, shape) -> str:
+    text = json.dumps([shape(r) for r in rows])[1:-1]
+    time.sleep(0)  # hand the GIL to the event loop now, if it waits, rather than at the switch interval
+    return text
+
+
 def _csv_rows(query: history.Query, rows: list, header: bool) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     if query.bucket:
-        if header:
-            writer.writerow(["timestamp", "min", "mean", "max", "count"])
-        writer.writerows([format_timestamp(b.start), b.min, b.mean, b.max, b.count] for b in rows)
+        columns, cells = ["timestamp", "min", "mean", "max", "count"], lambda b: [format_timestamp(b.start), b.min, b.mean, b.max, b.count]
     elif query.calibration:
-        if header:
-            writer.writerow(["timestamp", "value", "raw", "calibration_id"])
-        writer.writerows([format_timestamp(r.ts), r.value, r.raw, r.calibration_id] for r in rows)
+        columns, cells = ["timestamp", "value", "raw", "calibration_id"], lambda r: [format_timestamp(r.ts), r.value, r.raw, r.calibration_id]
     else:
-        if header:
-            writer.writerow(["timestamp", "value"])
-        writer.writerows([format_timestamp(r.ts), r.value] for r in rows)
+        columns, cells = ["timestamp", "value"], lambda r: [format_timestamp(r.ts), r.value]
+    if header:
+        writer.writerow(columns)
+    for i in range(0, len(rows), JSON_SLICE):
+        writer.writerows(map(cells, rows[i : i + JSON_SLICE]))
+        time.sleep(0)  # as in _encode_slice
     return out.getvalue().encode()
 
 
