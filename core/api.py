@@ -29,11 +29,14 @@ import tornado.web
 from smartanom import cursors, history
 from smartanom.auth import token_from_request
 from smartanom.protocol import format_timestamp
-from smartanom.throttle import Throttle
+from smartanom.throttle import LogThrottle
 
 if TYPE_CHECKING:
-    from smartanom.hub import Hub
-    from smartanom.registry import Device, Sensor
+    from smartanom.auth import Authenticator
+    from smartanom.registry import Device, Registry, Sensor
+    from smartanom.status import StatusTracker
+    from smartanom.storage import Storage
+    from smartanom.websocket import FanOut
 
 log = logging.getLogger("smartanom.api")
 
@@ -67,12 +70,22 @@ def bad_parameter(name: str, message: str) -> APIError:
 
 
 class JSONHandler(tornado.web.RequestHandler):
-    def initialize(self, hub: "Hub") -> None:
-        self.hub = hub
+    """Base of every API handler. Collaborators come through `initialize` (core/web.py
+    passes each route what it needs): the authenticator always, the registry, the
+    status tracker and the history reader for the routes about devices and sensors."""
+
+    def initialize(
+        self, auth: "Authenticator", registry: "Registry | None" = None, status: "StatusTracker | None" = None,
+        history: history.History | None = None,
+    ) -> None:
+        self.auth = auth
+        self.registry = registry
+        self.status = status
+        self.history = history
 
     def prepare(self) -> None:
         # With auth on, every API route needs a token of either role (core/auth.py decides).
-        auth = self.hub.auth
+        auth = self.auth
         if auth.enabled:
             presented = token_from_request(self.request)
             if auth.identify(presented) is None:
@@ -105,13 +118,13 @@ class JSONHandler(tornado.web.RequestHandler):
         self.finish(json.dumps({"error": {"code": code, "message": message}}))
 
     def device_or_404(self, device_id: str) -> "Device":
-        device = self.hub.registry.device(_int_or_none(device_id))
+        device = self.registry.device(_int_or_none(device_id))
         if device is None:
             raise APIError(404, "UNKNOWN_DEVICE", f"no device with id {device_id!r}; see /api/devices")
         return device
 
     def sensor_or_404(self, sensor_id: str) -> "Sensor":
-        sensor = self.hub.registry.sensor(_int_or_none(sensor_id))
+        sensor = self.registry.sensor(_int_or_none(sensor_id))
         if sensor is None:
             raise APIError(404, "UNKNOWN_SENSOR", f"no sensor with id {sensor_id!r}; see /api/sensors")
         return sensor
@@ -121,12 +134,12 @@ def sensor_json(sensor: "Sensor") -> dict:
     return {"id": sensor.id, "type": sensor.type, "unit": sensor.unit, "name": sensor.name, "device_id": sensor.device.id}
 
 
-def device_json(hub: "Hub", device: "Device") -> dict:
-    seen = hub.status.last_seen.get(device.id)
+def device_json(status: "StatusTracker", device: "Device") -> dict:
+    seen = status.last_reading_at(device.id)
     return {
         "id": device.id,
         "name": device.name,
-        "status": hub.status.status[device.id].value,
+        "status": status.of(device.id).value,
         "last_reading": format_timestamp(seen) if seen is not None else None,
         "offline_after": device.offline_after,
         "sensors": [sensor_json(s) for s in device.sensors],
@@ -143,25 +156,25 @@ def _latest_of(conn, sensor_ids: list[int]) -> list[history.Reading | None]:
 
 class DevicesHandler(JSONHandler):
     def get(self) -> None:
-        self.send_json({"devices": [device_json(self.hub, d) for d in self.hub.registry.devices.values()]})
+        self.send_json({"devices": [device_json(self.status, d) for d in self.registry.devices.values()]})
 
 
 class DeviceHandler(JSONHandler):
     def get(self, device_id: str) -> None:
-        self.send_json(device_json(self.hub, self.device_or_404(device_id)))
+        self.send_json(device_json(self.status, self.device_or_404(device_id)))
 
 
 class SensorsHandler(JSONHandler):
     async def get(self) -> None:
-        sensors = list(self.hub.registry.sensors.values())
-        latest = await self.hub.history.run(_latest_of, [s.id for s in sensors])
+        sensors = list(self.registry.sensors.values())
+        latest = await self.history.run(_latest_of, [s.id for s in sensors])
         self.send_json({"sensors": [dict(sensor_json(s), latest=reading_json(r)) for s, r in zip(sensors, latest)]})
 
 
 class SensorHandler(JSONHandler):
     async def get(self, sensor_id: str) -> None:
         sensor = self.sensor_or_404(sensor_id)
-        latest = await self.hub.history.run(history.latest, sensor.id)
+        latest = await self.history.run(history.latest, sensor.id)
         self.send_json(dict(sensor_json(sensor), latest=reading_json(latest)))
 
 
@@ -173,8 +186,8 @@ class ReadingsHandler(JSONHandler):
     without `limit` is the whole requested range, streamed in chunks.
     """
 
-    def initialize(self, hub: "Hub", lane: "HistoryLane") -> None:
-        super().initialize(hub)
+    def initialize(self, lane: "HistoryLane", **collaborators) -> None:
+        super().initialize(**collaborators)
         self.lane = lane
 
     async def get(self, sensor_id: str) -> None:
@@ -191,11 +204,11 @@ class ReadingsHandler(JSONHandler):
         }
         job = (_page_body, query, as_csv, head, self.request.path, params)
         if as_csv or not query.bucket:
-            body, next_url = await self.lane.run(self.hub.history, *job)
+            body, next_url = await self.lane.run(self.history, *job)
         else:
             # Buckets: SQLite aggregates (without the GIL) and few rows are formatted,
             # so chart queries run side by side on the pool as before.
-            body, next_url = await self.hub.history.run(*job)
+            body, next_url = await self.history.run(*job)
         if next_url:
             self.set_header("Link", f'<{next_url}>; rel="next"')
         if as_csv:
@@ -243,7 +256,7 @@ class ReadingsHandler(JSONHandler):
         query = dataclasses.replace(query, limit=CSV_CHUNK)
         first = True
         while True:
-            chunk, cursor = await self.lane.run(self.hub.history, _csv_chunk, query, first)
+            chunk, cursor = await self.lane.run(self.history, _csv_chunk, query, first)
             first = False
             self.write(chunk)
             try:
@@ -394,11 +407,16 @@ class NotFoundHandler(JSONHandler):
 
 
 class PluginsHandler(JSONHandler):
+    def initialize(self, auth: "Authenticator", records: dict, instances: dict) -> None:
+        super().initialize(auth)
+        self.records = records  # PluginHost.records: name -> PluginRecord
+        self.instances = instances  # Hub.instances: label -> InstanceState (filled as they start)
+
     def get(self) -> None:
         self.send_json(
             {
-                "plugins": [r.as_dict() for r in self.hub.plugins.records.values()],
-                "instances": [s.as_dict() for s in self.hub.instances.values()],
+                "plugins": [r.as_dict() for r in self.records.values()],
+                "instances": [s.as_dict() for s in self.instances.values()],
             }
         )
 
@@ -412,13 +430,13 @@ class HealthWatch:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
-        self.reminder = Throttle()
+        self.reminder = LogThrottle()
 
     def saw(self, problems: list[str]) -> None:
         if bool(problems) == bool(self.problems):
             self.problems = problems
-            if problems and self.reminder.ready():
-                log.warning("Health still degraded (%d probes since the last line): %s", self.reminder.take_skipped(), "; ".join(problems))
+            if problems and self.reminder.allow():
+                log.warning("Health still degraded (%d probes since the last line): %s", self.reminder.skipped, "; ".join(problems))
             return
         if problems:
             log.error("Health degraded: %s", "; ".join(problems))
@@ -426,7 +444,7 @@ class HealthWatch:
             log.warning("Health ok again")
         self.problems = problems
         self.reminder.reset()
-        self.reminder.ready()
+        self.reminder.allow()
 
 
 class HealthHandler(JSONHandler):
@@ -435,23 +453,29 @@ class HealthHandler(JSONHandler):
 
     quiet_log = True  # HealthWatch logs changes instead (core/websurface.log_request)
 
-    def initialize(self, hub: "Hub", watch: HealthWatch) -> None:
-        super().initialize(hub)
+    def initialize(
+        self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float, watch: HealthWatch,
+    ) -> None:
+        super().initialize(auth)
+        self.storage = storage
+        self.fanout = fanout
+        self.instances = instances
+        self.started_at = started_at
         self.watch = watch
 
     def head(self) -> None:
         self.get()  # Tornado sends the headers without the body
 
     def get(self) -> None:
-        hub, storage, stats = self.hub, self.hub.storage, self.hub.fanout.stats
-        instances = [s.as_dict() for s in hub.instances.values()]
+        storage, stats = self.storage, self.fanout.stats
+        instances = [s.as_dict() for s in self.instances.values()]
         problems = []
         if storage.error is not None:
             problems.append(storage.error)
         if storage.dropped:
             problems.append(f"{storage.dropped} accepted readings were dropped, not stored (see the log)")
         problems += [f"plugin instance {i['label']} is {i['state']}: {i['last_error']}" for i in instances if i["state"] == "restarting"]
-        started = hub.started_at
+        started = self.started_at
         self.watch.saw(problems)
         self.set_status(503 if problems else 200)
         self.send_json(
@@ -461,7 +485,7 @@ class HealthHandler(JSONHandler):
                 "started_at": format_timestamp(started) if started else None,
                 "uptime": round(time.time() - started, 3) if started else 0.0,
                 "plugins": instances,
-                "clients": len(hub.fanout.connections),
+                "clients": len(self.fanout.connections),
                 "readings": {
                     "accepted": storage.accepted,
                     "stored": storage.stored,

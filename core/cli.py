@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 
+from smartanom import backup_cli, logsetup, schema
 from smartanom.auth import RedactTokens
 from smartanom.calibration import cli as calibrate_cli
 from smartanom.config import load_config
@@ -65,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("config", nargs="?", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG))
 
     sub.add_parser("plugins", help="list installed plugins and their platforms", parents=[common])
+    backup_cli.add_commands(sub, common, DEFAULT_CONFIG)
     calibrate_cli.add_parser(sub, [common])
 
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logsetup.configure(level)  # journald's format when systemd runs the hub (core/logsetup.py)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())  # no token in any line, whoever logs it (docs/security.md)
     # One line per HTTP request would wear out a Pi's SD card; DEBUG shows them.
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "check-config":
             return _check(args.config)
+        if args.command in ("backup", "restore"):
+            return backup_cli.run(args, lambda path: _load(path)[1])
         if args.command == "calibrate":
             return calibrate_cli.run(args)
         return _plugins()
@@ -89,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except PluginError as exc:
         print(f"Plugin error: {exc}", file=sys.stderr)
+        return 2
+    except schema.SchemaTooNew as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
 
 
@@ -124,7 +131,10 @@ def _load(path: str):
     plugins = PluginHost()
     plugins.load_entry_points()
     platforms = plugins.collect_platforms()
-    return plugins, load_config(path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers())
+    return plugins, load_config(
+        path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers(),
+        sensor_types=plugins.collect_sensor_types(),
+    )
 
 
 def _check(path: str) -> int:
@@ -136,6 +146,10 @@ def _check(path: str) -> int:
         return 2
     for warning in _warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
+    problem = schema.check_file(config.storage.path)
+    if problem:
+        print(f"{config.file}: storage.path: {problem}", file=sys.stderr)
+        return 2
     sensors = sum(len(d.sensors) for d in config.devices)
     print(f"{path}: OK ({_count(len(config.devices), 'device')}, {_count(sensors, 'sensor')}, {_count(len(config.plugins), 'plugin instance')})")
     return 0

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from smartanom.calibration import config as calibration_config
 from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
-from smartanom.registry import SENSOR_TYPES, Registry
+from smartanom.registry import Registry
+from smartanom.sensortypes import BUILTIN_TYPES, SensorType
 from smartanom.yamlfile import LineDict, LineList, format_path, load_yaml_file, locate
 
 log = logging.getLogger("smartanom.config")
@@ -122,12 +123,14 @@ class SensorConfig(_Section):
 
     @field_validator("type")
     @classmethod
-    def _known_type(cls, value: str) -> str:
-        if value not in SENSOR_TYPES:
-            hint = [value.lower()] if value.lower() in SENSOR_TYPES else difflib.get_close_matches(value, SENSOR_TYPES, n=1)
+    def _known_type(cls, value: str, info: ValidationInfo) -> str:
+        # Built-in types plus those of the loaded plugins (register_sensor_types).
+        known = (info.context or {}).get("sensor_types", BUILTIN_TYPES)
+        if value not in known:
+            hint = [value.lower()] if value.lower() in known else difflib.get_close_matches(value, known, n=1)
             did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
             raise ValueError(
-                f"'{value}' is not a known sensor type (known: {', '.join(SENSOR_TYPES)}).{did_you_mean}"
+                f"'{value}' is not a known sensor type (known: {', '.join(known)}).{did_you_mean}"
             )
         return value
 
@@ -192,9 +195,11 @@ class HubConfig:
     unavailable: list[ConfigIssue] = field(default_factory=list)
     calibration: calibration_config.CalibrationConfig = field(default_factory=calibration_config.CalibrationConfig)
     derived: list[calibration_config.DerivedConfig] = field(default_factory=list)
+    # Built-in sensor types plus the loaded plugins' (register_sensor_types).
+    sensor_types: dict[str, SensorType] = field(default_factory=lambda: dict(BUILTIN_TYPES))
 
     def build_registry(self) -> Registry:
-        registry = Registry.from_config(self.devices)
+        registry = Registry.from_config(self.devices, self.sensor_types)
         for entry in self.derived:
             registry.sensors[entry.sensor].computed = True
         return registry
@@ -206,6 +211,7 @@ def load_config(
     *,
     failed_plugins: typing.Collection[str] = (),
     providers: typing.Mapping[str, str] = {},
+    sensor_types: typing.Mapping[str, SensorType] | None = None,
 ) -> HubConfig:
     """Read and validate a config file. Raises ConfigError listing every problem.
 
@@ -214,7 +220,10 @@ def load_config(
     without it) instead of being an error, since the platform may be theirs.
     An entry whose options validator crashes is set aside there too.
     `providers` maps platform names to the plugin providing each, for reports.
+    `sensor_types` is the catalog `type:` may name (default: the built-in types).
     """
+    sensor_types = dict(sensor_types if sensor_types is not None else BUILTIN_TYPES)
+    context = {"sensor_types": sensor_types}
     filename = str(path)
     data = load_yaml_file(path)
     if data is None:
@@ -225,25 +234,28 @@ def load_config(
 
     issues: list[ConfigIssue] = []
     try:
-        root = _Root.model_validate(data)
+        root = _Root.model_validate(data, context=context)
     except ValidationError as exc:
         # Report these, and go on checking what can be checked without a valid
         # root: ids, and plugin entries against the devices that are valid.
         issues.extend(_issues(exc, data, filename, _Root))
         root = None
     raw_devices = data.get("devices") if isinstance(data.get("devices"), list) else []
-    devices = root.devices if root else _valid_devices(raw_devices)
+    devices = root.devices if root else _valid_devices(raw_devices, context)
     # Devices that exist in the file but have errors: plugin entries naming them
     # are not also told the device is undefined.
     broken_devices = {d.get("id") for d in raw_devices if isinstance(d, dict)} - {d.id for d in devices}
     _check_unique(data, filename, issues, raw_devices)
-    registry = Registry.from_config(devices)
+    registry = Registry.from_config(devices, sensor_types)
     if root is None:
         issues.extend(calibration_config.check_valid_parts(data, registry, filename))
         _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
         raise ConfigError(sorted(issues, key=lambda i: i.line))
 
-    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth, calibration=root.calibration, derived=root.derived)
+    config = HubConfig(
+        filename, root.server, root.storage, root.devices, auth=root.auth, calibration=root.calibration,
+        derived=root.derived, sensor_types=sensor_types,
+    )
     issues.extend(calibration_config.check(root.calibration, root.derived, registry, data, filename))
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
@@ -264,11 +276,11 @@ def load_config(
     return config
 
 
-def _valid_devices(raw_devices: list) -> list[DeviceConfig]:
+def _valid_devices(raw_devices: list, context: dict) -> list[DeviceConfig]:
     valid = []
     for raw in raw_devices:
         try:
-            valid.append(DeviceConfig.model_validate(raw))
+            valid.append(DeviceConfig.model_validate(raw, context=context))
         except ValidationError:
             pass
     return valid

@@ -25,7 +25,10 @@ from smartanom.derived.service import DerivedSensors
 from smartanom.errors import ConfigError
 from smartanom.events import SensorReading
 from smartanom.history import History
+from smartanom.hubview import HubView
+from smartanom.metrics import LoopLag
 from smartanom.platform import PluginContext
+from smartanom.plugin_routes import collect_routes
 from smartanom.protocol import CLOSE_GOING_AWAY
 from smartanom.plugins import PluginHost
 from smartanom.registry import Sensor
@@ -86,6 +89,8 @@ class Hub:
         self.port: int | None = None
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
+        self.view = HubView(self)  # what plugins get instead of this object
+        self.loop_lag = LoopLag()  # for GET /metrics
         self._server: HubHTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
@@ -134,20 +139,21 @@ class Hub:
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
         self.status.start()
-        self._unsubscribers = self.fanout.attach(self.bus)
+        self.loop_lag.start(self.loop)
+        self._unsubscribers = self.fanout.attach(self.bus) + self.plugins.listen(self.bus)
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
         await self.calibration.start()
 
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
         self.port = sockets[0].getsockname()[1]
+        self.started_at = time.time()
         self._server = HubHTTPServer(
-            make_app(self), xheaders=True, ssl_options=self._ssl_context(),
+            make_app(self, collect_routes(self.plugins, self.view, self.auth)), xheaders=True, ssl_options=self._ssl_context(),
             idle_connection_timeout=server.idle_timeout, max_header_size=MAX_HEADER_BYTES,
             max_connections=server.max_connections, max_per_client=server.max_connections_per_client,
         )
         self._server.add_sockets(sockets)
-        self.started_at = time.time()
 
         for issue in self.config.unavailable:
             log.error("Plugin entry not started: %s", issue)
@@ -155,13 +161,14 @@ class Hub:
             owner = self.plugins.platform_owner.get(instance.platform.name, "?")
             self.instances[instance.label] = InstanceState(instance.label, instance.platform.name, owner)
             self._tasks.append(self.loop.create_task(self._supervise(instance), name=f"plugin:{instance.label}"))
-        await self.plugins.call_each("on_startup", hub=self)
+        await self.plugins.call_each("on_startup", hub=self.view)
 
     async def stop(self) -> None:
         """Stop serving, stop plugins, close clients, flush storage. A second call does nothing."""
         if self._stopped:
             return
         self._stopped = True
+        self.loop_lag.stop()
         if self._server is not None:
             self._server.stop()
         for task in self._tasks:
@@ -176,7 +183,7 @@ class Hub:
         self._tasks.clear()
         for state in self.instances.values():
             state.state = "stopped"
-        await self.plugins.call_each("on_shutdown", hub=self)
+        await self.plugins.call_each("on_shutdown", hub=self.view)
         self.fanout.outbox.flush()  # queued updates go out before the close frames
         for conn in tuple(self.fanout.connections):
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")

@@ -29,6 +29,7 @@ from smartanom.bus import EventBus
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom import schema
 from smartanom.recovery import RecoveryFile
+from smartanom.throttle import LogThrottle
 
 log = logging.getLogger("smartanom.storage")
 
@@ -36,8 +37,6 @@ log = logging.getLogger("smartanom.storage")
 # Rows deleted per transaction by the retention purge: short transactions, so
 # the writer goes on flushing readings between them.
 PURGE_CHUNK = 5000
-# While the database cannot be written, repeat the error this often (seconds).
-ERROR_REPEAT = 60.0
 # New readings are refused once this share of max_pending is held, which leaves
 # room for readings already on their way (from plugin threads) to be kept.
 REFUSE_AT = 0.9
@@ -70,7 +69,8 @@ class Storage:
         self.path = Path(path)
         self.flush_interval = flush_interval
         self.max_pending = max_pending
-        self._refuse_at = int(max_pending * REFUSE_AT)
+        # Readings held at which `backlogged` turns true (new readings refused).
+        self.backlog_at = int(max_pending * REFUSE_AT)
         self._wake_at = max(1, int(max_pending * WAKE_AT))
         self.keep_days = keep_days
         self.purge_interval = purge_interval
@@ -93,7 +93,7 @@ class Storage:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._unsubscribers: list = []
-        self._last_error_log = 0.0
+        self._error_log = LogThrottle()  # a failing disk is reported once a minute
         self._next_purge = 0.0
 
     def open(self) -> None:
@@ -180,7 +180,7 @@ class Storage:
         OVERLOADED and may send again; plugins get False from publish_reading),
         so that neither overload nor a failing disk costs an accepted reading.
         """
-        return len(self._readings) + len(self._held) >= self._refuse_at
+        return len(self._readings) + len(self._held) >= self.backlog_at
 
     @property
     def lag(self) -> float:
@@ -313,14 +313,14 @@ class Storage:
     def _failed(self, exc: Exception, action: str) -> None:
         first = self.error is None
         self.error = f"cannot {action} {os.fspath(self.path)}: {exc}"
-        now = time.monotonic()
-        if first or now - self._last_error_log >= ERROR_REPEAT:
-            self._last_error_log = now
+        if first:
+            self._error_log.reset()  # a new failure after a recovery is reported at once
+        if self._error_log.allow():
             log.error(
                 "STORAGE FAILING: %s. Readings are still broadcast live and held in memory "
                 "(%d now; new ones are refused from %d on, storage.max_pending); %d dropped so far. "
                 "Free disk space or fix the permissions; writing resumes by itself.",
-                self.error, self.pending, self._refuse_at, self.dropped,
+                self.error, self.pending, self.backlog_at, self.dropped,
             )
 
     def _purge_if_due(self, conn: sqlite3.Connection) -> None:

@@ -18,7 +18,6 @@ import ipaddress
 import logging
 import resource
 import socket
-import time
 from typing import Callable, Iterable
 
 import tornado.httpserver
@@ -28,6 +27,7 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
 
 from smartanom.auth import RedactTokens, redact
+from smartanom.throttle import LogThrottle
 
 log = logging.getLogger("smartanom.web")
 access_log = logging.getLogger("tornado.access")
@@ -176,8 +176,8 @@ class HubHTTPServer(tornado.httpserver.HTTPServer):
         self.max_connections, self.max_per_client = max_connections, max_per_client
         self.refused = 0
         self._open: list[tuple[str, socket.socket]] = []  # (client address, its socket), live or closed
-        self._next_accept_log = 0.0
-        self._next_cap_log = 0.0
+        self._accept_log = LogThrottle(ACCEPT_ERROR_LOG_EVERY)
+        self._cap_log = LogThrottle(ACCEPT_ERROR_LOG_EVERY)
 
     def handle_stream(self, stream: IOStream, address) -> None:
         # A socket IOStream closed is fileno() -1 (IOStream keeps no other trace once detached
@@ -188,9 +188,7 @@ class HubHTTPServer(tornado.httpserver.HTTPServer):
         mine = sum(1 for other, _ in self._open if other == ip)
         if (self.max_connections and total >= self.max_connections) or (self.max_per_client and mine >= self.max_per_client):
             self.refused += 1
-            now = time.monotonic()
-            if now >= self._next_cap_log:
-                self._next_cap_log = now + ACCEPT_ERROR_LOG_EVERY
+            if self._cap_log.allow():
                 log.warning(
                     "Refusing connections (503): %d open, %d from %s (server.max_connections %d, "
                     "server.max_connections_per_client %d); %d refused so far",
@@ -247,10 +245,8 @@ class HubHTTPServer(tornado.httpserver.HTTPServer):
         return remove
 
     def _accept_failed(self, exc: OSError) -> None:
-        now = time.monotonic()
-        if now < self._next_accept_log:
+        if not self._accept_log.allow():
             return
-        self._next_accept_log = now + ACCEPT_ERROR_LOG_EVERY
         hint = ""
         if exc.errno in (errno.EMFILE, errno.ENFILE):
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -16,6 +16,7 @@ import time
 import pytest
 import serial
 
+from conftest import until
 from smartanom.builtin.serial_arduino import runner
 from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
 from smartanom.builtin.serial_arduino.parser import checksum
@@ -121,17 +122,8 @@ def messages(caplog, text: str, level: int = logging.DEBUG) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == PLUGIN_LOGGER and r.levelno >= level and text in r.getMessage()]
 
 
-async def until(predicate, what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def opened(caplog, count: int = 1) -> None:
-    await until(lambda: len(messages(caplog, "opened serial port")) >= count, f"open #{count} of the port")
+    await until(lambda: len(messages(caplog, "opened serial port")) >= count, what=f"open #{count} of the port")
 
 
 async def readings(client, n: int, timeout: float = 10.0) -> list[tuple[int, float]]:
@@ -173,7 +165,7 @@ async def test_every_line_form_reaches_a_websocket_client(hub_factory, ws_client
     ]
     assert await client.nothing_within(0.2) == []
     assert messages(caplog, "ignored serial input") == []  # the partial line and the banner are not errors
-    assert hub.status.status[1].value == "active"
+    assert hub.status.of(1).value == "active"
     stored = await until_stored(hub, 10)
     assert (3, 9.99) not in stored
 
@@ -184,7 +176,7 @@ async def until_stored(hub, n: int) -> list[tuple[int, float]]:
             return [tuple(r) for r in db.execute("SELECT sensor_id, value FROM readings ORDER BY rowid")]
 
     loop = asyncio.get_running_loop()
-    await until(lambda: len(rows()) >= n, f"{n} stored readings")
+    await until(lambda: len(rows()) >= n, what=f"{n} stored readings")
     return await loop.run_in_executor(None, rows)
 
 
@@ -268,7 +260,7 @@ async def test_unplug_marks_inactive_and_a_new_port_behind_the_link_is_followed(
     assert len(messages(caplog, "lost serial port", logging.WARNING)) == 1
 
     # Several retries against the missing port: said once, then only at debug level.
-    await until(lambda: len(messages(caplog, "still unavailable")) >= 3, "three retries")
+    await until(lambda: len(messages(caplog, "still unavailable")) >= 3, what="three retries")
     assert len(messages(caplog, "does not exist", logging.ERROR)) == 1
     assert not messages(caplog, "still unavailable", logging.INFO)
 
@@ -286,7 +278,7 @@ async def test_unplug_marks_inactive_and_a_new_port_behind_the_link_is_followed(
 async def test_port_missing_at_startup_is_reported_with_the_fix_and_used_once_it_appears(hub_factory, ws_client, arduinos, by_id, caplog):
     hub = await hub_factory(HUB.format(port=by_id.path))
     client = await ws_client(hub, "/ws/sensor-data/")
-    await until(lambda: messages(caplog, "does not exist", logging.ERROR), "the missing-port error")
+    await until(lambda: messages(caplog, "does not exist", logging.ERROR), what="the missing-port error")
     error = messages(caplog, "does not exist", logging.ERROR)[0]
     assert by_id.path in error and "ls -l /dev/serial/by-id/" in error
     assert await client.request({"type": "ping"}) == {"type": "pong"}  # the hub carries on
@@ -306,7 +298,7 @@ async def test_a_dangling_link_is_retried_too(hub_factory, ws_client, arduinos, 
     os.symlink(tmp_path / "ttyUSB7", by_id.path)
     hub = await hub_factory(HUB.format(port=by_id.path))
     client = await ws_client(hub, "/ws/sensor/4/")
-    await until(lambda: messages(caplog, "does not exist", logging.ERROR), "the open error")
+    await until(lambda: messages(caplog, "does not exist", logging.ERROR), what="the open error")
     assert f"(-> {tmp_path / 'ttyUSB7'}) does not exist" in messages(caplog, "does not exist")[0]
     arduino = arduinos()
     by_id.link_to(arduino)
@@ -355,7 +347,7 @@ async def test_open_and_close_happen_off_the_event_loop(hub_factory, ws_client, 
         await arduino.print("dropped", "water_temperature=22.5")
         assert await readings(client, 1) == [(1, 22.5)]
         arduino.unplug()  # close after a read error
-        await until(lambda: calls["close"] >= 1 and messages(caplog, "lost serial port"), "the close after unplug")
+        await until(lambda: calls["close"] >= 1 and messages(caplog, "lost serial port"), what="the close after unplug")
         await hub.stop()  # and close on shutdown, possibly while a reopen is in progress
     finally:
         ticker.cancel()

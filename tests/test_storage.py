@@ -224,8 +224,8 @@ async def test_a_long_flush_interval_and_a_small_max_pending_drop_nothing(hub_fa
 
 def test_refusal_and_early_flush_thresholds():
     small = Storage(":memory:", max_pending=500)
-    assert (small._wake_at, small._refuse_at) == (125, 450)
-    assert Storage(":memory:", max_pending=100_000)._refuse_at == 90_000
+    assert (small._wake_at, small.backlog_at) == (125, 450)
+    assert Storage(":memory:", max_pending=100_000).backlog_at == 90_000
 
 
 @pytest.mark.gen_test

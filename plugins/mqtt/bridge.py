@@ -18,7 +18,7 @@ from importlib import metadata
 
 import aiomqtt
 
-from smartanom import DeviceStatus, DeviceStatusChanged, PluginContext, SensorReading
+from smartanom import DeviceStatus, DeviceStatusChanged, LogThrottle, PluginContext, SensorReading
 from smartanom.builtin.mqtt.config import MqttOptions, TlsOptions
 from smartanom.builtin.mqtt.discovery import discovery_messages
 from smartanom.builtin.mqtt.inbound import PayloadError, Route, routes_from
@@ -29,8 +29,6 @@ from smartanom.builtin.mqtt.outbox import Outbox
 BATCH = 100
 # How long a stopping hub waits for the broker to acknowledge its "offline".
 GOODBYE_TIMEOUT = 2.0
-# A repeated warning (bad payloads, drops) is logged at most this often per kind.
-LOG_EVERY = 60.0
 
 
 async def run(ctx: PluginContext) -> None:
@@ -61,7 +59,7 @@ class Bridge:
             broker=self.broker, connected=False, connections=0, published=0, queued=0, dropped=0,
             queue_size=options.queue_size, received=0, rejected=0, retained_skipped=0, last_error=None,
         )
-        self._warned: dict[str, float] = {}
+        self._warned = LogThrottle()  # per kind of warning: one a minute each
 
     @property
     def _discovery(self) -> bool:
@@ -241,7 +239,7 @@ class Bridge:
     def _accept(self, route: Route, payload: bytes) -> None:
         try:
             value, timestamp = route.extract(payload)
-            self.ctx.publish_reading(route.sensor_id, value, timestamp)
+            accepted = self.ctx.publish_reading(route.sensor_id, value, timestamp)
         except (PayloadError, ValueError) as exc:
             self.stats["rejected"] += 1
             if self._may_warn(f"reject:{route.topic}"):
@@ -249,6 +247,9 @@ class Bridge:
                     "%s: ignored a message on %s for sensor %d: %s (%d rejected in all; logged once a minute per topic)",
                     self.ctx.label, route.topic, route.sensor_id, exc, self.stats["rejected"],
                 )
+            return
+        if not accepted:  # out of the sensor's range: counted per sensor and logged by the hub
+            self.stats["rejected"] += 1
             return
         self.stats["received"] += 1
 
@@ -274,11 +275,7 @@ class Bridge:
         return messages
 
     def _may_warn(self, kind: str) -> bool:
-        now = time.monotonic()
-        if now - self._warned.get(kind, -LOG_EVERY) >= LOG_EVERY:
-            self._warned[kind] = now
-            return True
-        return False
+        return self._warned.allow(kind)
 
 
 def _connection_lost(client: aiomqtt.Client) -> asyncio.Future:

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import Counter
 
-from smartanom import PluginContext
+from smartanom import LogThrottle, PluginContext
 from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
 from smartanom.builtin.serial_arduino.parser import BAD_VALUE, TOO_LONG, UNKNOWN_KEY, LineError, LineSplitter, TooLong, parse_line
 from smartanom.builtin.serial_arduino.port import PortUnavailable, SerialConnection
@@ -29,24 +29,24 @@ async def run(ctx: PluginContext) -> None:
     options: SerialArduinoOptions = ctx.options
     lines = LineHandler(ctx, options)
     delay = options.reconnect_min
-    last_failure, last_logged = None, 0.0
+    # An open failure is logged when it changes, and repeated only every
+    # OPEN_FAILURE_REMIND_EVERY while it stays the same.
+    open_failures = LogThrottle(OPEN_FAILURE_REMIND_EVERY)
     keys = ", ".join(f"{k}->{v}" for k, v in options.sensors.items())
     ctx.log.info("%s: reading %s at %d baud for device %s (%s)", ctx.label, options.port, options.baudrate, options.device, keys)
     while True:
         try:
             conn = await SerialConnection.open(options, lines.feed)
         except PortUnavailable as exc:
-            now = time.monotonic()
-            if str(exc) != last_failure or now - last_logged >= OPEN_FAILURE_REMIND_EVERY:
+            if open_failures.allow(str(exc)):
                 ctx.log.error("%s: %s. Retrying, at least every %g s.", ctx.label, exc, options.reconnect_max)
-                last_failure, last_logged = str(exc), now
             else:
                 ctx.log.debug("%s: still unavailable: %s", ctx.label, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, options.reconnect_max)
             continue
 
-        last_failure = None
+        open_failures = LogThrottle(OPEN_FAILURE_REMIND_EVERY)  # connected: the next failure is news
         shown = options.port if conn.real_path == options.port else f"{options.port} (-> {conn.real_path})"
         ctx.log.info("%s: opened serial port %s", ctx.label, shown)
         lines.start()
@@ -107,7 +107,8 @@ class LineHandler:
             if sensor_id is None:
                 self.bad.report(UNKNOWN_KEY, raw, f"'{key}' (mapped keys: {', '.join(self.options.sensors)})")
                 continue
-            self.ctx.publish_reading(sensor_id, value, now)
+            if not self.ctx.publish_reading(sensor_id, value, now):
+                continue  # out of the sensor's range: counted and logged by the hub
             self.readings += 1
             self.ctx.stats["readings"] = self.ctx.stats.get("readings", 0) + 1
         for key, text in parsed.bad_values.items():
@@ -120,25 +121,21 @@ class BadLineLog:
     def __init__(self, ctx: PluginContext):
         self.ctx = ctx
         self.counts: Counter[str] = Counter()
-        self.unreported = 0
-        self._next_at = 0.0
+        self._log = LogThrottle(BAD_LINE_LOG_EVERY)
 
     def report(self, kind: str, raw: bytes, detail: str = "") -> None:
         self.counts[kind] += 1
         # Shown in GET /api/plugins and /api/health, so a flaky cable is visible without the log.
         self.ctx.stats["bad_lines"] = self.ctx.stats.get("bad_lines", 0) + 1
-        now = time.monotonic()
-        if now < self._next_at:
-            self.unreported += 1
+        if not self._log.allow():
             return
-        self._next_at = now + BAD_LINE_LOG_EVERY
-        since = f"; {self.unreported} more not shown since the last report" if self.unreported else ""
+        unreported = self._log.skipped
+        since = f"; {unreported} more not shown since the last report" if unreported else ""
         totals = ", ".join(f"{k}: {n}" for k, n in self.counts.most_common())
         self.ctx.log.warning(
             "%s: ignored serial input (%s%s): %s%s (totals %s)",
             self.ctx.label, kind, f", {detail}" if detail else "", show(raw), since, totals,
         )
-        self.unreported = 0
 
 
 def show(raw: bytes) -> str:
