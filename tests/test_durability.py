@@ -211,8 +211,9 @@ def test_a_full_disk_is_reported_and_refuses_before_anything_accepted_is_lost(tm
     hub.wait_for_log(r"STORAGE FAILING", 60)
     until(lambda: sender.overloaded > 0, 30, "the hub to refuse readings (OVERLOADED)")
     # (SQLite may win back WAL space now and then, so storage can be briefly writable again.)
-    until(lambda: hub.health()[0] == 503, 30, "health to say degraded")
-    code, health = hub.health()
+    seen = []
+    until(lambda: seen.append(hub.health()) or seen[-1][0] == 503, 30, "health to say degraded")
+    code, health = seen[-1]
     assert health["storage"]["ok"] is False and health["status"] == "degraded"
     counts = health["readings"]
     assert counts["dropped"] == 0 and counts["pending"] <= 500
