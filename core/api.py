@@ -32,7 +32,9 @@ from smartanom.protocol import format_timestamp
 from smartanom.throttle import LogThrottle
 
 if TYPE_CHECKING:
+    from smartanom.alerts.engine import AlertEngine
     from smartanom.auth import Authenticator
+    from smartanom.watchdog import LoopWatchdog
     from smartanom.registry import Device, Registry, Sensor
     from smartanom.status import StatusTracker
     from smartanom.storage import Storage
@@ -454,9 +456,12 @@ class HealthHandler(JSONHandler):
     quiet_log = True  # HealthWatch logs changes instead (core/websurface.log_request)
 
     def initialize(
-        self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float, watch: HealthWatch,
+        self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float,
+        watchdog: "LoopWatchdog | None", alerts: "AlertEngine", watch: HealthWatch,
     ) -> None:
         super().initialize(auth)
+        self.alerts = alerts
+        self.watchdog = watchdog
         self.storage = storage
         self.fanout = fanout
         self.instances = instances
@@ -475,6 +480,11 @@ class HealthHandler(JSONHandler):
         if storage.dropped:
             problems.append(f"{storage.dropped} accepted readings were dropped, not stored (see the log)")
         problems += [f"plugin instance {i['label']} is {i['state']}: {i['last_error']}" for i in instances if i["state"] == "restarting"]
+        # Reported by a running instance (PluginContext.set_problem): not a crash, but its device gets no data.
+        problems += [f"plugin instance {i['label']}: {i['stats']['problem']} (since {i['stats']['problem_since']})"
+                     for i in instances if i["stats"].get("problem")]
+        if self.alerts.store.error is not None:
+            problems.append(f"alerts cannot be stored: {self.alerts.store.error}")
         started = self.started_at
         self.watch.saw(problems)
         self.set_status(503 if problems else 200)
@@ -486,6 +496,7 @@ class HealthHandler(JSONHandler):
                 "uptime": round(time.time() - started, 3) if started else 0.0,
                 "plugins": instances,
                 "clients": len(self.fanout.connections),
+                "loop": self.watchdog.as_dict() if self.watchdog is not None else None,
                 "readings": {
                     "accepted": storage.accepted,
                     "stored": storage.stored,
@@ -499,6 +510,7 @@ class HealthHandler(JSONHandler):
                     "lag": round(storage.lag, 3),
                     "purged": storage.purged,
                 },
+                "alerts": self.alerts.health(),
                 "websocket": {
                     "errors": stats.errors,
                     "rate_limited": stats.rate_limited,
