@@ -36,6 +36,11 @@ class SimulatedOptions(PlatformOptions):
     tank: bool = Field(False, description="pH, EC and water level come from the tank model that `type: simulated` outputs of this device act on")
     raw: list[RawSignal] = Field([], description="sensors whose probe reads offset and scaled (raw mode)")
 
+    def readings_per_second(self, registry) -> float | None:
+        device = registry.device(self.device) if self.device is not None else None
+        count = len(self.sensors) if self.sensors is not None else len(device.sensors) if device else 0
+        return count / self.interval
+
     @field_validator("sensors")
     @classmethod
     def _sensors_on_device(cls, value, info: ValidationInfo):
