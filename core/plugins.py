@@ -82,12 +82,18 @@ class PluginHost:
     def load_entry_points(self) -> None:
         only = {n.strip() for n in os.environ.get("SMARTANOM_PLUGINS", "").split(",") if n.strip()}
         loaded = []
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        # By name, then package: of two packages declaring one name, the same one wins on every machine.
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, _package(e))):
             if only and ep.name not in only:
                 log.info("Plugin %s skipped (SMARTANOM_PLUGINS=%s)", ep.name, ",".join(sorted(only)))
                 continue
             if ep.name in self.records:
-                continue  # the same distribution seen twice on sys.path
+                if _package(ep) != self.records[ep.name].package:
+                    self._fail(ep.name, (
+                        f"entry point name '{ep.name}' is also declared by {_package(ep)} {ep.dist.version} "
+                        f"({ep.value}), which is not loaded: uninstall one of the two packages"
+                    ))
+                continue  # otherwise the same distribution seen twice on sys.path
             dist = getattr(ep, "dist", None)
             self.records[ep.name] = PluginRecord(ep.name, dist.name if dist else "", dist.version if dist else "")
             try:
@@ -235,6 +241,11 @@ class PluginHost:
     def _trace(self, hook_name: str, plugin_name: str, kwargs: dict, result: Any) -> None:
         if self.trace:
             log.info("hook %s(%s) on %s -> %r", hook_name, ", ".join(kwargs), plugin_name, result)
+
+
+def _package(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist else ""
 
 
 def _platform_problem(platform: object) -> str | None:
