@@ -96,6 +96,12 @@ def _guard(function, plugin: str, hook: str, argnames, fail: Fail, trace: Trace)
         except Exception as exc:
             fail(plugin, _raised(hook, exc), exc)
             return None
+        if inspect.isawaitable(result) and hook not in ASYNC_HOOKS:
+            # A plain function handing back a coroutine slips past the `async def` check at load.
+            getattr(result, "close", lambda: None)()  # no "never awaited" warning later
+            exc = TypeError(f"it returned a coroutine, but the hub calls {hook} synchronously and would never await it")
+            fail(plugin, _raised(hook, exc), None)
+            return None
         if inspect.isawaitable(result):
             result = _awaited(result, plugin, hook, fail)
         else:

@@ -155,3 +155,24 @@ def test_an_old_style_hookwrapper_that_raises_after_yield_is_reported():
     host = host_with(("a", provider("a_probe")), ("old", Old()))
     assert list(host.collect_platforms()) == ["a_probe"]
     assert host.records["old"].errors == ["raised in register_platforms (hookwrapper, after yield): KeyError: 'oops'"]
+
+
+def test_a_plain_function_returning_a_coroutine_from_a_synchronous_hook_is_reported_and_closed():
+    # Not `async def` (so not refused at load), e.g. a lambda or a decorator that hides it.
+    returned = []
+
+    async def export(reading):
+        pass
+
+    class Sneaky:
+        @hookimpl
+        def on_reading(self, reading):
+            returned.append(export(reading))
+            return returned[-1]
+
+    host = host_with(("sneaky", Sneaky()))
+    assert host.call_each_sync("on_reading", reading=None) == []  # left out, as when it raises
+    assert host.records["sneaky"].errors == [
+        "raised in on_reading: TypeError: it returned a coroutine, but the hub calls on_reading synchronously and would never await it"
+    ]
+    assert returned[0].cr_frame is None  # closed: no "coroutine ... was never awaited" later
