@@ -2,7 +2,9 @@
 each plugin's failure stays its own, and what the hub cannot honour is refused at load."""
 
 import asyncio
+import time
 import logging
+import re
 
 import pytest
 
@@ -176,3 +178,18 @@ def test_a_plain_function_returning_a_coroutine_from_a_synchronous_hook_is_repor
         "raised in on_reading: TypeError: it returned a coroutine, but the hub calls on_reading synchronously and would never await it"
     ]
     assert returned[0].cr_frame is None  # closed: no "coroutine ... was never awaited" later
+
+
+def test_a_listener_hook_that_blocks_the_event_loop_is_reported():
+    class Blocking:
+        @hookimpl
+        def on_reading(self, reading):
+            time.sleep(0.15)  # e.g. a synchronous HTTP call to InfluxDB
+
+    host = host_with(("blocking", Blocking()))
+    host.call_each_sync("on_reading", reading=None)
+    (problem,) = host.records["blocking"].errors
+    assert re.fullmatch(
+        r"blocked the event loop in on_reading: took \d+\.\d\d s \(more than 0\.1 s\); "
+        r"return at once and queue slow work for a task of your own", problem
+    ), problem
