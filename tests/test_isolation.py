@@ -193,3 +193,17 @@ def test_a_listener_hook_that_blocks_the_event_loop_is_reported():
         r"blocked the event loop in on_reading: took \d+\.\d\d s \(more than 0\.1 s\); "
         r"return at once and queue slow work for a task of your own", problem
     ), problem
+
+
+def test_a_wrapper_observes_but_what_it_returns_does_not_change_what_the_hub_takes():
+    seen = []
+
+    class Hides:
+        @hookimpl(wrapper=True)
+        def register_platforms(self):
+            seen.extend(name for result in (yield) for name in [p.name for p in result])
+            return []  # as the guide says: pluggy's result, not the hub's
+
+    host = host_with(("a", provider("a_probe")), ("hides", Hides()))
+    assert list(host.collect_platforms()) == ["a_probe"]
+    assert seen == ["a_probe"]
