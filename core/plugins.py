@@ -109,6 +109,9 @@ class PluginHost:
         """Register a plugin object directly (tests, embedding); isolated like an entry point.
 
         Its hooks run before those of the plugins registered earlier (pluggy's order)."""
+        if self.pm.has_plugin(name):
+            self._fail(name, f"a second plugin named '{name}' is not loaded: the name is taken")
+            return
         self.records[name] = PluginRecord(name, package, version)
         self._register(plugin, name)
 
@@ -117,14 +120,16 @@ class PluginHost:
         # a hook no spec declares (check_pending); isolation.unsupported what the
         # hub could not honour. Checking after each plugin pins the blame on that
         # plugin, and only it is dropped.
+        registered = False
         try:
             self.pm.register(plugin, name=name)
+            registered = True
             self.pm.check_pending()
             problem = isolation.unsupported(self.pm, name)
             if problem:
                 raise PluginError(problem)
         except Exception as exc:
-            if self.pm.has_plugin(name):
+            if registered:  # not another plugin that holds the name
                 self.pm.unregister(name=name)
             self._fail(name, f"is not a valid plugin: {type(exc).__name__}: {exc}", exc, loaded=False)
             return
