@@ -33,23 +33,3 @@ def test_a_second_package_with_the_same_entry_point_name_is_reported(tmp_path, m
     assert record.errors == [message]
     assert f"Plugin orp (smartanom-orp-a 1.0) {message}" in caplog.text
 
-
-def test_a_second_plugin_object_under_a_taken_name_leaves_the_first_loaded():
-    from smartanom import Platform, hookimpl
-
-    async def run(ctx):
-        pass
-
-    def provider(platform):
-        class Provider:
-            @hookimpl
-            def register_platforms(self):
-                return [Platform(platform, run=run)]
-
-        return Provider()
-
-    host = make_plugin_host([("probe", provider("first"), "smartanom-first", "1.0"), ("probe", provider("second"))], entry_points=False)
-    assert list(host.collect_platforms()) == ["first"]
-    record = host.records["probe"]
-    assert (record.package, record.loaded) == ("smartanom-first", True)
-    assert record.errors == ["a second plugin named 'probe' is not loaded: the name is taken"]

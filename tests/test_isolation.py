@@ -207,3 +207,13 @@ def test_a_wrapper_observes_but_what_it_returns_does_not_change_what_the_hub_tak
     host = host_with(("a", provider("a_probe")), ("hides", Hides()))
     assert list(host.collect_platforms()) == ["a_probe"]
     assert seen == ["a_probe"]
+
+
+def test_a_second_plugin_object_under_a_taken_name_leaves_the_first_loaded():
+    host = PluginHost()
+    host.register(provider("first"), "probe", "smartanom-first", "1.0")
+    host.register(provider("second"), "probe")
+    assert list(host.collect_platforms()) == ["first"]
+    record = host.records["probe"]
+    assert (record.package, record.loaded) == ("smartanom-first", True)
+    assert record.errors == ["a second plugin named 'probe' is not loaded: the name is taken"]
