@@ -5,14 +5,16 @@ private and may change. docs/writing-plugins.md is the guide.
 """
 
 from smartanom.errors import ConfigError
-from smartanom.events import DeviceStatus, DeviceStatusChanged, SensorReading
+from smartanom.events import AlertChanged, DeviceStatus, DeviceStatusChanged, SensorReading
 from smartanom.hookspecs import hookimpl
 from smartanom.hubview import HubView
 from smartanom.platform import Platform, PlatformOptions, PluginContext
 from smartanom.sensortypes import SensorType
 from smartanom.throttle import LogThrottle
+from smartanom.protocol import to_millis
 
 __all__ = [
+    "AlertChanged",
     "ConfigError",
     "DeviceStatus",
     "DeviceStatusChanged",
@@ -24,4 +26,5 @@ __all__ = [
     "SensorReading",
     "SensorType",
     "hookimpl",
+    "to_millis",
 ]

@@ -27,7 +27,9 @@ from smartanom.auth import token_from_request
 from smartanom.protocol import format_timestamp
 
 if TYPE_CHECKING:
+    from smartanom.alerts.engine import AlertEngine
     from smartanom.auth import Authenticator
+    from smartanom.watchdog import LoopWatchdog
     from smartanom.registry import Device, Registry, Sensor
     from smartanom.status import StatusTracker
     from smartanom.storage import Storage
@@ -335,8 +337,10 @@ class PluginsHandler(JSONHandler):
 class HealthHandler(JSONHandler):
     """For monitoring probes: 200 when all is well, 503 when storage is failing or a plugin is crash-looping."""
 
-    def initialize(self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float) -> None:
+    def initialize(self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float, watchdog: "LoopWatchdog | None", alerts: "AlertEngine") -> None:
         super().initialize(auth)
+        self.alerts = alerts
+        self.watchdog = watchdog
         self.storage = storage
         self.fanout = fanout
         self.instances = instances
@@ -349,6 +353,11 @@ class HealthHandler(JSONHandler):
         if storage.error is not None:
             problems.append(storage.error)
         problems += [f"plugin instance {i['label']} is {i['state']}: {i['last_error']}" for i in instances if i["state"] == "restarting"]
+        # Reported by a running instance (PluginContext.set_problem): not a crash, but its device gets no data.
+        problems += [f"plugin instance {i['label']}: {i['stats']['problem']} (since {i['stats']['problem_since']})"
+                     for i in instances if i["stats"].get("problem")]
+        if self.alerts.store.error is not None:
+            problems.append(f"alerts cannot be stored: {self.alerts.store.error}")
         started = self.started_at
         self.set_status(503 if problems else 200)
         self.send_json(
@@ -359,6 +368,7 @@ class HealthHandler(JSONHandler):
                 "uptime": round(time.time() - started, 3) if started else 0.0,
                 "plugins": instances,
                 "clients": len(self.fanout.connections),
+                "loop": self.watchdog.as_dict() if self.watchdog is not None else None,
                 "readings": {
                     "accepted": storage.accepted,
                     "stored": storage.stored,
@@ -372,6 +382,7 @@ class HealthHandler(JSONHandler):
                     "lag": round(storage.lag, 3),
                     "purged": storage.purged,
                 },
+                "alerts": self.alerts.health(),
                 "websocket": {
                     "errors": stats.errors,
                     "rate_limited": stats.rate_limited,

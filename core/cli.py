@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 
+from smartanom.alerts.rules import skipped_for_unit as alert_notes
 from smartanom import backup_cli, logsetup, schema
 from smartanom.calibration import cli as calibrate_cli
 from smartanom.config import load_config
@@ -143,6 +144,7 @@ def _warnings(config) -> list[str]:
                 found.append(f"{secrets} holds tokens but other users may read it: chmod 600 {secrets}")
         except OSError:
             pass  # a missing file is a config error, reported already
+    found += [str(w) for w in config.warnings]
     path = os.path.abspath(config.storage.path)
     parent = os.path.dirname(path)
     while not os.path.exists(parent) and parent != os.path.dirname(parent):
@@ -150,6 +152,7 @@ def _warnings(config) -> list[str]:
     target = path if os.path.exists(path) else parent
     if not os.access(target, os.W_OK):
         found.append(f"storage.path {path}: {target} is not writable by this user; readings would only be kept in memory")
+    found += alert_notes(config.devices, config.profiles)
     return found
 
 

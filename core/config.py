@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from smartanom.alerts import config as alerts_config
+from smartanom.alerts.config import AlertsConfig, ProfileConfig, SensorAlertConfig
 from smartanom.calibration import config as calibration_config
 from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
 from smartanom.registry import Registry
 from smartanom.sensortypes import BUILTIN_TYPES, SensorType
+from smartanom.watchdog import WatchdogConfig
 from smartanom.yamlfile import LineDict, LineList, format_path, load_yaml_file, locate
 
 log = logging.getLogger("smartanom.config")
@@ -101,6 +105,8 @@ class SensorConfig(_Section):
     # a plugin's is counted as bad), so one garbage value cannot wreck a chart.
     min: float | None = None
     max: float | None = None
+    # Alert range and timing for this sensor, over its device's profile (core/alerts/).
+    alert: SensorAlertConfig | None = None
 
     @model_validator(mode="after")
     def _range_in_order(self):
@@ -127,6 +133,8 @@ class DeviceConfig(_Section):
     name: str = Field(min_length=1)
     # Seconds without a reading after which the device is marked inactive.
     offline_after: float = Field(30.0, gt=0)
+    # A plant profile (core/alerts/profiles.py or `profiles:`): alert ranges for its sensors.
+    profile: str | None = None
     sensors: list[SensorConfig] = []
 
     @field_validator("sensors", mode="before")
@@ -139,8 +147,11 @@ class _Root(_Section):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     auth: AuthConfig = AuthConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
+    alerts: AlertsConfig = AlertsConfig()
+    profiles: dict[str, ProfileConfig] = {}
     calibration: calibration_config.CalibrationConfig = calibration_config.CalibrationConfig()
     derived: list[calibration_config.DerivedConfig] = []
 
@@ -180,10 +191,15 @@ class HubConfig:
     tokens: list[Token] = field(default_factory=list)
     # Entries whose platform is provided by no loaded plugin (only when some plugin failed to load).
     unavailable: list[ConfigIssue] = field(default_factory=list)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    profiles: dict[str, ProfileConfig] = field(default_factory=dict)
     calibration: calibration_config.CalibrationConfig = field(default_factory=calibration_config.CalibrationConfig)
     derived: list[calibration_config.DerivedConfig] = field(default_factory=list)
     # Built-in sensor types plus the loaded plugins' (register_sensor_types).
     sensor_types: dict[str, SensorType] = field(default_factory=lambda: dict(BUILTIN_TYPES))
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    # Not errors, but probably not what the installer meant (PlatformOptions.config_warnings).
+    warnings: list[ConfigIssue] = field(default_factory=list)
 
     def build_registry(self) -> Registry:
         registry = Registry.from_config(self.devices, self.sensor_types)
@@ -241,8 +257,9 @@ def load_config(
 
     config = HubConfig(
         filename, root.server, root.storage, root.devices, auth=root.auth, calibration=root.calibration,
-        derived=root.derived, sensor_types=sensor_types,
+        derived=root.derived, sensor_types=sensor_types, watchdog=root.watchdog, alerts=root.alerts, profiles=root.profiles,
     )
+    alerts_config.check(root.devices, root.profiles, data, filename, issues)
     issues.extend(calibration_config.check(root.calibration, root.derived, registry, data, filename))
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
@@ -279,6 +296,7 @@ def _check_plugins(data, filename, issues, registry, platforms, broken_devices, 
     raw_plugins = data.get("plugins")
     if not isinstance(raw_plugins, list):
         return  # the schema error about it is already reported
+    claimed: dict[str, int] = {}  # resource an entry opens exclusively -> the first entry's index
     for index, entry in enumerate(raw_plugins):
         if not isinstance(entry, dict):
             continue  # reported by the schema
@@ -323,8 +341,15 @@ def _check_plugins(data, filename, issues, registry, platforms, broken_devices, 
             known = ", ".join(str(d) for d in registry.devices) or "none"
             issues.append(ConfigIssue(filename, locate(data, loc + ("device",)), format_path(loc + ("device",)), f"device {options.device} is not defined under 'devices:' (defined: {known})"))
             continue
+        for key, resource in options.exclusive_resources().items():
+            first = claimed.setdefault(resource, index)
+            if first != index:
+                issues.append(ConfigIssue(filename, locate(data, loc + (key,)), format_path(loc + (key,)),
+                                          f"{resource} is already used by plugins[{first}]: one entry per port (two readers would each get part of the data)"))
         if config is not None:
             config.plugins.append(PluginInstanceConfig(index, platform, options, line))
+            for where, message in options.config_warnings():
+                config.warnings.append(ConfigIssue(filename, locate(data, loc + where), format_path(loc + where), message))
 
 
 def _load_tokens(auth: AuthConfig, data, filename: str, issues: list[ConfigIssue]) -> list[Token]:
@@ -430,12 +455,34 @@ def _message(error: dict, model: type[BaseModel], loc: tuple) -> str:
     if isinstance(value, str) and kind in ("int_type", "float_type") and _looks_numeric(value):
         return f"{msg} (found: {value!r}); remove the quotes"
     if isinstance(value, (str, int, float)) or value is None:
-        return f"{msg} (found: {value!r})"
+        return f"{msg} (found: {value!r}){_nearest_valid(error, value)}"
     if isinstance(value, dict):
         return f"{msg} (found: a mapping of keys)"
     if isinstance(value, list):
         return f"{msg} (found: a list)"
     return f"{msg} (found: {type(value).__name__})"
+
+
+def _nearest_valid(error: dict, value) -> str:
+    """'. Did you mean X?' for a value that is almost one of the allowed ones or just out of range."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "literal_error" and "expected" in ctx:
+        choices = re.findall(r"'([^']*)'|(-?\d+(?:\.\d+)?)", ctx["expected"])
+        texts = [quoted or number for quoted, number in choices]
+        if isinstance(value, str):
+            folded = [c for c in texts if c.lower() == value.lower()]
+            hint = folded or difflib.get_close_matches(value, texts, n=1, cutoff=0.5)
+        elif _is_int(value) or isinstance(value, float):
+            numbers = [float(n) for q, n in choices if n]
+            hint = [min(numbers, key=lambda n: abs(n - value))] if numbers else []
+            hint = [f"{h:g}" for h in hint]
+        else:
+            hint = []
+        return f". Did you mean {hint[0]}?" if hint else ""
+    bound = {"less_than_equal": "le", "greater_than_equal": "ge"}.get(kind)
+    if bound and bound in ctx and (_is_int(value) or isinstance(value, float)):
+        return f"; the nearest valid value is {ctx[bound]:g}"
+    return ""
 
 
 def _looks_numeric(text: str) -> bool:
@@ -451,15 +498,20 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        fld = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        fld = _field(current, part) if isinstance(current, type) and issubclass(current, BaseModel) else None
         if fld is None:
             return []
         current = _inner_model(fld.annotation)
         if current is None:
             return []
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [f.alias or name for name, f in current.model_fields.items()]  # `for` rather than for_
     return []
+
+
+def _field(model: type[BaseModel], key: str):
+    """The field that YAML key `key` fills (by alias first, as in `for:`)."""
+    return next((f for name, f in model.model_fields.items() if f.alias == key), None) or model.model_fields.get(key)
 
 
 def _inner_model(annotation) -> type[BaseModel] | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import tornado.httpserver
 import tornado.netutil
 
+from smartanom.alerts.engine import AlertEngine
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
 from smartanom.calibration.latest import LatestReadings
@@ -34,6 +35,7 @@ from smartanom.plugins import PluginHost
 from smartanom.registry import Sensor
 from smartanom.status import StatusTracker
 from smartanom.storage import Storage
+from smartanom.watchdog import LoopWatchdog, Stall
 from smartanom.web import make_app
 from smartanom.websocket import FanOut
 
@@ -57,6 +59,7 @@ class InstanceState:
     state: str = "starting"  # running | restarting | finished | stopped
     restarts: int = 0
     last_error: str | None = None
+    loop_stalls: int = 0  # times the event loop was held by this instance (core/watchdog.py)
     stats: dict = field(default_factory=dict)  # the running instance's PluginContext.stats
 
     def as_dict(self) -> dict:
@@ -77,10 +80,12 @@ class Hub:
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
+        self.alerts = AlertEngine(config, self.registry, self.bus, self.fanout, self.status)
         self.latest = LatestReadings()
-        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest)
+        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest, alerts=self.alerts)
         self.derived = DerivedSensors(self.registry, config.derived, self.latest, self.accept_reading)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
+        self.watchdog = LoopWatchdog(config.watchdog.threshold, self._count_stall) if config.watchdog.enabled else None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
         self.started_at: float | None = None
@@ -111,9 +116,12 @@ class Hub:
         self.bus.bind_loop(self.loop)
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
+        if self.watchdog is not None:
+            self.watchdog.start()
         self.status.start()
         self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus) + self.plugins.listen(self.bus)
+        await self.alerts.start()
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
         await self.calibration.start()
 
@@ -158,6 +166,9 @@ class Hub:
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")
         await self.status.stop()
         await self.calibration.stop()
+        if self.watchdog is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.watchdog.stop)
+        await self.alerts.stop()  # after calibration, which may still resolve a reminder
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()
@@ -172,6 +183,11 @@ class Hub:
             await self._server.close_all_connections()
             self._server = None
         await asyncio.get_running_loop().run_in_executor(None, self.history.close)
+
+    def _count_stall(self, stall: Stall) -> None:
+        state = self.instances.get(stall.instance) if stall.instance else None
+        if state is not None:
+            state.loop_stalls += 1
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         settings = self.config.server.ssl

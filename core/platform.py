@@ -10,6 +10,7 @@ if it crashes it is logged and restarted with backoff; on shutdown it is cancell
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Awaitable, Callable
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from smartanom.hubview import HubView, admit
 from smartanom.validity import Refusals, parse_reading
+from smartanom.protocol import format_timestamp
 
 if TYPE_CHECKING:
     from smartanom.events import DeviceStatus
@@ -38,6 +40,17 @@ class PlatformOptions(BaseModel):
     platform: str
     device: int | None = None
     name: str | None = None
+
+    def exclusive_resources(self) -> dict[str, str]:
+        """What this entry opens exclusively, as {its key: resource}, e.g.
+        {"port": "serial port /dev/ttyUSB0"}: two entries claiming one resource
+        are a config error at the second one's key."""
+        return {}
+
+    def config_warnings(self) -> list[tuple[tuple, str]]:
+        """Valid but probably mistaken settings, as (path in this entry, message):
+        check-config prints them and the hub logs them at start-up."""
+        return []
 
 
 @dataclass(frozen=True)
@@ -112,10 +125,32 @@ class PluginContext:
         if self.device is not None:
             self._hub.status.set_available(self.device, available, reason or self.label)
 
+    def set_problem(self, problem: str | None) -> None:
+        """Report what keeps this instance from working (a port missing, busy or
+        forbidden), or None once it works again. Shown with since when in
+        GET /api/plugins (stats.problem, stats.problem_since) and listed by /api/health."""
+        if problem is None:
+            self.stats.pop("problem", None)
+            self.stats.pop("problem_since", None)
+        elif self.stats.get("problem") != problem:
+            self.stats["problem"] = problem
+            self.stats["problem_since"] = format_timestamp(time.time())
+            self.stats["last_error"] = problem
+
     def device_status(self, device_id: int) -> "DeviceStatus | None":
         """The device's current status (None for an unknown device), e.g. to
         report it to an outside system that connects after it last changed."""
         return self._hub.status.of(device_id)
+
+    def alert_rules(self) -> list[dict]:
+        """The conditions the hub raises alerts for, e.g. to mirror them elsewhere (MQTT):
+        each `{"key", "name", "device_id", "sensor_id"}` (sensor_id None for a device's).
+        Alerts other subsystems raise have keys not listed here: see AlertChanged."""
+        return self._hub.alerts.catalog()
+
+    def active_alerts(self) -> list[dict]:
+        """The active alerts, as GET /api/alerts shows them."""
+        return [alert.as_json() for alert in self._hub.alerts.active()]
 
     def _admit(self, sensor: "Sensor", raw: float, epoch: float) -> bool:
         admitted = admit(self._hub, sensor, raw, epoch, self.label, self._refusals)

@@ -196,13 +196,21 @@ def _json_type(value) -> str:
 _last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
 
 
+def to_millis(epoch: float) -> int:
+    """Epoch seconds -> whole milliseconds, rounded to the nearest.
+
+    The one rounding rule for every timestamp the hub writes as text (WebSocket,
+    HTTP API, MQTT): the same reading shows the same millisecond everywhere,
+    and a reading bridged hub to hub keeps it.
+    """
+    seconds = int(epoch // 1)
+    return seconds * 1000 + int(round((epoch - seconds) * 1000))
+
+
 def format_timestamp(epoch: float) -> str:
     """ISO 8601 UTC with 'Z'; milliseconds only when the time has a fraction."""
     global _last_second
-    seconds = int(epoch // 1)
-    millis = int(round((epoch - seconds) * 1000))
-    if millis == 1000:
-        seconds, millis = seconds + 1, 0
+    seconds, millis = divmod(to_millis(epoch), 1000)
     last = _last_second
     if last[0] == seconds:
         base = last[1]

@@ -251,6 +251,7 @@ async def test_server_that_disappears_and_comes_back(hub_factory, servers, caplo
     assert len(readings) == count
     down = await plugin_stats(hub)
     assert down["reconnects"] == 0 and "connect" in down["last_error"], down
+    assert "cannot connect" in down["problem"] and down["problem_since"].endswith("Z"), down
 
     await server.start()  # same port, like a gateway that rebooted
     await until(lambda: len(readings) > count, timeout=10, what="readings after the server came back")
@@ -258,6 +259,7 @@ async def test_server_that_disappears_and_comes_back(hub_factory, servers, caplo
     assert set(values_of(readings, 1)) == {6.4}
     back = await plugin_stats(hub)
     assert back["reconnects"] == 1 and back["reads"] > down["reads"], back
+    assert "problem" not in back
     assert "is down" in caplog.text and "reconnected" in caplog.text
     assert "cannot keep up" not in caplog.text  # an outage is not an overloaded bus
 

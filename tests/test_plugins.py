@@ -85,7 +85,7 @@ async def test_api_plugins_returns_what_the_cli_lists(example_plugin, broken_plu
     assert by_name["broken"]["loaded"] is False
     assert by_name["broken"]["error"] == "failed to load: ModuleNotFoundError: No module named 'smartanom_missing_driver'"
     assert body["instances"] == [
-        {"label": "simulated#0", "platform": "simulated", "plugin": "simulated", "state": "running", "restarts": 0, "last_error": None, "stats": {}}
+        {"label": "simulated#0", "platform": "simulated", "plugin": "simulated", "state": "running", "restarts": 0, "last_error": None, "loop_stalls": 0, "stats": {}}
     ]
 
     listed = rows(smartanom("plugins", PYTHONPATH=with_pythonpath(broken_plugin)).stdout)

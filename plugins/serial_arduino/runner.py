@@ -1,15 +1,19 @@
 """The serial_arduino platform's task: keep the port open, turn lines into readings.
 
 Lifecycle of one instance: open the port (retrying with backoff while it is
-missing, busy or forbidden, with one clear log message per distinct problem),
-read lines until the port fails (USB unplugged), mark the device inactive,
-and start over. Bad lines are counted and logged at most once a minute; nothing
-a sketch prints can stop the reader.
+busy or forbidden, with one clear log message per distinct problem), read
+lines until the port fails (USB unplugged), mark the device inactive, and
+start over. A port that is missing is watched for instead (looking for a path
+costs nothing), so a replugged Arduino is read again within a second or so.
+While the port is unavailable the instance reports it as its `problem`
+(GET /api/plugins, /api/health). Bad lines are counted, and logged at most
+once a minute per kind of problem; nothing a sketch prints can stop the reader.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 
@@ -23,6 +27,8 @@ BAD_LINE_LOG_EVERY = 60.0
 # An open failure that does not change is repeated in the log this often, not at every retry.
 OPEN_FAILURE_REMIND_EVERY = 600.0
 SHOWN_BYTES = 80
+# How often a missing port's path is looked for (a stat call: free).
+MISSING_POLL = 0.25
 
 
 async def run(ctx: PluginContext) -> None:
@@ -38,15 +44,20 @@ async def run(ctx: PluginContext) -> None:
         try:
             conn = await SerialConnection.open(options, lines.feed)
         except PortUnavailable as exc:
+            ctx.set_problem(str(exc))
             if open_failures.allow(str(exc)):
                 ctx.log.error("%s: %s. Retrying, at least every %g s.", ctx.label, exc, options.reconnect_max)
             else:
                 ctx.log.debug("%s: still unavailable: %s", ctx.label, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, options.reconnect_max)
+            if exc.missing:
+                await _wait_for_path(options.port)
+            else:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, options.reconnect_max)
             continue
 
         open_failures = LogThrottle(OPEN_FAILURE_REMIND_EVERY)  # connected: the next failure is news
+        ctx.set_problem(None)
         shown = options.port if conn.real_path == options.port else f"{options.port} (-> {conn.real_path})"
         ctx.log.info("%s: opened serial port %s", ctx.label, shown)
         lines.start()
@@ -55,6 +66,7 @@ async def run(ctx: PluginContext) -> None:
         finally:
             await conn.close()
         ctx.set_device_available(False, f"serial port {options.port} lost: {why}")
+        ctx.set_problem(f"serial port {options.port} lost: {why}")
         ctx.log.warning(
             "%s: lost serial port %s (%s) after %d readings; device %s is inactive until it is back. Reconnecting.",
             ctx.label, shown, why, lines.readings, options.device,
@@ -62,8 +74,19 @@ async def run(ctx: PluginContext) -> None:
         # A port that worked retries quickly; one that fails at once keeps backing off.
         if lines.readings:
             delay = options.reconnect_min
+        if not os.path.exists(options.port):
+            continue  # unplugged: watch for it to come back rather than back off
         await asyncio.sleep(delay)
         delay = min(delay * 2, options.reconnect_max)
+
+
+async def _wait_for_path(path: str) -> None:
+    """Until `path` exists again (a replug; udev recreates the node and its by-id link)."""
+    while not os.path.exists(path):
+        await asyncio.sleep(MISSING_POLL)
+    # udev sets the node's group and mode just after creating it; opening in that
+    # instant fails with "permission denied" and would start the long backoff.
+    await asyncio.sleep(MISSING_POLL)
 
 
 class LineHandler:
@@ -116,7 +139,11 @@ class LineHandler:
 
 
 class BadLineLog:
-    """Counts bad lines by problem; logs the first, then at most one per BAD_LINE_LOG_EVERY."""
+    """Counts bad lines by kind; logs the first of each kind, then at most one per kind per BAD_LINE_LOG_EVERY.
+
+    Kinds are kept apart so the boot banner an Arduino prints after a reset
+    does not hide the first checksum error (a bad cable) for a minute.
+    """
 
     def __init__(self, ctx: PluginContext):
         self.ctx = ctx
@@ -127,10 +154,10 @@ class BadLineLog:
         self.counts[kind] += 1
         # Shown in GET /api/plugins and /api/health, so a flaky cable is visible without the log.
         self.ctx.stats["bad_lines"] = self.ctx.stats.get("bad_lines", 0) + 1
-        if not self._log.allow():
+        if not self._log.allow(kind):  # each kind on its own: the first of each is logged at once
             return
         unreported = self._log.skipped
-        since = f"; {unreported} more not shown since the last report" if unreported else ""
+        since = f"; {unreported} more of this kind not shown since the last report" if unreported else ""
         totals = ", ".join(f"{k}: {n}" for k, n in self.counts.most_common())
         self.ctx.log.warning(
             "%s: ignored serial input (%s%s): %s%s (totals %s)",
