@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from smartanom import api, logredact, metrics, openapi
+from smartanom import api, metrics, openapi
 from smartanom.alerts import api as alerts_api
 from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
@@ -50,7 +50,6 @@ class PageHandler(tornado.web.RequestHandler):
 
 def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Application:
     server = hub.config.server
-    logredact.install()  # Tornado logs failed requests' URIs, `?token=` included
     # The WebSocket streams' collaborators, handed over through Tornado's initialize.
     commands = Commands(hub.registry, hub.status, hub.accept_reading, lambda: hub.storage.backlogged)
     streams = {
