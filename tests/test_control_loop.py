@@ -268,3 +268,28 @@ async def test_an_interlock_mid_pulse_stops_the_pump_at_once(tmp_path):
     assert rig.events[-1].source == "interlock" and "probe pulled out" in rig.events[-1].reason
     assert rig.tank.dosed_ml["ph_down"] < 2.5  # stopped after ~1.5 ml, not the 10 ml pulse
     await rig.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_reading_measured_before_the_dose_never_counts_as_mixed_or_fresh(tmp_path):
+    # A device that buffered readings while offline (an ESP32 uploading its backlog, a
+    # WebSocket client replaying) delivers them late. Their measurement time is what
+    # counts: a pH taken before the dose says nothing about the mixed tank, and an
+    # hour-old value is stale however recently it arrived.
+    from smartanom.events import SensorReading
+
+    rig = Rig(tmp_path, control(mixing_seconds=60.0, max_ml_per_hour=100.0, max_ml_per_day=500.0), ACID)
+    rig.ph_sensor = 7.5
+    await rig.start()
+    await rig.run_for(15)
+    first = rig.journal.doses("ph")
+    assert len(first) == 1
+    rig.ph_sensor = "silent"
+    await rig.run_for(40)  # the last live readings go stale later than the mixing time ends
+    for _ in range(12):  # the backlog: pH 7.5 measured before the dose, delivered after the mixing time
+        rig.bus.publish(SensorReading(rig.registry.sensor(1), 7.5, first[0].ts - 5.0))
+        rig.bus.publish(SensorReading(rig.registry.sensor(2), 50.0, rig.clock.now()))  # the level stays live
+        await rig.run_for(10)
+    await rig.stop()
+    assert rig.journal.doses("ph") == first, "dosed on readings measured before the dose"
+    assert rig.control.readings[1][1] <= first[0].ts

@@ -34,7 +34,7 @@ class DosingController:
     def __init__(self, config: DosingConfig, control: "Control"):
         self.config = config
         self.control = control
-        self.readings = control.readings  # sensor id -> (value, when it arrived)
+        self.readings = control.readings  # sensor id -> (value, when it was measured, at the latest when it arrived)
         self.sensor_ids = [config.sensor] + ([config.level.sensor] if config.level else [])
         self.held: str | None = None  # why dosing is stopped now, in words
         self._cause: object = None

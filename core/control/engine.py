@@ -101,7 +101,13 @@ class Control:
             log.warning("Override of %s asked by %s refused: %s", request.output_id, request.by, exc)
 
     def _on_reading(self, reading: SensorReading) -> None:
-        self.readings[reading.sensor.id] = (reading.value, self.clock.now())
+        # A reading counts from when it was measured, never later than it arrived: a
+        # backlog uploaded late (a device that was offline) must neither look fresh to
+        # the stale check nor pass for a reading of the tank mixed after a dose.
+        when = min(self.clock.now(), reading.timestamp)
+        seen = self.readings.get(reading.sensor.id)
+        if seen is None or when >= seen[1]:
+            self.readings[reading.sensor.id] = (reading.value, when)
 
     async def _run(self) -> None:
         while True:
