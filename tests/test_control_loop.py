@@ -293,3 +293,18 @@ async def test_a_reading_measured_before_the_dose_never_counts_as_mixed_or_fresh
     await rig.stop()
     assert rig.journal.doses("ph") == first, "dosed on readings measured before the dose"
     assert rig.control.readings[1][1] <= first[0].ts
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_dry_run_keeps_its_would_be_doses_within_the_limits(tmp_path):
+    # Dry run is for commissioning: its log must show what the pump would do, and the
+    # real pump would stop at the daily limit. Real doses are counted apart (below).
+    rig = Rig(tmp_path, {**control(mixing_seconds=60.0), "dry_run": True}, ACID)
+    rig.ph_sensor = 7.5  # stuck high: the tank never answers a dry run anyway
+    await rig.start()
+    await rig.run_for(DAY)
+    await rig.stop()
+    would = rig.journal.doses("ph")
+    assert sum(d.ml for d in would) == pytest.approx(PH_DOWN["max_ml_per_day"])
+    assert rig.journal.ml_since("ph", 0.0) == 0.0  # none of them counts against the real pump
+    assert rig.tank.dosed_ml["ph_down"] == 0.0

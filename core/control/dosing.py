@@ -67,8 +67,8 @@ class DosingController:
             "held": self.held,
             "pumping": self.pumping,
             "mixing_until": self.mixed_at if self.mixed_at > now else None,
-            "ml_last_hour": round(journal.ml_since(c.id, now - HOUR), 3),
-            "ml_last_day": round(journal.ml_since(c.id, now - DAY), 3),
+            "ml_last_hour": round(journal.ml_since(c.id, now - HOUR, self.control.outputs.dry_run), 3),
+            "ml_last_day": round(journal.ml_since(c.id, now - DAY, self.control.outputs.dry_run), 3),
         }
 
     async def step(self, now: float) -> None:
@@ -123,8 +123,8 @@ class DosingController:
 
     def _left(self, now: float) -> tuple[float, float]:
         """Ml the hour and day limits still allow (rolling windows, from the dose record)."""
-        c, journal = self.config, self.control.journal
-        return c.max_ml_per_hour - journal.ml_since(c.id, now - HOUR), c.max_ml_per_day - journal.ml_since(c.id, now - DAY)
+        c, journal, dry = self.config, self.control.journal, self.control.outputs.dry_run
+        return c.max_ml_per_hour - journal.ml_since(c.id, now - HOUR, dry), c.max_ml_per_day - journal.ml_since(c.id, now - DAY, dry)
 
     def _budget(self, now: float) -> float:
         return max(0.0, min(self._left(now)))

@@ -76,8 +76,10 @@ class Journal:
             (dose.ts, dose.controller_id, dose.output_id, dose.ml, dose.seconds, int(dry_run)),
         )
 
-    def ml_since(self, controller_id: str, since: float) -> float:
-        row = self._read("SELECT COALESCE(SUM(ml), 0) FROM doses WHERE controller_id = ? AND ts >= ? AND dry_run = 0", (controller_id, since))
+    def ml_since(self, controller_id: str, since: float, dry_run: bool = False) -> float:
+        """Ml dosed since `since`: real doses, or a dry run's would-be doses (kept apart so
+        a dry run shows the limits at work without using up the real pump's)."""
+        row = self._read("SELECT COALESCE(SUM(ml), 0) FROM doses WHERE controller_id = ? AND ts >= ? AND dry_run = ?", (controller_id, since, int(dry_run)))
         return row[0][0] if row else 0.0
 
     def last_dose(self, controller_id: str) -> Dose | None:
