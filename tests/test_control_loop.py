@@ -1,5 +1,7 @@
 """Closed-loop tests on simulated time: the dosing controller against the simulated tank."""
 
+import asyncio
+
 import pytest
 
 from control_harness import Rig
@@ -308,3 +310,33 @@ async def test_a_dry_run_keeps_its_would_be_doses_within_the_limits(tmp_path):
     assert sum(d.ml for d in would) == pytest.approx(PH_DOWN["max_ml_per_day"])
     assert rig.journal.ml_since("ph", 0.0) == 0.0  # none of them counts against the real pump
     assert rig.tank.dosed_ml["ph_down"] == 0.0
+
+
+class Hung:
+    """A driver whose set() never returns once `hung` (a lost link whose library waits forever)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.hung = False
+
+    async def set(self, on):
+        if self.hung:
+            await asyncio.Event().wait()
+        await self.inner.set(on)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_hung_output_neither_keeps_a_pump_on_at_stop_nor_blocks_forever(tmp_path):
+    rig = Rig(tmp_path, control(pump_ml_per_s=0.1), [{"id": "lights", "name": "Lights"}, *ACID],
+              tank=TankSettings(pump_ml_per_s=0.1))  # 10 ml take 100 s
+    rig.outputs.set_timeout = 0.5  # real seconds: the bound on one driver call
+    lights = rig.outputs.get("lights")
+    lights.driver = Hung(lights.driver)
+    rig.ph_sensor = 7.5
+    await rig.start()
+    await rig.run_for(15)
+    assert rig.outputs.get("acid").on is True, "the pump should be mid-pulse"
+    lights.driver.hung = True
+    await asyncio.wait_for(rig.stop(), 10)  # real seconds
+    assert rig.outputs.get("acid").on is False and rig.outputs.get("acid").available
+    assert lights.available is False and "did not answer" in lights.error

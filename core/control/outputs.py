@@ -14,6 +14,7 @@ record and the `OutputChanged` event live, so none of them can be skipped.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from smartanom.control.journal import Journal
 
 log = logging.getLogger("smartanom.control.outputs")
+
+SET_TIMEOUT = 70.0
 
 OUTPUT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -181,6 +184,9 @@ class OutputBank:
         self.journal = journal
         self.now = now
         self.dry_run = dry_run
+        # Real seconds one driver call may take (above every built-in confirm_timeout, at most
+        # 60 s): a link that hangs must become a failed switch, not block the loop or the stop.
+        self.set_timeout = SET_TIMEOUT
 
     def get(self, output_id: str) -> Output | None:
         return self.outputs.get(output_id)
@@ -198,7 +204,12 @@ class OutputBank:
             log.warning("DRY RUN: would switch %s %s (%s: %s)", output.id, word, source, reason)
         else:
             try:
-                await output.driver.set(on)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the hub's own
+                # cancellation at stop (it hung the mqtt_switch stop test).
+                async with asyncio.timeout(self.set_timeout):
+                    await output.driver.set(on)
+            except TimeoutError:
+                error = f"the hardware did not answer within {self.set_timeout:g} s"
             except Exception as exc:  # a driver's bug must not stop the others being made safe
                 error = f"{type(exc).__name__}: {exc}"
         ok = error is None
@@ -224,9 +235,8 @@ class OutputBank:
         return ok
 
     async def all_safe(self, source: str, reason: str) -> None:
-        """Every output to its safe state; one failure does not stop the others."""
-        for output in self.outputs.values():
-            await self.switch(output.id, output.options.safe_state, source, reason)
+        """Every output to its safe state, all at once: one that fails or hangs does not keep the others waiting."""
+        await asyncio.gather(*(self.switch(o.id, o.options.safe_state, source, reason) for o in self.outputs.values()))
 
     async def close(self) -> None:
         for output in self.outputs.values():
