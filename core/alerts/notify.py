@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,6 +59,10 @@ class Notifier:
         self.store = store
         self.silenced = silenced
         self.targets = [Target(url, _shown(url)) for url in urls]
+        # Apprise's own log lines would carry secrets: at DEBUG it logs Telegram's bot URL,
+        # token and all, and webhook paths. The notifier reports each attempt itself (with
+        # secrets scrubbed), so Apprise's lines stay out of the hub's log.
+        logging.getLogger("apprise").propagate = False
         self._queues: dict[tuple[int, str], deque[_Job]] = {}  # (alert id, target) -> its notices in order
         self._busy: set[tuple[int, str]] = set()
         self._inflight: set[asyncio.Future] = set()
@@ -191,6 +196,16 @@ def _send(url: str, title: str, body: str, kind: str, timeout: float) -> tuple[b
         with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             ok = bool(sender.notify(body=body, title=title, notify_type=kind))
         lines = [line for line in captured.getvalue().splitlines() if line.strip()]
-        return ok, "" if ok else (lines[-1] if lines else "the service did not accept the notification")[:500]
+        return ok, "" if ok else _scrub(lines[-1] if lines else "the service did not accept the notification", url)[:500]
     except Exception as exc:  # anything Apprise raises is one failed attempt, not a dead notifier
-        return False, f"{type(exc).__name__}: {exc}"[:500]
+        return False, _scrub(f"{type(exc).__name__}: {exc}", url)[:500]
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` (a service's error) without any piece of `url` its masked form hides:
+    an error message may quote a request URL with the token in it."""
+    shown = _shown(url)
+    for piece in sorted(set(re.split(r"[/:@?&=+]", url)), key=len, reverse=True):
+        if len(piece) >= 4 and piece not in shown:
+            text = text.replace(piece, "****")
+    return text
