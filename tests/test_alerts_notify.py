@@ -162,3 +162,19 @@ async def test_a_hanging_notification_service_never_delays_readings(hub_factory,
         assert time.monotonic() - stopping < STOP_WAIT + 2.0
     finally:
         server.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_hanging_service_does_not_hold_up_the_other_targets(hub_factory, ws_client, hook):
+    server = _silent_server()
+    try:
+        hanging = f"json://127.0.0.1:{server.getsockname()[1]}/hook"
+        hub = await hub_factory(HUB.format(port=server.getsockname()[1]).replace(f'["{hanging}"]', f'["{hanging}", "{hook.url}"]'))
+        hub.accept_reading(hub.registry.sensor(1), 7.5, None)
+        # The first target waits for its 30 s timeout; the grower's e-mail or phone must not.
+        await wait_for(lambda: hook.posts, timeout=5, what="the second target's notice")
+        assert "CRITICAL: pH on Tank is 7.5" in hook.bodies[0]["title"]
+        assert hub.alerts.notifier._busy  # the first is still waiting on its service
+        await hub.stop()
+    finally:
+        server.close()

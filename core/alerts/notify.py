@@ -1,9 +1,9 @@
 """Notifications through Apprise, off the event loop, retried, rate-limited, recorded.
 
 Each `alerts.notify` URL is a target. An alert's notices (started, escalated,
-repeat, resolved) are queued per (alert, target) and sent in that order by one
-worker thread, so a notification service that hangs or is down delays only
-other notifications, never readings. A failed attempt is tried again after
+repeat, resolved) are queued per (alert, target) and sent in that order by the
+target's own worker thread, so a notification service that hangs or is down
+delays only its own notices: never readings, nor the other targets. A failed attempt is tried again after
 `retry.initial` seconds, doubling up to `retry.max`, at most `retry.attempts`
 times. Every attempt, good or bad, is written to the store (and shown on
 /api/alerts). A notice delivered once is never sent again, across restarts:
@@ -66,7 +66,9 @@ class Notifier:
         self._queues: dict[tuple[int, str], deque[_Job]] = {}  # (alert id, target) -> its notices in order
         self._busy: set[tuple[int, str]] = set()
         self._inflight: set[asyncio.Future] = set()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="smartanom-notify")
+        # One worker thread per target: a service that hangs holds up its own notices only,
+        # not the grower's other targets (the e-mail still goes out while ntfy times out).
+        self._pools = {t.shown: ThreadPoolExecutor(1, thread_name_prefix="smartanom-notify") for t in self.targets}
         self.sent = 0
         self.failed = 0
 
@@ -117,7 +119,7 @@ class Notifier:
         self._busy.add(key)
         job.attempt += 1
         title, body, kind = compose(job.alert, job.notice)
-        future = asyncio.get_running_loop().run_in_executor(self._pool, _send, job.target.url, title, body, kind, self.settings.timeout)
+        future = asyncio.get_running_loop().run_in_executor(self._pools[job.target.shown], _send, job.target.url, title, body, kind, self.settings.timeout)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
         future.add_done_callback(lambda f: self._done(key, job, f))
@@ -150,7 +152,8 @@ class Notifier:
         self._queues.clear()
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=STOP_WAIT)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def compose(alert: Alert, notice: str) -> tuple[str, str, str]:
