@@ -104,8 +104,10 @@ def _apprise_url(url: str) -> str:
     finally:
         quiet.level = level
     if plugin is None:
-        scheme = url.split("://", 1)[0] if "://" in url else url[:20]
-        # Never echo the whole URL: it may hold a token or a password.
+        # Never echo the URL, nor its start when it has no scheme: that may be user:password.
+        if "://" not in url:
+            raise ValueError("not a notification URL: it has no scheme such as ntfy:// (see docs/alerts.md)")
+        scheme = url.split("://", 1)[0]
         raise ValueError(f"not a notification URL Apprise understands (scheme {scheme!r}); see docs/alerts.md for examples such as ntfy://TOPIC")
     return url
 
