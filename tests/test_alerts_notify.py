@@ -2,6 +2,7 @@
 attempt recorded, and a hanging notification service that never delays readings."""
 
 import asyncio
+import logging
 import socket
 import textwrap
 import time
@@ -11,7 +12,7 @@ import pytest
 from smartanom.alerts import store as db
 from smartanom.alerts.engine import AlertEngine
 from smartanom.alerts.model import FakeClock
-from smartanom.alerts.notify import STOP_WAIT
+from smartanom.alerts.notify import STOP_WAIT, _scrub
 from smartanom.bus import EventBus
 from smartanom.config import load_config
 from smartanom.status import StatusTracker
@@ -42,10 +43,15 @@ def hook():
 
 
 @pytest.fixture
-def engine(io_loop, tmp_path, hook):
+def urls(hook):
+    return [hook.url]  # a test parametrizes `urls` for other targets
+
+
+@pytest.fixture
+def engine(io_loop, tmp_path, urls):
     """An engine on a FakeClock; its own timer is kept out of the way (tick=3600)."""
     path = tmp_path / "hub.yaml"
-    path.write_text(textwrap.dedent(YAML.format(db=tmp_path / "a.db", url=hook.url)))
+    path.write_text(textwrap.dedent(YAML.format(db=tmp_path / "a.db", url=", ".join(f'"{u}"' for u in urls))))
     config = load_config(path, {})
     registry = config.build_registry()
     bus = EventBus()
@@ -178,3 +184,41 @@ async def test_a_hanging_service_does_not_hold_up_the_other_targets(hub_factory,
         await hub.stop()
     finally:
         server.close()
+
+
+# Notification URLs hold secrets (bot tokens, passwords): none may reach a log line, even
+# at DEBUG, nor a recorded attempt that /api/alerts shows. Nothing listens on port 9.
+SECRETS = ("TGTOKENSECRET", "JPWSECRET", "HDRSECRET")
+SECRET_URLS = ["tgram://123456:TGTOKENSECRET/999", "json://juser:JPWSECRET@127.0.0.1:9/hook?+X-Api-Key=HDRSECRET"]
+
+
+@pytest.mark.parametrize("urls", [SECRET_URLS])
+@pytest.mark.gen_test(timeout=30)
+async def test_no_secret_of_a_notification_url_in_any_log_line_or_attempt(engine):
+    # The hub's log handler sits on the root logger (smartanom.logsetup); pytest's caplog
+    # would also see loggers that do not propagate there, so watch the root itself.
+    lines: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)  # `smartanom run --log-level DEBUG`
+    try:
+        engine.raise_alert("tank_dry", "custom", "Tank 1 is dry", severity="critical", device_id=1)
+        engine.check()
+        await wait_for(lambda: engine.notifier.failed == 2, what="both attempts to fail")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    recorded = await engine.store.call(db.attempts, 1)
+    assert len(recorded) == 2 and not any(a["ok"] for a in recorded)
+    shown = repr(recorded) + repr(engine.health())
+    assert any("Notifying" in line and "failed" in line for line in lines)  # the failures are logged...
+    leaked = [(secret, text) for secret in SECRETS for text in lines + [shown] if secret in text]
+    assert leaked == []  # ...without a secret
+
+
+def test_an_error_quoting_the_request_url_is_recorded_without_the_token():
+    error = "Max retries exceeded with url: /bot123456:TGTOKENSECRET/sendMessage"
+    assert _scrub(error, "tgram://123456:TGTOKENSECRET/999") == "Max retries exceeded with url: /bot****:****/sendMessage"
