@@ -222,3 +222,18 @@ async def test_no_secret_of_a_notification_url_in_any_log_line_or_attempt(engine
 def test_an_error_quoting_the_request_url_is_recorded_without_the_token():
     error = "Max retries exceeded with url: /bot123456:TGTOKENSECRET/sendMessage"
     assert _scrub(error, "tgram://123456:TGTOKENSECRET/999") == "Max retries exceeded with url: /bot****:****/sendMessage"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_notice_goes_out_at_once_not_at_the_next_tick(engine, hook):
+    # The engine's timer is an hour away (tick=3600): the notice must not wait for it.
+    engine.raise_alert("tank_dry", "custom", "Tank 1 is dry", severity="critical", device_id=1)
+    await wait_for(lambda: hook.posts, timeout=5, what="the notice")
+    assert "Tank 1 is dry" in hook.bodies[0]["message"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_alert_raised_while_the_hub_stops_is_left_for_the_next_start(engine, hook):
+    await engine.notifier.stop()
+    engine.raise_alert("tank_dry", "custom", "Tank 1 is dry", device_id=1)  # no error from a closed pool
+    assert engine.notifier.pending == 0 and hook.posts == []

@@ -71,6 +71,7 @@ class Notifier:
         self._pools = {t.shown: ThreadPoolExecutor(1, thread_name_prefix="smartanom-notify") for t in self.targets}
         self.sent = 0
         self.failed = 0
+        self._stopped = False
 
     @property
     def pending(self) -> int:
@@ -78,8 +79,8 @@ class Notifier:
 
     def notify(self, alert: Alert, notice: str) -> None:
         """Queue `notice` about `alert` for every target that has not had it."""
-        if self.silenced(alert):
-            return
+        if self.silenced(alert) or self._stopped:
+            return  # stopped: the next start sends what was not delivered
         if notice == "resolved" and not self.settings.send_resolved:
             return
         for target in self.targets:
@@ -91,6 +92,8 @@ class Notifier:
             if notice == "repeat" and queue:
                 continue  # still trying: a repeat would only pile up
             queue.append(_Job(alert, notice, target, due=self.clock.monotonic()))
+        # Send now rather than at the engine's next tick (up to a second away).
+        self._launch_due()
 
     def tick(self, active: list[Alert]) -> None:
         """Send what is due; queue repeats of alerts still firing and not acknowledged."""
@@ -102,6 +105,9 @@ class Notifier:
                     due = [t for t in self.targets if (last := _last_told(alert, t)) is not None and now - last >= interval]
                     if due:
                         self._queue_repeat(alert, due)
+        self._launch_due()
+
+    def _launch_due(self) -> None:
         now = self.clock.monotonic()
         for key, queue in list(self._queues.items()):
             if not queue:
@@ -149,6 +155,7 @@ class Notifier:
 
     async def stop(self) -> None:
         """Let an attempt under way finish (at most STOP_WAIT seconds), send nothing more."""
+        self._stopped = True
         self._queues.clear()
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=STOP_WAIT)
