@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from smartanom import api, openapi
-from smartanom.alerts import api as alerts_api
 from smartanom import api, metrics, openapi
+from smartanom.alerts import api as alerts_api
 from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
 from smartanom.websurface import HubApplication, SafeStaticFileHandler, host_checker
