@@ -22,6 +22,7 @@ from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, pars
 from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
 from smartanom.registry import SENSOR_TYPES, Registry
+from smartanom.rollups import RollupsConfig
 from smartanom.yamlfile import LineDict, LineList, format_path, load_yaml_file, locate
 
 log = logging.getLogger("smartanom.config")
@@ -88,6 +89,8 @@ class StorageConfig(_Section):
     keep_days: float | None = Field(None, gt=0)
     # Seconds between retention purges (the first runs at start-up).
     purge_interval: float = Field(3600.0, gt=0)
+    # Per-minute/hour/day aggregates for history queries, and their retention (core/rollups.py).
+    rollups: RollupsConfig = RollupsConfig()
 
 
 class SensorConfig(_Section):

@@ -66,6 +66,7 @@ class Hub:
         self.storage = Storage(
             store.path, store.flush_interval,
             max_pending=store.max_pending, keep_days=store.keep_days, purge_interval=store.purge_interval,
+            rollups=store.rollups,
         )
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
