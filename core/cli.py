@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("plugins", help="list installed plugins and their platforms", parents=[common])
 
+    rebuild = sub.add_parser("rebuild-rollups", help="fold stored readings into the history rollups (progress bar, ETA)", parents=[common])
+    rebuild.add_argument("--config", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG), help="YAML config file whose storage.path is the database")
+    rebuild.add_argument("--from-scratch", action="store_true", help="forget every rollup first (also those whose raw readings retention deleted)")
+
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -71,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "check-config":
             return _check(args.config)
+        if args.command == "rebuild-rollups":
+            from smartanom.rollup_rebuild import main as rebuild_rollups
+
+            return rebuild_rollups(_load(args.config)[1].storage.path, args.from_scratch)
         return _plugins()
     except ConfigError as exc:
         print(f"Configuration error{'s' if len(exc.issues) > 1 else ''}:", file=sys.stderr)

@@ -114,8 +114,14 @@ def fold_new(conn: sqlite3.Connection, before: int) -> bool:
     return True
 
 
+def progress(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(newest reading id folded in, newest reading id)."""
+    return int(_state(conn).get("covered_id", 0)), last_id(conn)
+
+
 def complete(conn: sqlite3.Connection) -> bool:
-    return _state(conn).get("covered_id", 0) >= last_id(conn)
+    covered, newest = progress(conn)
+    return covered >= newest
 
 
 def catch_up(conn: sqlite3.Connection, chunk: int = 50_000) -> tuple[int, int]:

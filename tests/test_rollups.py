@@ -1,15 +1,22 @@
 """core/rollups.py: bucket answers from rollups equal the same aggregates computed from the raw rows."""
 
+import asyncio
+import json
 import math
 import sqlite3
+import time
 from fractions import Fraction
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smartanom import history, rollups, schema
+from tornado.httpclient import AsyncHTTPClient
+
+from smartanom import cli, history, rollups, schema
+from smartanom.api import parse_time
 from smartanom.history import Query
+from smartanom.protocol import format_timestamp
 
 T0 = 1_699_920_000.0  # a whole day (so a multiple of every bucket width)
 DAY = 86400
@@ -41,6 +48,13 @@ def truth(rows, sensor_id, width, since, until, newest_first):
         (b * width, min(v), math.fsum(v) / len(v), max(v), len(v))
         for b, v in sorted(groups.items(), reverse=newest_first)
     ]
+
+
+async def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return condition()
 
 
 def answer(conn, query):
@@ -146,3 +160,59 @@ def test_a_reading_lands_in_the_bucket_that_exact_arithmetic_gives(ts):
         start = math.floor(Fraction(ts) / width) * width
         assert [b[0] for b in answer(conn, Query(1, bucket=width))] == [start]
         assert conn.execute(f"SELECT start FROM {rollups.table(width)}").fetchall() == [(start,)]
+
+
+def old_database(path, rows):
+    """A database as a release before rollups left it (schema 1), with readings."""
+    conn = sqlite3.connect(path)
+    conn.executescript(schema.MIGRATIONS[0].sql + "PRAGMA user_version = 1;")
+    with conn:
+        conn.executemany("INSERT INTO readings (sensor_id, ts, value) VALUES (?, ?, ?)", rows)
+    conn.close()
+
+
+def state(path):
+    conn = sqlite3.connect(path)
+    try:
+        return rollups.progress(conn), conn.execute("SELECT sum(count) FROM rollup_1h").fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_hub_folds_an_older_database_in_and_keeps_live_readings_in_the_rollups(hub_factory, ws_client, tmp_path, monkeypatch):
+    from smartanom import storage
+
+    monkeypatch.setattr(storage, "CATCH_UP_CHUNK", 700)  # several catch-up rounds between flushes
+    db = tmp_path / "old.db"
+    old = [(1, T0 + i * 7.5, float(i % 13)) for i in range(5000)]
+    old_database(db, old)
+    hub = await hub_factory(f"storage:\n  path: {db}\n  flush_interval: 0.05\ndevices:\n  - id: 1\n    name: Tank\n    sensors: [{{id: 1, type: ph}}]\n")
+    client = await ws_client(hub, "/ws/sensor/1/")
+    live = []
+    for i in range(30):
+        ts = T0 + 2 * DAY + i * 61.25
+        stamp = format_timestamp(ts)
+        await client.request({"type": "sensor_data", "value": i / 4, "timestamp": stamp}, type="sensor_data_update")
+        live.append((1, parse_time("t", stamp), i / 4))
+    assert await wait_for(lambda: state(db) == ((5030, 5030), 5030))
+
+    since = format_timestamp(T0 + 1000)
+    response = await AsyncHTTPClient().fetch(f"{hub.url}/api/sensors/1/readings?since={since}&bucket=1h&order=asc&limit=10000")
+    got = [(parse_time("t", b["timestamp"]), b["min"], b["mean"], b["max"], b["count"]) for b in json.loads(response.body)["buckets"]]
+    assert got == truth(old + live, 1, 3600, T0 + 1000, None, False)
+
+
+def test_rebuild_rollups_command_folds_everything_and_can_start_from_scratch(tmp_path, capsys):
+    db = tmp_path / "old.db"
+    old_database(db, [(2, T0 + i, 1.0) for i in range(1000)])
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"storage:\n  path: {db}\ndevices: []\n")
+    assert cli.main(["rebuild-rollups", "--config", str(config)]) == 0
+    assert state(db) == ((1000, 1000), 1000)
+    assert cli.main(["rebuild-rollups", "--config", str(config), "--from-scratch"]) == 0
+    assert state(db) == ((1000, 1000), 1000)  # rebuilt, not added twice
+    out = capsys.readouterr()
+    assert "rollups complete (1,000 reading ids folded in)" in out.out
+    assert "1.00k/1.00k" in out.err  # tqdm's bar
+    assert cli.main(["rebuild-rollups", "--config", str(tmp_path / "missing.yaml")]) == 2
