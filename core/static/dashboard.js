@@ -2,7 +2,7 @@
 //
 // Where the data comes from (docs/dashboard.md):
 //   /api/devices, /api/sensors      the cards, current status and latest values
-//   /api/sensors/{id}/readings      each chart's history (raw for 1 h, buckets for 24 h and 7 d)
+//   /api/sensors/{id}/readings      each chart's history (raw for 1 h, buckets for 24 h to 1 year)
 //   /ws/sensor-data/                sensor_data_update and device_status, applied as they come
 // After the connection drops (hub restart, Wi-Fi) it reconnects with backoff and
 // reloads everything, so nothing missed while away stays missing.
@@ -14,6 +14,9 @@ const WINDOWS = {
   "1h": { seconds: 3600, bucket: null },
   "24h": { seconds: 86400, bucket: "5m", width: 300 },
   "7d": { seconds: 7 * 86400, bucket: "1h", width: 3600 },
+  // Served from the hourly and daily rollups (docs/api.md): a year is 365 points.
+  "30d": { seconds: 30 * 86400, bucket: "1h", width: 3600 },
+  "1y": { seconds: 365 * 86400, bucket: "1d", width: 86400 },
 };
 const UNIT_LABELS = { celsius: "°C", percent: "%", ph: "pH" };
 const RAW_LIMIT = 10000; // the API's maximum page
