@@ -107,14 +107,21 @@ def _iso(ts: float) -> str:
 WINDOWS = {"7d": (7 * 86400, "1h"), "30d": (30 * 86400, "1h"), "1y": (365 * 86400, "1d")}
 
 
-async def dashboard_round(client: Pool, window: str, now: float, sensors=range(1, SENSORS + 1)) -> float:
-    """What the dashboard requests for one window, all sensors; returns the wall time."""
+async def dashboard_round(client: Pool, window: str, now: float, batch: bool = True) -> float:
+    """What the dashboard requests for one window, all sensors; returns the wall time.
+
+    batch: as the dashboard does now, two requests (GET /api/readings for every
+    sensor: the buckets, and the raw readings of the last 20 s); otherwise as it
+    did before, those two requests per sensor.
+    """
     seconds, bucket = WINDOWS[window]
     since, split = _iso(now - seconds), _iso(now - 20)
+    ids = ",".join(str(s) for s in range(1, SENSORS + 1))
+    paths = [f"/api/readings?sensors={ids}&"] if batch else [f"/api/sensors/{s}/readings?" for s in range(1, SENSORS + 1)]
     requests = []
-    for sensor in sensors:
-        requests.append(f"/api/sensors/{sensor}/readings?since={since}&until={split}&bucket={bucket}&order=asc&limit=10000")
-        requests.append(f"/api/sensors/{sensor}/readings?since={split}&order=asc&limit=10000")
+    for path in paths:
+        requests.append(f"{path}since={since}&until={split}&bucket={bucket}&order=asc&limit=10000")
+        requests.append(f"{path}since={split}&order=asc&limit=10000")
     started = time.perf_counter()
     responses = await asyncio.gather(*(client.get(r) for r in requests))
     elapsed = time.perf_counter() - started
@@ -132,13 +139,13 @@ def _stats(times: list[float]) -> dict:
     }
 
 
-async def time_queries(url: str, now: float, rounds: int, windows=("7d", "30d", "1y")) -> dict:
+async def time_queries(url: str, now: float, rounds: int, windows=("7d", "30d", "1y"), batch: bool = True) -> dict:
     client = Pool(url)  # 6 kept-alive connections, as a browser
     out = {}
     try:
-        await dashboard_round(client, "7d", now)  # warm the caches once
+        await dashboard_round(client, "7d", now, batch)  # warm the caches once
         for window in windows:
-            out[f"dashboard_{window}"] = _stats([await dashboard_round(client, window, now) for _ in range(rounds)])
+            out[f"dashboard_{window}"] = _stats([await dashboard_round(client, window, now, batch) for _ in range(rounds)])
         one = []
         since = _iso(now - 7 * 86400)
         for k in range(rounds * 5):
@@ -167,14 +174,15 @@ def phase_queries(db: Path, end: float, workdir: Path, rounds: int, before_round
     hub = HubProcess(hub_config(workdir, db), workdir)
     try:
         after = asyncio.run(time_queries(hub.url, now, rounds))
+        per_sensor = asyncio.run(time_queries(hub.url, now, rounds, batch=False))
         covered = _set_covered(db, -1.0)  # rollups "lag": the hub reads raw readings, as before them
         try:
-            before = asyncio.run(time_queries(hub.url, now, before_rounds, windows=("7d", "30d")))
+            before = asyncio.run(time_queries(hub.url, now, before_rounds, windows=("7d", "30d"), batch=False))
         finally:
             _set_covered(db, covered)
     finally:
         hub.stop()
-    return {"after": after, "before": before}
+    return {"after": after, "rollups_one_request_per_sensor": per_sensor, "before": before}
 
 
 # --- browser -------------------------------------------------------------------------------

@@ -153,6 +153,8 @@ class SensorHandler(JSONHandler):
 class ReadingsHandler(JSONHandler):
     """A sensor's stored readings, raw or as min/mean/max buckets, as JSON or CSV."""
 
+    parameters = READINGS_PARAMETERS  # the query parameters accepted (core/readings_batch.py takes others)
+
     async def get(self, sensor_id: str) -> None:
         sensor = self.sensor_or_404(sensor_id)
         query, as_csv = self._parse(sensor)
@@ -163,7 +165,7 @@ class ReadingsHandler(JSONHandler):
         if as_csv:
             return self._send_csv(sensor, query, page)
         key = "buckets" if query.bucket else "readings"
-        rows = [_bucket_json(b) for b in page.rows] if query.bucket else [reading_json(r) for r in page.rows]
+        rows = [bucket_json(b) for b in page.rows] if query.bucket else [reading_json(r) for r in page.rows]
         self.send_json(
             {
                 "sensor_id": sensor.id,
@@ -177,8 +179,8 @@ class ReadingsHandler(JSONHandler):
 
     def _parse(self, sensor: "Sensor") -> tuple[history.Query, bool]:
         for name, values in self.request.query_arguments.items():
-            if name not in READINGS_PARAMETERS:
-                raise bad_parameter(name, f"unknown parameter; accepted: {', '.join(READINGS_PARAMETERS)}")
+            if name not in self.parameters:
+                raise bad_parameter(name, f"unknown parameter; accepted: {', '.join(self.parameters)}")
             if len(values) > 1:
                 raise bad_parameter(name, "given more than once")
         arg = self.get_query_argument
@@ -202,10 +204,11 @@ class ReadingsHandler(JSONHandler):
         cursor = parse_cursor(arg("cursor", None), bucketed=bucket is not None)
         return history.Query(sensor.id, since, until, limit, order == "desc", bucket, cursor), as_csv
 
-    def _next_url(self, page: history.Page) -> str:
-        params = {k: v[0].decode() for k, v in self.request.query_arguments.items() if k != "cursor"}
+    def _next_url(self, page: history.Page, path: str | None = None) -> str:
+        """This request's URL (or the same query on `path`) continuing after `page`."""
+        params = {k: v[0].decode() for k, v in self.request.query_arguments.items() if k not in ("cursor", "sensors")}
         params["cursor"] = format_cursor(page.next_cursor)
-        return f"{self.request.path}?{urlencode(params)}"
+        return f"{path or self.request.path}?{urlencode(params)}"
 
     def _send_csv(self, sensor: "Sensor", query: history.Query, page: history.Page) -> None:
         out = io.StringIO()
@@ -221,7 +224,7 @@ class ReadingsHandler(JSONHandler):
         self.finish(out.getvalue())
 
 
-def _bucket_json(bucket: history.Bucket) -> dict:
+def bucket_json(bucket: history.Bucket) -> dict:
     return {
         "timestamp": format_timestamp(bucket.start),
         "min": bucket.min,

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, NamedTuple, TypeVar
 
 from smartanom import rollups
 
@@ -47,15 +47,15 @@ class Query:
     cursor: tuple[float, int] | float | None = None
 
 
-@dataclass(frozen=True)
-class Reading:
+# Rows are NamedTuples: a dashboard's answer holds thousands, and a frozen
+# dataclass takes twice as long to build (2.4 against 1.25 us here).
+class Reading(NamedTuple):
     id: int
     ts: float
     value: float
 
 
-@dataclass(frozen=True)
-class Bucket:
+class Bucket(NamedTuple):
     start: float  # epoch seconds, a multiple of the width
     min: float
     mean: float

@@ -128,6 +128,29 @@ SCHEMAS = {
         },
         "oneOf": [{"required": ["readings"]}, {"required": ["buckets"]}],
     },
+    "ManyReadings": {
+        "type": "object",
+        "required": ["order", "bucket", "sensors"],
+        "properties": {
+            "order": {"enum": ["desc", "asc"]},
+            "bucket": {"enum": [*history.BUCKETS, None]},
+            "sensors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["sensor_id", "unit", "next"],
+                    "properties": {
+                        "sensor_id": {"type": "integer"},
+                        "unit": {"type": "string"},
+                        "readings": {"type": "array", "items": _ref("Reading")},
+                        "buckets": {"type": "array", "items": _ref("Bucket")},
+                        "next": {"type": ["string", "null"], "description": "continues this sensor's page on /api/sensors/{sensor_id}/readings"},
+                    },
+                    "oneOf": [{"required": ["readings"]}, {"required": ["buckets"]}],
+                },
+            },
+        },
+    },
 }
 
 
@@ -210,6 +233,20 @@ def spec() -> dict:
                         "400": _ERROR,
                         "404": _ERROR,
                     },
+                }
+            },
+            "/api/readings": {
+                "get": {
+                    "summary": "The first page of several sensors' readings or buckets in one answer (a dashboard opening)",
+                    "description": (
+                        "The same query for each sensor in 'sensors' (default: every sensor). Each sensor's "
+                        "'next' continues on /api/sensors/{sensor_id}/readings. JSON only."
+                    ),
+                    "parameters": [
+                        _query("sensors", {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"}, "comma-separated sensor ids"),
+                        *[p for p in READINGS_PARAMETERS if p["name"] not in ("format", "cursor")],
+                    ],
+                    "responses": {"200": _json(_ref("ManyReadings"), "one page per sensor"), "400": _ERROR},
                 }
             },
             "/api/plugins": {

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import tornado.web
 
 from smartanom import api, openapi
+from smartanom.readings_batch import ManyReadingsHandler
 from smartanom.websocket import StreamHandler
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/sensors/?", api.SensorsHandler, {"hub": hub}),
         (r"/api/sensors/([^/]+)/?", api.SensorHandler, {"hub": hub}),
         (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {"hub": hub}),
+        (r"/api/readings/?", ManyReadingsHandler, {"hub": hub}),
         (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
         (r"/api/health/?", api.HealthHandler, {"hub": hub}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
