@@ -246,7 +246,10 @@ def main() -> None:
     parser.add_argument("--before-rounds", type=int, default=3, help="rounds without rollups (slow)")
     parser.add_argument("--writer-rate", type=int, default=50_000, help="readings/s the feeder offers")
     parser.add_argument("--writer-seconds", type=float, default=20.0)
+    parser.add_argument("--anatomy-rows", type=int, default=500_000, help="rows per variant of the writer's anatomy")
+    parser.add_argument("--browser-rounds", type=int, default=5)
     parser.add_argument("--farm-minutes", type=float, default=60.0, help="simulated minutes of the farm phase")
+    parser.add_argument("--farm-speed", type=float, default=20.0, help="simulated seconds per real second in the farm phase")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     phases = args.only.split(",")
@@ -271,7 +274,7 @@ def main() -> None:
             results["queries"] = phase_queries(db, end, workdir, args.rounds, args.before_rounds)
             print(json.dumps(results["queries"], indent=1), flush=True)
         if "browser" in phases:
-            results["browser"] = phase_browser(db, end, workdir, 5)
+            results["browser"] = phase_browser(db, end, workdir, args.browser_rounds)
             print(json.dumps(results["browser"], indent=1), flush=True)
         if "writer" in phases:
             import writer_bench
@@ -279,12 +282,12 @@ def main() -> None:
             writer_dir = workdir / "writer"
             writer_dir.mkdir()
             config = hub_config(writer_dir, writer_dir / "unused.db")
-            results["writer"] = writer_bench.run(config, writer_dir, args.writer_rate, args.writer_seconds)
+            results["writer"] = writer_bench.run(config, writer_dir, args.writer_rate, args.writer_seconds, args.anatomy_rows)
             print(json.dumps(results["writer"], indent=1), flush=True)
         if "farm" in phases:
             import farm
 
-            results["farm"] = farm.run(workdir, args.farm_minutes)
+            results["farm"] = farm.run(workdir, args.farm_minutes, args.farm_speed)
             print(json.dumps(results["farm"], indent=1), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -148,12 +148,12 @@ def anatomy(workdir: Path, rows: int = 500_000) -> list[dict]:
     return out
 
 
-def run(config_path: Path, workdir: Path, rate: int, seconds: float, with_anatomy: bool = True) -> dict:
+def run(config_path: Path, workdir: Path, rate: int, seconds: float, anatomy_rows: int = 500_000) -> dict:
     result = {}
     for on in (True, False):
         db = workdir / f"writer-{on}.db"
         result["rollups_on" if on else "rollups_off"] = asyncio.run(_hub(config_path, db, rate, seconds, on))
         print(result["rollups_on" if on else "rollups_off"], flush=True)
-    if with_anatomy:
-        result["anatomy"] = anatomy(workdir)
+    if anatomy_rows:
+        result["anatomy"] = anatomy(workdir, anatomy_rows)
     return result
