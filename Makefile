@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench check-config clean
+.PHONY: install run test bench check-config dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,5 +27,10 @@ bench: install
 check-config: install
 	$(VENV)/bin/smartanom check-config config/smartanom.yaml
 
+# The release: dist/smartanom-VERSION-py3-none-any.whl (docs/install-pi.md installs it on a Pi).
+dist: install
+	rm -rf build
+	$(PY) -m pip wheel --no-deps --no-build-isolation -w dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
 
-READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor")
+READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor", "calibration")
 
 
 class APIError(tornado.web.HTTPError):
@@ -165,14 +165,13 @@ class ReadingsHandler(JSONHandler):
         if as_csv:
             return self._send_csv(sensor, query, page)
         key = "buckets" if query.bucket else "readings"
-        rows = [bucket_json(b) for b in page.rows] if query.bucket else [reading_json(r) for r in page.rows]
         self.send_json(
             {
                 "sensor_id": sensor.id,
                 "unit": sensor.unit,
                 "order": "desc" if query.newest_first else "asc",
                 "bucket": self.get_query_argument("bucket", None),
-                key: rows,
+                key: rows_json(query, page),
                 "next": next_url,
             }
         )
@@ -202,7 +201,12 @@ class ReadingsHandler(JSONHandler):
             raise bad_parameter("format", f"must be 'json' or 'csv', got {fmt!r}")
         as_csv = fmt == "csv" or (fmt is None and "text/csv" in self.request.headers.get("Accept", ""))
         cursor = parse_cursor(arg("cursor", None), bucketed=bucket is not None)
-        return history.Query(sensor.id, since, until, limit, order == "desc", bucket, cursor), as_csv
+        calibration = arg("calibration", "false")
+        if calibration not in ("true", "false"):
+            raise bad_parameter("calibration", f"must be 'true' (add each reading's raw value and calibration id) or 'false', got {calibration!r}")
+        if calibration == "true" and bucket is not None:
+            raise bad_parameter("calibration", "applies to raw readings, not to buckets")
+        return history.Query(sensor.id, since, until, limit, order == "desc", bucket, cursor, calibration == "true"), as_csv
 
     def _next_url(self, page: history.Page, path: str | None = None) -> str:
         """This request's URL (or the same query on `path`) continuing after `page`."""
@@ -216,12 +220,23 @@ class ReadingsHandler(JSONHandler):
         if query.bucket:
             writer.writerow(["timestamp", "min", "mean", "max", "count"])
             writer.writerows([format_timestamp(b.start), b.min, b.mean, b.max, b.count] for b in page.rows)
+        elif query.calibration:
+            writer.writerow(["timestamp", "value", "raw", "calibration_id"])
+            writer.writerows([format_timestamp(r.ts), r.value, r.raw, r.calibration_id] for r in page.rows)
         else:
             writer.writerow(["timestamp", "value"])
             writer.writerows([format_timestamp(r.ts), r.value] for r in page.rows)
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="sensor-{sensor.id}-readings.csv"')
         self.finish(out.getvalue())
+
+
+def rows_json(query: history.Query, page: history.Page) -> list[dict]:
+    if query.bucket:
+        return [bucket_json(b) for b in page.rows]
+    if query.calibration:
+        return [dict(reading_json(r), raw=r.raw, calibration_id=r.calibration_id) for r in page.rows]
+    return [reading_json(r) for r in page.rows]
 
 
 def bucket_json(bucket: history.Bucket) -> dict:

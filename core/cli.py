@@ -15,6 +15,8 @@ import signal
 import socket
 import sys
 
+from smartanom import backup_cli, logsetup, schema
+from smartanom.calibration import cli as calibrate_cli
 from smartanom.config import load_config
 from smartanom.errors import ConfigError, PluginError
 from smartanom.plugins import PluginHost
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("config", nargs="?", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG))
 
     sub.add_parser("plugins", help="list installed plugins and their platforms", parents=[common])
+    backup_cli.add_commands(sub, common, DEFAULT_CONFIG)
+    calibrate_cli.add_parser(sub, [common])
 
     rebuild = sub.add_parser("rebuild-rollups", help="fold stored readings into the history rollups (progress bar, ETA)", parents=[common])
     rebuild.add_argument("--config", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG), help="YAML config file whose storage.path is the database")
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logsetup.configure(level)  # journald's format when systemd runs the hub (core/logsetup.py)
     # One line per HTTP request would wear out a Pi's SD card; DEBUG shows them.
     logging.getLogger("tornado.access").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     try:
@@ -79,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             from smartanom.rollup_rebuild import main as rebuild_rollups
 
             return rebuild_rollups(_load(args.config)[1].storage.path, args.from_scratch)
+        if args.command in ("backup", "restore"):
+            return backup_cli.run(args, lambda path: _load(path)[1])
+        if args.command == "calibrate":
+            return calibrate_cli.run(args)
         return _plugins()
     except ConfigError as exc:
         print(f"Configuration error{'s' if len(exc.issues) > 1 else ''}:", file=sys.stderr)
@@ -87,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except PluginError as exc:
         print(f"Plugin error: {exc}", file=sys.stderr)
+        return 2
+    except schema.SchemaTooNew as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
 
 
@@ -114,6 +125,10 @@ def _check(path: str) -> int:
         return 2
     for warning in _warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
+    problem = schema.check_file(config.storage.path)
+    if problem:
+        print(f"{config.file}: storage.path: {problem}", file=sys.stderr)
+        return 2
     sensors = sum(len(d.sensors) for d in config.devices)
     print(f"{path}: OK ({_count(len(config.devices), 'device')}, {_count(sensors, 'sensor')}, {_count(len(config.plugins), 'plugin instance')})")
     return 0

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from smartanom.calibration import config as calibration_config
 from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from smartanom.errors import ConfigError, ConfigIssue
 from smartanom.platform import Platform, PlatformOptions
@@ -140,6 +141,8 @@ class _Root(_Section):
     auth: AuthConfig = AuthConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
+    calibration: calibration_config.CalibrationConfig = calibration_config.CalibrationConfig()
+    derived: list[calibration_config.DerivedConfig] = []
 
     @model_validator(mode="before")
     @classmethod
@@ -177,9 +180,14 @@ class HubConfig:
     tokens: list[Token] = field(default_factory=list)
     # Entries whose platform is provided by no loaded plugin (only when some plugin failed to load).
     unavailable: list[ConfigIssue] = field(default_factory=list)
+    calibration: calibration_config.CalibrationConfig = field(default_factory=calibration_config.CalibrationConfig)
+    derived: list[calibration_config.DerivedConfig] = field(default_factory=list)
 
     def build_registry(self) -> Registry:
-        return Registry.from_config(self.devices)
+        registry = Registry.from_config(self.devices)
+        for entry in self.derived:
+            registry.sensors[entry.sensor].computed = True
+        return registry
 
 
 def load_config(
@@ -221,10 +229,12 @@ def load_config(
     _check_unique(data, filename, issues, raw_devices)
     registry = Registry.from_config(devices)
     if root is None:
+        issues.extend(calibration_config.check_valid_parts(data, registry, filename))
         _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
         raise ConfigError(sorted(issues, key=lambda i: i.line))
 
-    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth)
+    config = HubConfig(filename, root.server, root.storage, root.devices, auth=root.auth, calibration=root.calibration, derived=root.derived)
+    issues.extend(calibration_config.check(root.calibration, root.derived, registry, data, filename))
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
         for key in ("certfile", "keyfile"):

@@ -30,6 +30,10 @@ class SensorReading:
     value: float
     timestamp: float
     source: str = ""
+    # Set when the hub calibrated the value (core/calibration): what the
+    # hardware said, and the calibrations row that turned it into `value`.
+    raw: float | None = None
+    calibration_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

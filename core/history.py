@@ -45,6 +45,7 @@ class Query:
     newest_first: bool = True
     bucket: int | None = None  # seconds; None = raw readings
     cursor: tuple[float, int] | float | None = None
+    calibration: bool = False  # raw readings: also each one's raw value and calibration id
 
 
 # Rows are NamedTuples: a dashboard's answer holds thousands, and a frozen
@@ -53,6 +54,8 @@ class Reading(NamedTuple):
     id: int
     ts: float
     value: float
+    raw: float | None = None
+    calibration_id: int | None = None
 
 
 class Bucket(NamedTuple):
@@ -105,8 +108,10 @@ def _readings(conn: sqlite3.Connection, query: Query) -> Page:
             where.append("ts >= ? AND (ts > ? OR id > ?)")
         args += [ts, ts, row_id]
     direction = "DESC" if query.newest_first else "ASC"
+    # raw and calibration_id are off the index: read only when asked for.
+    columns = "id, ts, value, raw, calibration_id" if query.calibration else "id, ts, value"
     sql = (
-        f"SELECT id, ts, value FROM readings WHERE {' AND '.join(where)} "
+        f"SELECT {columns} FROM readings WHERE {' AND '.join(where)} "
         f"ORDER BY ts {direction}, id {direction} LIMIT ?"
     )
     rows = [Reading(*r) for r in conn.execute(sql, [*args, query.limit + 1])]

@@ -18,9 +18,14 @@ import tornado.netutil
 
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
+from smartanom.calibration.latest import LatestReadings
+from smartanom.calibration.service import CalibrationService
+from smartanom.calibration.store import CalibrationStore
 from smartanom.config import HubConfig, PluginInstanceConfig
+from smartanom.derived.service import DerivedSensors
 from smartanom.events import SensorReading
 from smartanom.history import History
+from smartanom.metrics import LoopLag
 from smartanom.platform import PluginContext
 from smartanom.protocol import CLOSE_GOING_AWAY
 from smartanom.plugins import PluginHost
@@ -71,11 +76,15 @@ class Hub:
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
+        self.latest = LatestReadings()
+        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest)
+        self.derived = DerivedSensors(self.registry, config.derived, self.latest, self.accept_reading)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
+        self.loop_lag = LoopLag()  # for GET /metrics
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
@@ -88,9 +97,12 @@ class Hub:
         scheme = "https" if self.config.server.ssl is not None else "http"
         return f"{scheme}://{shown}:{self.port}"
 
-    def accept_reading(self, sensor: Sensor, value: float, timestamp: float | None, source: str = "") -> None:
+    def accept_reading(
+        self, sensor: Sensor, value: float, timestamp: float | None, source: str = "",
+        raw: float | None = None, calibration_id: int | None = None,
+    ) -> None:
         """Put a validated reading on the bus. Call on the loop (plugins use PluginContext)."""
-        self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source))
+        self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source, raw, calibration_id))
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -98,7 +110,10 @@ class Hub:
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
         self.status.start()
+        self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus)
+        self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
+        await self.calibration.start()
 
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
@@ -120,6 +135,7 @@ class Hub:
         if self._stopped:
             return
         self._stopped = True
+        self.loop_lag.stop()
         if self._server is not None:
             self._server.stop()
         for task in self._tasks:
@@ -139,6 +155,7 @@ class Hub:
         for conn in tuple(self.fanout.connections):
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")
         await self.status.stop()
+        await self.calibration.stop()
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()

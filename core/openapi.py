@@ -7,6 +7,7 @@ keeps it true by calling every route and checking each answer against the schema
 from __future__ import annotations
 
 from smartanom import api, history
+from smartanom.calibration import api as calibration_api
 
 _TIME = {"type": "string", "format": "date-time", "examples": ["2025-09-11T15:30:00Z"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -83,7 +84,12 @@ SCHEMAS = {
     "Reading": {
         "type": "object",
         "required": ["timestamp", "value"],
-        "properties": {"timestamp": _TIME, "value": {"type": "number"}},
+        "properties": {
+            "timestamp": _TIME,
+            "value": {"type": "number"},
+            "raw": {"type": ["number", "null"], "description": "with calibration=true: the uncalibrated value (null: value is as sent)"},
+            "calibration_id": {"type": ["integer", "null"], "description": "with calibration=true: the calibration it was made under (GET /api/calibration/{sensor_id})"},
+        },
     },
     "SensorWithLatest": {
         "allOf": [_ref("Sensor")],
@@ -174,6 +180,10 @@ READINGS_PARAMETERS = [
     _query("bucket", {"enum": list(history.BUCKETS)}, "min/mean/max per bucket of this width instead of raw readings"),
     _query("format", {"enum": ["json", "csv"], "default": "json"}, "csv is also chosen by 'Accept: text/csv'"),
     _query("cursor", {"type": "string"}, "where to continue: copied from the 'next' link of the previous page"),
+    _query(
+        "calibration", {"enum": ["true", "false"], "default": "false"},
+        "true: each raw reading also has 'raw' (what the hardware said; null if the value was not calibrated) and 'calibration_id'",
+    ),
 ]
 
 
@@ -267,6 +277,7 @@ def spec() -> dict:
             "/api/openapi.json": {
                 "get": {"summary": "This description", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
             },
+            **calibration_api.openapi_paths(),
         },
         "components": {
             "schemas": SCHEMAS,

@@ -81,8 +81,7 @@ class PluginContext:
         `timestamp` is UTC epoch seconds or an aware datetime; None means now.
         Raises ValueError for an unknown sensor or a value that is not a finite number.
         """
-        sensor = self._sensor(sensor_id)
-        self._hub.accept_reading(sensor, _plausible(sensor, _check_value(value)), _epoch(timestamp), self.label)
+        self._accept(self._sensor(sensor_id), _check_value(value), _epoch(timestamp))
 
     def publish_reading_threadsafe(
         self, sensor_id: int, value: float, timestamp: float | datetime | None = None
@@ -90,8 +89,26 @@ class PluginContext:
         """Like publish_reading, from a thread that is not running the event loop."""
         sensor = self._sensor(sensor_id)
         ts = _epoch(timestamp)
-        value = _plausible(sensor, _check_value(value))
-        self._hub.loop.call_soon_threadsafe(self._hub.accept_reading, sensor, value, ts, self.label)
+        self._hub.loop.call_soon_threadsafe(self._accept_logged, sensor, _check_value(value), ts)
+
+    def calibration_standard(self, sensor_id: int) -> float | None:
+        """While the sensor is being calibrated, the standard its probe is in (a
+        buffer's pH, a solution's EC); None otherwise. For simulators."""
+        return self._hub.calibration.standard_in_use(sensor_id)
+
+    def _accept(self, sensor: "Sensor", raw: float, ts: float) -> None:
+        # Calibration first: the plausible range is about the true (calibrated) value.
+        calibrated = self._hub.calibration.transform(sensor, raw)
+        if calibrated is None:
+            return  # withheld: being calibrated, or no fresh water temperature to compensate with
+        value = _plausible(sensor, calibrated.value)
+        self._hub.accept_reading(sensor, value, ts, self.label, calibrated.raw, calibrated.calibration_id)
+
+    def _accept_logged(self, sensor: "Sensor", raw: float, ts: float) -> None:
+        try:
+            self._accept(sensor, raw, ts)
+        except ValueError as exc:  # the publishing thread is gone by now: log it instead
+            self.log.warning("%s: reading of sensor %d refused: %s", self.label, sensor.id, exc)
 
     def set_device_available(self, available: bool, reason: str = "") -> None:
         """Report that the hardware behind this instance's device is reachable or gone.
@@ -111,6 +128,8 @@ class PluginContext:
         sensor = self.registry.sensor(sensor_id)
         if sensor is None:
             raise ValueError(f"{self.label}: sensor {sensor_id} is not configured")
+        if sensor.computed:
+            raise ValueError(f"{self.label}: sensor {sensor_id} is derived (the hub computes it; see 'derived:' in the config)")
         return sensor
 
 

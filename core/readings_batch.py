@@ -16,9 +16,9 @@ import asyncio
 import dataclasses
 
 from smartanom import history
-from smartanom.api import ReadingsHandler, bad_parameter, bucket_json, reading_json
+from smartanom.api import ReadingsHandler, bad_parameter, rows_json
 
-BATCH_PARAMETERS = ("sensors", "since", "until", "limit", "order", "bucket")
+BATCH_PARAMETERS = ("sensors", "since", "until", "limit", "order", "bucket", "calibration")
 
 
 def _fetch_all(conn, queries: list[history.Query]) -> list[history.Page]:
@@ -37,7 +37,6 @@ class ManyReadingsHandler(ReadingsHandler):
         shares = await asyncio.gather(*(self.hub.history.run(_fetch_all, part) for part in (queries[:half], queries[half:]) if part))
         pages = [page for share in shares for page in share]
         key = "buckets" if query.bucket else "readings"
-        shape = bucket_json if query.bucket else reading_json
         self.send_json(
             {
                 "order": "desc" if query.newest_first else "asc",
@@ -46,7 +45,7 @@ class ManyReadingsHandler(ReadingsHandler):
                     {
                         "sensor_id": sensor.id,
                         "unit": sensor.unit,
-                        key: [shape(row) for row in page.rows],
+                        key: rows_json(query, page),
                         "next": None if page.next_cursor is None else self._next_url(page, f"/api/sensors/{sensor.id}/readings"),
                     }
                     for sensor, page in zip(sensors, pages)

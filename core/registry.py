@@ -21,6 +21,9 @@ SENSOR_TYPES: dict[str, str] = {
     "water_level": "cm",
     "turbidity": "NTU",
     "light": "lux",
+    "ppfd": "umol/m2/s",
+    "vpd": "kPa",
+    "dli": "mol/m2/d",
 }
 
 # What people call each type, for sensors whose YAML gives no `name`.
@@ -35,6 +38,9 @@ SENSOR_NAMES: dict[str, str] = {
     "water_level": "Water level",
     "turbidity": "Turbidity",
     "light": "Light",
+    "ppfd": "PPFD",
+    "vpd": "VPD",
+    "dli": "Daily light integral",
 }
 
 
@@ -58,6 +64,7 @@ class Sensor:
     device: Device
     low: float = float("-inf")  # the plausible range from the YAML's min/max
     high: float = float("inf")
+    computed: bool = False  # a derived sensor: the hub computes it, plugins may not publish it
 
     def __repr__(self) -> str:
         return f"<Sensor {self.id} {self.type} on device {self.device.id}>"

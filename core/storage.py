@@ -133,7 +133,7 @@ class Storage:
         if len(self._readings) + len(self._held) >= self.max_pending:
             self.dropped += 1
             return
-        self._readings.append((reading.sensor.id, reading.timestamp, reading.value))
+        self._readings.append((reading.sensor.id, reading.timestamp, reading.value, reading.raw, reading.calibration_id))
 
     def _on_status(self, event: DeviceStatusChanged) -> None:
         self._statuses.append((event.device.id, event.timestamp, event.status.value, event.reason))
@@ -229,7 +229,7 @@ class Storage:
             try:
                 with conn:
                     before = rollups.last_id(conn)
-                    conn.executemany("INSERT INTO readings (sensor_id, ts, value) VALUES (?, ?, ?)", readings)
+                    conn.executemany("INSERT INTO readings (sensor_id, ts, value, raw, calibration_id) VALUES (?, ?, ?, ?, ?)", readings)
                     if self.rollups.enabled and not rollups.fold_new(conn, before):
                         self._rollups_behind = True
                     conn.executemany(

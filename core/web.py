@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from smartanom import api, openapi
+from smartanom import api, metrics, openapi
+from smartanom.calibration import api as calibration_api
 from smartanom.readings_batch import ManyReadingsHandler
 from smartanom.websocket import StreamHandler
 
@@ -46,7 +47,9 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
         (r"/api/health/?", api.HealthHandler, {"hub": hub}),
         (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
+        *calibration_api.routes(hub),
         (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
+        (r"/metrics", metrics.MetricsHandler, {"hub": hub, "registry": metrics.make_registry(hub)}),
     ]
     return tornado.web.Application(
         routes,

@@ -12,9 +12,10 @@ so that it cannot hold the hub's memory either.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -91,6 +92,9 @@ class WebSocketStats:
     rate_limited: int = 0
     unauthorized: int = 0
     too_slow: int = 0  # closed with CLOSE_TOO_SLOW
+    # For GET /metrics (core/metrics.py), which adds the open connections' bytes at scrape time.
+    refused: collections.Counter = field(default_factory=collections.Counter)  # error replies per code
+    bytes_sent: int = 0  # by connections already closed
 
 
 class _RateLimit:
@@ -236,6 +240,8 @@ class StreamHandler(WebSocketHandler):
 
     def on_close(self) -> None:
         self._leave()
+        if self in self.hub.fanout.connections and self._stream is not None:
+            self.hub.fanout.stats.bytes_sent += self._stream._total_write_done_index
         self.hub.fanout.connections.discard(self)
         if self._auth_timer is not None:
             IOLoop.current().remove_timeout(self._auth_timer)
@@ -313,6 +319,7 @@ class StreamHandler(WebSocketHandler):
         if self._rate is not None and not self._rate.allow():
             self.hub.fanout.stats.rate_limited += 1
             self.hub.fanout.stats.errors += 1
+            self.hub.fanout.stats.refused["RATE_LIMITED"] += 1
             self._log_refusal("RATE_LIMITED")
             self.send(_RATE_LIMITED)
             return
@@ -347,6 +354,7 @@ class StreamHandler(WebSocketHandler):
 
     def _error(self, code: str, message: str) -> None:
         self.hub.fanout.stats.errors += 1
+        self.hub.fanout.stats.refused[code] += 1
         self._log_refusal(code, message)
         self.send(protocol.encode_error(code, message))
 

@@ -18,6 +18,9 @@ RANGES = {
     "water_level": (10, 50),
     "light": (0, 20000),
     "turbidity": (0, 40),
+    "ppfd": (0, 1000),
+    "vpd": (0.4, 1.6),
+    "dli": (5, 30),
 }
 DAY = 86400.0
 MIDNIGHT = 1_700_000_000 - 1_700_000_000 % 86400  # a UTC midnight

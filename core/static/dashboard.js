@@ -18,7 +18,7 @@ const WINDOWS = {
   "30d": { seconds: 30 * 86400, bucket: "1h", width: 3600 },
   "1y": { seconds: 365 * 86400, bucket: "1d", width: 86400 },
 };
-const UNIT_LABELS = { celsius: "°C", percent: "%", ph: "pH" };
+const UNIT_LABELS = { celsius: "°C", percent: "%", ph: "pH", "umol/m2/s": "µmol/m²/s", "mol/m2/d": "mol/m²/d" };
 const RAW_LIMIT = 10000; // the API's maximum page
 const PING_EVERY = 15000; // ms; a connection silent for 3 pings is considered dead
 const RETRY_MAX = 15000; // ms; backoff ceiling

@@ -34,7 +34,12 @@ PROFILES: dict[str, Profile] = {
     "tds": Profile(500, 1500, 850, 0.003, 0.03, 14, 0.003, 0),
     "water_level": Profile(10, 50, 35.0, 0.002, 0.08, 18, 0.002, 1),
     "turbidity": Profile(0, 40, 5.0, 0.005, 0.02, 12, 0.01, 1),
+    # Usually derived by the hub; these are for meters that report them.
+    "vpd": Profile(0.4, 1.6, 0.9, 0.004, 0.15, 15, 0.005, 2),
+    "dli": Profile(5, 30, 15.0, 0.002, 0.01, 12, 0.002, 1),
 }
+# Light sensors peak at these values while the grow lights are on.
+LIGHT_PEAK = {"light": (16000.0, 3000.0, 150.0, 20000.0), "ppfd": (600.0, 100.0, 5.0, 1000.0)}
 
 
 class SensorSignal:
@@ -48,7 +53,7 @@ class SensorSignal:
 
     def value(self, t: float) -> float:
         phase = (t % self.day_length) / self.day_length  # 0 = midnight
-        if self.type == "light":
+        if self.type in LIGHT_PEAK:
             return self._light(phase)
         p = self.profile
         span = p.high - p.low
@@ -63,9 +68,10 @@ class SensorSignal:
         hour = phase * 24
         if not 6 <= hour <= 22:
             return 0.0
+        base, swing, noise, top = LIGHT_PEAK[self.type]
         ramp = min(1.0, (hour - 6) / 0.5, (22 - hour) / 0.5)
-        value = ramp * (16000 + 3000 * math.sin(math.pi * (hour - 6) / 16)) + self.rng.gauss(0, 150)
-        return round(min(max(value, 0.0), 20000.0))
+        value = ramp * (base + swing * math.sin(math.pi * (hour - 6) / 16)) + self.rng.gauss(0, noise)
+        return round(min(max(value, 0.0), top))
 
 
 class Simulator:

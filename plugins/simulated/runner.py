@@ -7,13 +7,19 @@ import time
 
 from smartanom import PluginContext
 from smartanom.builtin.simulated.config import SimulatedOptions
-from smartanom.builtin.simulated.model import Simulator
+from smartanom.builtin.simulated.model import LIGHT_PEAK, PROFILES, Simulator
 
 
 async def run(ctx: PluginContext) -> None:
     options: SimulatedOptions = ctx.options
     wanted = set(options.sensors) if options.sensors is not None else None
-    sensors = [(s.id, s.type) for s in ctx.device.sensors if wanted is None or s.id in wanted]
+    # Derived sensors (computed by the hub) are not ours to publish.
+    sensors = [(s.id, s.type) for s in ctx.device.sensors if (wanted is None or s.id in wanted) and not s.computed]
+    unknown = [sid for sid, stype in sensors if stype not in PROFILES and stype not in LIGHT_PEAK]
+    if unknown:
+        ctx.log.warning("%s: no simulation for sensor(s) %s (their types have no model); not fed", ctx.label, unknown)
+        sensors = [(sid, stype) for sid, stype in sensors if sid not in unknown]
+    raw = {r.sensor: r for r in options.raw}
     simulator = Simulator(sensors, options.seed, options.day_length)
     ctx.log.info("%s: simulating %d sensors every %g s", ctx.label, len(sensors), options.interval)
 
@@ -29,6 +35,10 @@ async def run(ctx: PluginContext) -> None:
             active_since = next_at = loop.time()
         now = time.time()
         for sensor_id, value in simulator.sample(now):
+            signal = raw.get(sensor_id)
+            if signal is not None:
+                standard = ctx.calibration_standard(sensor_id)
+                value = signal.scale * (value if standard is None else standard) + signal.offset
             ctx.publish_reading(sensor_id, value, now)
         # Fixed-rate schedule: no drift from the time publishing takes.
         next_at += options.interval

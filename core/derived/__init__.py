@@ -1,0 +1,1 @@
+"""Derived sensors: TDS, VPD and DLI computed from other sensors' latest readings."""
