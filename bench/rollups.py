@@ -49,6 +49,7 @@ sys.path.insert(0, str(BENCH.parent))
 
 import year  # noqa: E402
 from keepalive import Pool  # noqa: E402
+from proc import cpu_seconds  # noqa: E402
 
 SERVING = re.compile(r"Serving on http://[^:]+:(\d+)")
 SENSORS = 20
@@ -139,13 +140,17 @@ def _stats(times: list[float]) -> dict:
     }
 
 
-async def time_queries(url: str, now: float, rounds: int, windows=("7d", "30d", "1y"), batch: bool = True) -> dict:
+async def time_queries(url: str, pid: int, now: float, rounds: int, windows=("7d", "30d", "1y"), batch: bool = True) -> dict:
     client = Pool(url)  # 6 kept-alive connections, as a browser
     out = {}
     try:
         await dashboard_round(client, "7d", now, batch)  # warm the caches once
         for window in windows:
+            cpu = cpu_seconds(pid)
             out[f"dashboard_{window}"] = _stats([await dashboard_round(client, window, now, batch) for _ in range(rounds)])
+            # The hub's own CPU per dashboard opening: what the wall time would be on
+            # an idle core, whatever else shares the machine.
+            out[f"dashboard_{window}"]["hub_cpu_ms"] = round((cpu_seconds(pid) - cpu) / rounds * 1000, 1)
         one = []
         since = _iso(now - 7 * 86400)
         for k in range(rounds * 5):
@@ -173,11 +178,11 @@ def phase_queries(db: Path, end: float, workdir: Path, rounds: int, before_round
     now = end  # the generated data ends here; windows end at it as if it were now
     hub = HubProcess(hub_config(workdir, db), workdir)
     try:
-        after = asyncio.run(time_queries(hub.url, now, rounds))
-        per_sensor = asyncio.run(time_queries(hub.url, now, rounds, batch=False))
+        after = asyncio.run(time_queries(hub.url, hub.proc.pid, now, rounds))
+        per_sensor = asyncio.run(time_queries(hub.url, hub.proc.pid, now, rounds, batch=False))
         covered = _set_covered(db, -1.0)  # rollups "lag": the hub reads raw readings, as before them
         try:
-            before = asyncio.run(time_queries(hub.url, now, before_rounds, windows=("7d", "30d"), batch=False))
+            before = asyncio.run(time_queries(hub.url, hub.proc.pid, now, before_rounds, windows=("7d", "30d"), batch=False))
         finally:
             _set_covered(db, covered)
     finally:

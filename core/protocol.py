@@ -7,7 +7,6 @@ event is encoded once, whatever the number of subscribers.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import time
@@ -217,18 +216,9 @@ def format_timestamp(epoch: float) -> str:
     if last[0] == seconds:
         base = last[1]
     else:
-        # History buckets are each a different second: the date per day is
-        # cached, the time of day is arithmetic (strftime was 3 us a call).
-        day, rest = divmod(seconds, 86400)
-        hours, rest = divmod(rest, 3600)
-        base = f"{_date_text(day)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         _last_second = (seconds, base)
     return f"{base}.{millis:03d}Z" if millis else f"{base}Z"
-
-
-@functools.lru_cache(maxsize=1024)
-def _date_text(day: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
 
 
 _COMPACT = (",", ":")

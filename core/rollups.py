@@ -230,23 +230,27 @@ def buckets(conn: sqlite3.Connection, sensor_id: int, width: int, since: float |
     if began:
         conn.execute("BEGIN")
     try:
-        if complete(conn):
-            widths = [w for w in _COARSE_FIRST if w <= width and width % w == 0]
         state = _state(conn)
+        if state.get("covered_id", 0) >= last_id(conn):  # complete: see the module's docstring
+            widths = [w for w in _COARSE_FIRST if w <= width and width % w == 0]
         horizons = {w: state[f"horizon_{w}"] for w in widths if f"horizon_{w}" in state}
-        merged: dict[int, list] = {}
-        for piece in plan(since, until, widths, horizons):
+        pieces = plan(since, until, widths, horizons)
+        # Pieces are contiguous in time, so their buckets come in order and only
+        # the bucket at a boundary between two pieces needs merging.
+        merged: list[list] = []
+        for piece in reversed(pieces) if newest_first else pieces:
             for b, lo, total, hi, n in _piece(conn, sensor_id, width, piece, newest_first, limit):
-                have = merged.get(b)
-                if have is None:
-                    merged[b] = [lo, total, hi, n]
+                if merged and merged[-1][0] == b:
+                    last = merged[-1]
+                    last[1], last[2], last[3], last[4] = min(last[1], lo), last[2] + total, max(last[3], hi), last[4] + n
                 else:
-                    have[0], have[1], have[2], have[3] = min(have[0], lo), have[1] + total, max(have[2], hi), have[3] + n
+                    merged.append([b, lo, total, hi, n])
+            if len(merged) > limit:
+                break  # later pieces could only change buckets past the answer
     finally:
         if began:
             conn.execute("COMMIT")
-    order = sorted(merged, reverse=newest_first)[:limit]
-    return [(b, *merged[b]) for b in order]
+    return merged[:limit]
 
 
 def _piece(conn: sqlite3.Connection, sensor_id: int, width: int, piece, newest_first: bool, limit: int) -> list:
