@@ -91,6 +91,7 @@ class HubCollector(Collector):
         yield from self._storage()
         yield from self._websocket()
         yield from self._plugins()
+        yield from self._alerts()
         lag = getattr(self.hub, "loop_lag", None)
         if lag is not None:
             yield GaugeMetricFamily("smartanom_event_loop_lag_seconds", "How late the event loop ran a timer, worst of the last minute", value=lag.worst)
@@ -123,6 +124,18 @@ class HubCollector(Collector):
         yield GaugeMetricFamily("smartanom_websocket_clients", "Open WebSocket connections", value=len(fanout.connections))
         yield CounterMetricFamily("smartanom_websocket_sent_bytes", "Bytes written to WebSocket clients' sockets (handshakes included)", value=stats.bytes_sent + open_bytes)
         yield CounterMetricFamily("smartanom_websocket_closed_too_slow", "Clients closed because they did not read fast enough", value=stats.too_slow)
+
+    def _alerts(self):
+        engine = self.hub.alerts
+        active = GaugeMetricFamily("smartanom_alerts_active", "Active alerts (firing or acknowledged), by severity", labels=["severity"])
+        for severity in ("warning", "critical"):
+            active.add_metric([severity], sum(1 for a in engine.active() if a.severity == severity))
+        attempts = CounterMetricFamily("smartanom_alert_notifications", "Notification attempts, by result (docs/alerts.md)", labels=["result"])
+        attempts.add_metric(["sent"], engine.notifier.sent)
+        attempts.add_metric(["failed"], engine.notifier.failed)
+        yield active
+        yield attempts
+        yield GaugeMetricFamily("smartanom_alert_notifications_pending", "Notices waiting to be sent or retried", value=engine.notifier.pending)
 
     def _plugins(self):
         labels = ["instance", "platform", "plugin"]
@@ -158,14 +171,14 @@ class MetricsHandler(JSONHandler):
     """The Prometheus text format (OpenMetrics when the scraper asks for it);
     errors (401) are JSON like the rest of the API."""
 
-    def initialize(self, hub: "Hub", registry: CollectorRegistry) -> None:
-        super().initialize(hub)
-        self.registry = registry
+    def initialize(self, auth, collectors: CollectorRegistry) -> None:
+        super().initialize(auth)
+        self.collectors = collectors
 
     def get(self) -> None:
         encode, content_type = choose_encoder(self.request.headers.get("Accept", ""))
         self.set_header("Content-Type", content_type)
-        self.finish(encode(self.registry))
+        self.finish(encode(self.collectors))
 
 
 def _version() -> str:
@@ -176,6 +189,6 @@ def _version() -> str:
 
 
 def _bytes_sent(conn) -> int:
-    # Tornado's count of bytes the socket has taken (private, as in core/websocket.py's _unsent).
-    stream = getattr(conn, "_stream", None)
-    return getattr(stream, "_total_write_done_index", 0) if stream is not None else 0
+    # Bytes the socket has taken so far (core/sendbuffer.py reads Tornado's counter).
+    buffer = getattr(conn, "send_buffer", None)
+    return buffer.sent if buffer is not None else 0

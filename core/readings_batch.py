@@ -3,26 +3,26 @@
 A dashboard opening on the 7-day window wants the buckets of every sensor at
 once. As one request per sensor, the per-request work (HTTP, a hop to the query
 pool and back) cost more than the queries themselves once rollups made those
-about a millisecond (docs/perf.md). Here one request runs every sensor's query
-on the history pool, split between its threads, and answers with one page per
-sensor; each page's `next` is the URL of the one-sensor endpoint that continues
-it. Parameters and their checks are those of /api/sensors/{id}/readings
-(core/api.py), plus `sensors`; JSON only.
+about a millisecond (docs/perf.md). Here one request runs every sensor's page
+on the history pool and answers with the list of them: each is exactly what
+/api/sensors/{id}/readings answers for that sensor (core/api.py builds it), so
+its `next` continues on that endpoint. Parameters and their checks are that
+endpoint's, plus `sensors`; JSON only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 
-from smartanom import history
-from smartanom.api import ReadingsHandler, bad_parameter, rows_json
+from smartanom.api import ReadingsHandler, _page_body, bad_parameter
 
-BATCH_PARAMETERS = ("sensors", "since", "until", "limit", "order", "bucket", "calibration")
+BATCH_PARAMETERS = ("sensors", "since", "until", "limit", "order", "bucket", "calibration", "token")
 
 
-def _fetch_all(conn, queries: list[history.Query]) -> list[history.Page]:
-    return [history.fetch(conn, query) for query in queries]
+def _bodies(conn, jobs: list[tuple]) -> list[bytes]:
+    return [_page_body(conn, *job)[0] for job in jobs]
 
 
 class ManyReadingsHandler(ReadingsHandler):
@@ -31,39 +31,38 @@ class ManyReadingsHandler(ReadingsHandler):
     async def get(self) -> None:
         sensors = self._sensors()
         query, _ = self._parse(sensors[0])
-        queries = [dataclasses.replace(query, sensor_id=s.id) for s in sensors]
-        # One share per pool thread: SQLite runs them side by side.
-        half = (len(queries) + 1) // 2
-        shares = await asyncio.gather(*(self.hub.history.run(_fetch_all, part) for part in (queries[:half], queries[half:]) if part))
-        pages = [page for share in shares for page in share]
-        key = "buckets" if query.bucket else "readings"
-        self.send_json(
-            {
-                "order": "desc" if query.newest_first else "asc",
-                "bucket": self.get_query_argument("bucket", None),
-                "sensors": [
-                    {
-                        "sensor_id": sensor.id,
-                        "unit": sensor.unit,
-                        key: rows_json(query, page),
-                        "next": None if page.next_cursor is None else self._next_url(page, f"/api/sensors/{sensor.id}/readings"),
-                    }
-                    for sensor, page in zip(sensors, pages)
-                ],
-            }
-        )
+        params = {k: v[0].decode() for k, v in self.request.query_arguments.items() if k not in ("cursor", "sensors")}
+        bucket = self.get_query_argument("bucket", None)
+        order = "desc" if query.newest_first else "asc"
+        jobs = [
+            (dataclasses.replace(query, sensor_id=s.id), False,
+             {"sensor_id": s.id, "unit": s.unit, "order": order, "bucket": bucket}, f"/api/sensors/{s.id}/readings", params)
+            for s in sensors
+        ]
+        if query.bucket:
+            # Buckets: SQLite aggregates without the GIL and few rows are formatted,
+            # so the pool's two threads share the sensors.
+            half = (len(jobs) + 1) // 2
+            shares = await asyncio.gather(*(self.history.run(_bodies, part) for part in (jobs[:half], jobs[half:]) if part))
+            bodies = [body for share in shares for body in share]
+        else:
+            # Raw readings are formatting-heavy: one job in the lane, as the one-sensor pages.
+            bodies = await self.lane.run(self.history, _bodies, jobs)
+        head = json.dumps({"order": order, "bucket": bucket, "sensors": []})
+        self.finish(head.replace('"sensors": []', '"sensors": [' + b",".join(bodies).decode() + "]", 1))
 
     def _sensors(self) -> list:
         text = self.get_query_argument("sensors", None)
         if text is None:
-            found = list(self.hub.registry.sensors.values())
+            found = list(self.registry.sensors.values())
             if not found:
                 raise bad_parameter("sensors", "this hub has no sensors")
             return found
         found = []
         for part in text.split(","):
-            sensor = self.hub.registry.sensor(int(part)) if part.strip().isdigit() else None
+            sensor = self.registry.sensor(int(part)) if part.strip().isdigit() else None
             if sensor is None:
                 raise bad_parameter("sensors", f"{part[:32]!r} is not a sensor id of this hub; see /api/sensors")
             found.append(sensor)
         return found
+

@@ -18,7 +18,8 @@ from importlib import metadata
 
 import aiomqtt
 
-from smartanom import DeviceStatus, DeviceStatusChanged, PluginContext, SensorReading
+from smartanom import AlertChanged, DeviceStatus, DeviceStatusChanged, LogThrottle, PluginContext, SensorReading
+from smartanom.builtin.mqtt import alerts
 from smartanom.builtin.mqtt.config import MqttOptions, TlsOptions
 from smartanom.builtin.mqtt.discovery import discovery_messages
 from smartanom.builtin.mqtt.inbound import PayloadError, Route, routes_from
@@ -29,8 +30,6 @@ from smartanom.builtin.mqtt.outbox import Outbox
 BATCH = 100
 # How long a stopping hub waits for the broker to acknowledge its "offline".
 GOODBYE_TIMEOUT = 2.0
-# A repeated warning (bad payloads, drops) is logged at most this often per kind.
-LOG_EVERY = 60.0
 
 
 async def run(ctx: PluginContext) -> None:
@@ -61,7 +60,8 @@ class Bridge:
             broker=self.broker, connected=False, connections=0, published=0, queued=0, dropped=0,
             queue_size=options.queue_size, received=0, rejected=0, retained_skipped=0, last_error=None,
         )
-        self._warned: dict[str, float] = {}
+        self._warned = LogThrottle()  # per kind of warning: one a minute each
+        self._announced_alerts: set[str] = set()
 
     @property
     def _discovery(self) -> bool:
@@ -75,6 +75,8 @@ class Bridge:
             unsubscribe.append(bus.subscribe(SensorReading, self._on_reading))
         if self.options.publish_status:
             unsubscribe.append(bus.subscribe(DeviceStatusChanged, self._on_status))
+        if self.options.publish_alerts:
+            unsubscribe.append(bus.subscribe(AlertChanged, self._on_alert))
         delay = self.options.reconnect_min_delay
         try:
             while True:
@@ -102,6 +104,14 @@ class Bridge:
 
     def _on_status(self, event: DeviceStatusChanged) -> None:
         self._enqueue(status_message(self.topics, event, self.options.qos, self.options.retain_status))
+
+    def _on_alert(self, event: AlertChanged) -> None:
+        if self._discovery and event.key not in self._announced_alerts:
+            # Raised by another subsystem (not among ctx.alert_rules()): announce it now.
+            self._announced_alerts.add(event.key)
+            rule = {"key": event.key, "name": event.alert["message"][:80], "device_id": event.alert["device_id"]}
+            self._enqueue(alerts.discovery_messages([rule], self.options.hub_id, self.options.homeassistant.prefix, self.topics, _version())[0])
+        self._enqueue(alerts.state_message(self.topics, event.key, event.alert, self.options.qos))
 
     def _enqueue(self, message: Message) -> None:
         before = self.outbox.dropped
@@ -135,6 +145,7 @@ class Bridge:
         )
         # A whole batch in flight is normal here, not the warning sign aiomqtt's default assumes.
         client.pending_calls_threshold = BATCH + len(self.routes) + 10
+        _manual_acks(client)
         return client
 
     async def _session(self) -> None:
@@ -176,6 +187,11 @@ class Bridge:
             # change happened before this task subscribed to the bus.
             for message in self._status_snapshot():
                 self.outbox.put(message)
+        if self.options.publish_alerts:
+            # Straight to the broker, not through the bounded outbox, where current states would
+            # push out queued readings; changes queued meanwhile follow them, in order.
+            snapshot = alerts.snapshot(self.ctx.alert_rules(), self.ctx.active_alerts(), self.topics, self.options.qos)
+            await asyncio.gather(*(client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain) for m in snapshot))
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         """The hub is stopping: say goodbye ourselves (a clean disconnect sends no will)."""
@@ -229,19 +245,22 @@ class Bridge:
                 if payload.strip() == b"online":
                     # Home Assistant restarted: it asks integrations to announce themselves again.
                     self.outbox.put_back(self._discovery_messages())
+                _ack(client, message)
                 continue
             routes = self.routes.get(topic, ())
             if routes and message.retain and not self.options.accept_retained:
                 # Replayed by the broker at subscribe time, not sent now: stale, or already stored.
                 self.stats["retained_skipped"] += 1
+                _ack(client, message)
                 continue
             for route in routes:
                 self._accept(route, payload)
+            _ack(client, message)
 
     def _accept(self, route: Route, payload: bytes) -> None:
         try:
             value, timestamp = route.extract(payload)
-            self.ctx.publish_reading(route.sensor_id, value, timestamp)
+            accepted = self.ctx.publish_reading(route.sensor_id, value, timestamp)
         except (PayloadError, ValueError) as exc:
             self.stats["rejected"] += 1
             if self._may_warn(f"reject:{route.topic}"):
@@ -250,12 +269,16 @@ class Bridge:
                     self.ctx.label, route.topic, route.sensor_id, exc, self.stats["rejected"],
                 )
             return
+        if not accepted:  # out of the sensor's range: counted per sensor and logged by the hub
+            self.stats["rejected"] += 1
+            return
         self.stats["received"] += 1
 
     # --- what is announced on each connection --------------------------------------
 
     def _discovery_messages(self) -> list[Message]:
-        return discovery_messages(
+        # Without readings the sensors' state topics would stay empty: no sensor entities (check-config warns).
+        messages = [] if not self.options.publish_readings else discovery_messages(
             self.ctx.registry,
             self.options.hub_id,
             self.options.homeassistant.prefix,
@@ -263,6 +286,11 @@ class Bridge:
             device_availability=self.options.publish_status and self.options.retain_status,
             version=_version(),
         )
+        if self.options.publish_alerts:
+            rules = self.ctx.alert_rules()
+            self._announced_alerts.update(rule["key"] for rule in rules)
+            messages += alerts.discovery_messages(rules, self.options.hub_id, self.options.homeassistant.prefix, self.topics, _version())
+        return messages
 
     def _status_snapshot(self) -> list[Message]:
         now = time.time()
@@ -274,11 +302,25 @@ class Bridge:
         return messages
 
     def _may_warn(self, kind: str) -> bool:
-        now = time.monotonic()
-        if now - self._warned.get(kind, -LOG_EVERY) >= LOG_EVERY:
-            self._warned[kind] = now
-            return True
-        return False
+        return self._warned.allow(kind)
+
+
+def _manual_acks(client: aiomqtt.Client) -> None:
+    """Acknowledge QoS 1/2 messages ourselves, once the hub has taken them (`_ack`).
+
+    By default paho acknowledges a message as soon as it is queued for us: a hub
+    stopped (or crashed) before taking it from aiomqtt's queue lost it, even
+    with a persistent session, since the broker had its PUBACK. Unacknowledged,
+    the broker delivers it again on the next connection. aiomqtt 2.x has no
+    API for this yet (empicano/aiomqtt#345, PR #346); paho's is public.
+    """
+    client._client.manual_ack_set(True)  # noqa: SLF001
+
+
+def _ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """After the message is handled (published on the bus, or refused and counted)."""
+    if message.qos > 0:
+        client._client.ack(message.mid, message.qos)  # noqa: SLF001
 
 
 def _connection_lost(client: aiomqtt.Client) -> asyncio.Future:
