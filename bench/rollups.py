@@ -193,7 +193,7 @@ def phase_queries(db: Path, end: float, workdir: Path, rounds: int, before_round
 # --- browser -------------------------------------------------------------------------------
 
 def phase_browser(db: Path, end: float, workdir: Path, rounds: int) -> dict:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     hub = HubProcess(hub_config(workdir, db), workdir)
     times = []
@@ -204,9 +204,8 @@ def phase_browser(db: Path, end: float, workdir: Path, rounds: int) -> dict:
                 page = browser.new_page()
                 page.add_init_script("localStorage.setItem('smartanom.window', '7d')")
                 page.goto(hub.url + "/")
-                page.wait_for_function(
-                    f"document.querySelectorAll('[data-chart-window=\"7d\"][data-points]').length === {SENSORS}", timeout=60_000
-                )
+                # A locator, not wait_for_function: the page's CSP forbids the eval that needs.
+                expect(page.locator('[data-chart-window="7d"][data-points]')).to_have_count(SENSORS, timeout=60_000)
                 times.append(page.evaluate("performance.now()") / 1000)
                 points = page.evaluate("[...document.querySelectorAll('[data-points]')].map(e => +e.dataset.points)")
                 page.close()
