@@ -271,3 +271,28 @@ def test_migration_3_keeps_old_readings_and_adds_the_columns(tmp_path):
     assert conn.execute("SELECT sensor_id, value, raw, calibration_id FROM readings").fetchall() == [(1, 6.2, None, None)]
     assert conn.execute("SELECT count(*) FROM calibrations").fetchone() == (0,)
     conn.close()
+
+
+def test_a_look_after_the_timeout_tells_an_unsettled_probe_from_a_silent_one(db):
+    """The CLI polls twice a second and readings come every few seconds, so the timeout is
+    usually noticed by a look (GET), between readings: a probe that sends but does not
+    settle must still be told to settle, not asked whether its device is sending."""
+    svc, registry, clock, _ = make_service(db)
+    ph = registry.sensor(1)
+    session = svc.begin(ph, [7.0])
+    svc.measure(ph)
+    values = iter([6.9, 7.1] * 100)
+    for _ in range(60):
+        clock.t += 1
+        svc.transform(ph, next(values))
+    clock.t += 0.5  # past the 60 s timeout; the next reading is half a second away
+    assert svc.session(ph).state == "unstable"
+    assert "did not settle within 60 s (spread 0.2" in session.message, session.message
+    # Readings that arrive, but too rarely for the window: the window is what to change.
+    svc.measure(ph)
+    for _ in range(4):
+        clock.t += 15
+        svc.transform(ph, 7.0)
+    clock.t += 1
+    assert svc.session(ph).state == "unstable"
+    assert "1 reading in the last 10 s" in session.message and "stability" in session.message, session.message
