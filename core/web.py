@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import tornado.web
 
-from smartanom import api, metrics, openapi
+from smartanom import accesslog, api, metrics, openapi
 from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
 
@@ -57,4 +57,5 @@ def make_app(hub: "Hub") -> tornado.web.Application:
         websocket_ping_interval=server.ping_interval,
         websocket_ping_timeout=server.ping_timeout,
         static_path=str(STATIC),
+        log_function=accesslog.log_request,  # tokens in URLs stay out of the log
     )
