@@ -181,6 +181,27 @@ async def test_calibrating_needs_the_write_role(hub_factory, monkeypatch):
     assert (await post("w" * 32)).code == 201
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_cli_without_a_write_token_says_how_to_give_one(hub_factory, monkeypatch):
+    monkeypatch.setenv("CAL_TOKENS", "read:" + "r" * 32 + ",write:" + "w" * 32)
+    monkeypatch.delenv("SMARTANOM_TOKEN", raising=False)
+    hub = await hub_factory(AUTH_HUB)
+
+    async def calibrate(*token):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smartanom.cli", "calibrate", "1", "--url", hub.url, *token,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        return proc.returncode, out.decode()
+
+    for token in ((), ("--token", "r" * 32), ("--token", "x" * 32)):
+        code, out = await calibrate(*token)
+        assert code == 1 and "give a write token with --token or $SMARTANOM_TOKEN" in out, out
+        assert "r" * 32 not in out and "x" * 32 not in out
+    assert not hub.calibration.is_calibrating(1)
+
+
 DERIVED_HUB = """
 storage:
   flush_interval: 0.05
