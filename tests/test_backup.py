@@ -185,3 +185,29 @@ def test_backup_to_a_missing_folder_says_so(tmp_path):
     done = smartanom("backup", str(tmp_path / "nope" / "x.db"), "--database", str(db))
     assert done.returncode == 2
     assert f"{tmp_path / 'nope'} is not a folder; create it first" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a read-only bind mount (what the backup unit's ProtectSystem=strict makes) needs root")
+def test_backup_of_a_stopped_hubs_database_in_a_read_only_folder_says_what_sqlite_needs(tmp_path):
+    """With no hub running, a WAL database has no -shm file, and SQLite must create one to read
+    it: from a read-only folder (the nightly unit under ProtectSystem=strict, or the timer's
+    catch-up run at boot before the hub starts) that is impossible, and the message must say so
+    rather than call the database unreadable. (The unit may write there: tests/test_deploy.py.)"""
+    data = tmp_path / "data"
+    data.mkdir()
+    prefilled(data / "hub.db", rows=3)
+    assert not (data / "hub.db-shm").exists()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "--bind", str(data), str(ro)]).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
+        done = smartanom("backup", str(tmp_path / "copy.db"), "--database", str(ro / "hub.db"))
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is not a readable SQLite database" not in done.stderr
+    assert f"SQLite must create {ro / 'hub.db'}-shm to read it" in done.stderr, done.stderr
+    assert f"let this user write in {ro}" in done.stderr
+
