@@ -5,6 +5,7 @@ derived sensors are streamed, stored, and stop when an input goes stale."""
 
 import asyncio
 import json
+import logging
 import os
 import sys
 
@@ -244,6 +245,42 @@ async def test_derived_vpd_is_streamed_stored_and_stops_when_an_input_is_stale(h
     update = await vpd.receive("sensor_data_update")
     assert update["value"] == pytest.approx(1.658, abs=0.0015)
     assert (await call(hub, "GET", "/api/derived"))["derived"][0]["stale"] is False
+
+
+TDS_HUB = """
+storage:
+  flush_interval: 0.05
+devices:
+  - id: 1
+    name: Tank
+    offline_after: 30
+    sensors:
+      - {id: 2, type: ec}
+      - {id: 3, type: water_temperature}
+      - {id: 4, type: tds}
+derived:
+  - {sensor: 4, kind: tds, ec: 2, max_age: 0.3}
+"""
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_derived_sensor_whose_only_input_goes_quiet_is_logged_stale(hub_factory, ws_client, caplog):
+    """TDS has one input: when EC stops, no input reading comes to find it stale. The log
+    must still say so (docs/calibration.md), without anyone asking GET /api/derived."""
+    caplog.set_level(logging.INFO, logger="smartanom.derived")
+    hub = await hub_factory(TDS_HUB)
+    sender = await ws_client(hub, "/ws/sensor-data/")
+    tds = await ws_client(hub, "/ws/sensor/4/")
+    await sender.send({"type": "sensor_data", "sensor_id": 2, "value": 1.5})
+    assert (await tds.receive("sensor_data_update"))["value"] == pytest.approx(750.0)
+
+    async def logged_stale():
+        # The tank's other probe goes on reading; EC has stopped.
+        await sender.send({"type": "sensor_data", "sensor_id": 3, "value": 21.0})
+        return [r.getMessage() for r in caplog.records if "Sensor 4 (tds) is stale" in r.getMessage()]
+
+    (line,) = await until(logged_stale, timeout=10)
+    assert "input ec (sensor 2) last sent" in line
 
 
 def test_derived_sensors_are_announced_over_mqtt(tmp_path):

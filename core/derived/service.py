@@ -25,6 +25,7 @@ from smartanom.registry import Registry, Sensor
 log = logging.getLogger("smartanom.derived")
 
 NOT_YET = "no reading from its inputs yet"
+STALE_CHECK = 1.0  # seconds (of reading time) between looks for inputs gone quiet
 
 Publish = Callable[[Sensor, float, float, str], None]
 
@@ -52,6 +53,7 @@ class DerivedSensors:
             _Derived(c, registry.sensors[c.sensor], {k: registry.sensors[i] for k, i in c.inputs().items()}) for c in configs
         ]
         self._by_input: dict[int, list[_Derived]] = {}
+        self._checked = 0.0  # reading timestamp of the last check_stale
         for entry in self.entries:
             for source in entry.inputs.values():
                 self._by_input.setdefault(source.id, []).append(entry)
@@ -60,6 +62,11 @@ class DerivedSensors:
         return bus.subscribe(SensorReading, self.on_reading)
 
     def on_reading(self, reading: SensorReading) -> None:
+        if reading.timestamp - self._checked >= STALE_CHECK:
+            # A derived sensor whose inputs all went quiet gets no reading to find it
+            # stale; any other sensor's reading is the occasion to look (once a second).
+            self._checked = reading.timestamp
+            self.check_stale()
         for entry in self._by_input.get(reading.sensor.id, ()):
             if entry.config.kind == "dli":
                 self._integrate(entry, reading)
