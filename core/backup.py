@@ -111,7 +111,10 @@ def restore(backup_file: Path, database: Path, progress: Progress | None = None)
             live.close()
         return kept
     except (sqlite3.Error, OSError) as exc:
-        raise BackupError(f"cannot restore {backup_file} to {database}: {exc}") from exc
+        raise BackupError(
+            f"cannot restore {backup_file} to {database}: {exc} (may this user write in {database.parent}, "
+            "and has the disk room for a second copy?)"
+        ) from exc
     finally:
         source.close()
 
@@ -170,7 +173,11 @@ def _open_unused(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=0")
     try:
         mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            # Not another connection: a read-only file system, the wrong user, a full disk.
+            conn.close()
+            raise
         mode = "wal"
     if mode.lower() == "wal":
         conn.close()

@@ -211,3 +211,35 @@ def test_backup_of_a_stopped_hubs_database_in_a_read_only_folder_says_what_sqlit
     assert f"SQLite must create {ro / 'hub.db'}-shm to read it" in done.stderr, done.stderr
     assert f"let this user write in {ro}" in done.stderr
 
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a read-only bind mount needs root")
+def test_restore_onto_a_database_it_cannot_write_does_not_blame_a_running_hub(tmp_path):
+    """Leaving WAL mode fails for other reasons than another connection (a read-only file
+    system, the wrong user, a full disk): 'stop the hub first' would send the operator the
+    wrong way when no hub runs."""
+    data = tmp_path / "data"
+    data.mkdir()
+    prefilled(data / "hub.db", rows=3)
+    # A hub killed without closing leaves its -wal and -shm behind.
+    subprocess.run([sys.executable, "-c", (
+        "import sqlite3, os; c = sqlite3.connect(os.environ['DB']); "
+        "c.execute('INSERT INTO readings (sensor_id, ts, value) VALUES (1, 1, 1)'); c.commit(); os._exit(0)"
+    )], env={**os.environ, "DB": str(data / "hub.db")}, check=True)
+    assert (data / "hub.db-wal").exists()
+    backup = tmp_path / "backup.db"
+    prefilled(backup, rows=2)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "--bind", str(data), str(ro)]).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
+        done = smartanom("restore", str(backup), "--database", str(ro / "hub.db"))
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "stop the hub first" not in done.stderr, done.stderr
+    assert f"cannot restore {backup} to {ro / 'hub.db'}: " in done.stderr, done.stderr
+    assert f"may this user write in {ro}" in done.stderr
+    assert count(data / "hub.db") == 4
