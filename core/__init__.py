@@ -1,21 +1,29 @@
 """SmarTanom Hub: the public surface for plugins.
 
-A plugin imports only what `__all__` lists here; everything else in `core` is
+A plugin imports only what `__all__` lists here; everything else in `smartanom` is
 private and may change. docs/writing-plugins.md is the guide.
 """
 
 from smartanom.errors import ConfigError
 from smartanom.events import DeviceStatus, DeviceStatusChanged, SensorReading
 from smartanom.hookspecs import hookimpl
+from smartanom.hubview import HubView
 from smartanom.platform import Platform, PlatformOptions, PluginContext
+from smartanom.sensortypes import SensorType
+from smartanom.throttle import LogThrottle
+from smartanom.protocol import to_millis
 
 __all__ = [
     "ConfigError",
     "DeviceStatus",
     "DeviceStatusChanged",
+    "HubView",
+    "LogThrottle",
     "Platform",
     "PlatformOptions",
     "PluginContext",
     "SensorReading",
+    "SensorType",
     "hookimpl",
+    "to_millis",
 ]

@@ -27,8 +27,12 @@ from smartanom.auth import token_from_request
 from smartanom.protocol import format_timestamp
 
 if TYPE_CHECKING:
-    from smartanom.hub import Hub
-    from smartanom.registry import Device, Sensor
+    from smartanom.auth import Authenticator
+    from smartanom.watchdog import LoopWatchdog
+    from smartanom.registry import Device, Registry, Sensor
+    from smartanom.status import StatusTracker
+    from smartanom.storage import Storage
+    from smartanom.websocket import FanOut
 
 # Readings (or buckets) per page: the default, and the most one request may ask for.
 DEFAULT_LIMIT = 1000
@@ -52,12 +56,22 @@ def bad_parameter(name: str, message: str) -> APIError:
 
 
 class JSONHandler(tornado.web.RequestHandler):
-    def initialize(self, hub: "Hub") -> None:
-        self.hub = hub
+    """Base of every API handler. Collaborators come through `initialize` (core/web.py
+    passes each route what it needs): the authenticator always, the registry, the
+    status tracker and the history reader for the routes about devices and sensors."""
+
+    def initialize(
+        self, auth: "Authenticator", registry: "Registry | None" = None, status: "StatusTracker | None" = None,
+        history: history.History | None = None,
+    ) -> None:
+        self.auth = auth
+        self.registry = registry
+        self.status = status
+        self.history = history
 
     def prepare(self) -> None:
         # With auth on, every API route needs a token of either role (core/auth.py decides).
-        auth = self.hub.auth
+        auth = self.auth
         if auth.enabled:
             presented = token_from_request(self.request)
             if auth.identify(presented) is None:
@@ -90,13 +104,13 @@ class JSONHandler(tornado.web.RequestHandler):
         self.finish(json.dumps({"error": {"code": code, "message": message}}))
 
     def device_or_404(self, device_id: str) -> "Device":
-        device = self.hub.registry.device(_int_or_none(device_id))
+        device = self.registry.device(_int_or_none(device_id))
         if device is None:
             raise APIError(404, "UNKNOWN_DEVICE", f"no device with id {device_id!r}; see /api/devices")
         return device
 
     def sensor_or_404(self, sensor_id: str) -> "Sensor":
-        sensor = self.hub.registry.sensor(_int_or_none(sensor_id))
+        sensor = self.registry.sensor(_int_or_none(sensor_id))
         if sensor is None:
             raise APIError(404, "UNKNOWN_SENSOR", f"no sensor with id {sensor_id!r}; see /api/sensors")
         return sensor
@@ -106,12 +120,12 @@ def sensor_json(sensor: "Sensor") -> dict:
     return {"id": sensor.id, "type": sensor.type, "unit": sensor.unit, "name": sensor.name, "device_id": sensor.device.id}
 
 
-def device_json(hub: "Hub", device: "Device") -> dict:
-    seen = hub.status.last_seen.get(device.id)
+def device_json(status: "StatusTracker", device: "Device") -> dict:
+    seen = status.last_reading_at(device.id)
     return {
         "id": device.id,
         "name": device.name,
-        "status": hub.status.status[device.id].value,
+        "status": status.of(device.id).value,
         "last_reading": format_timestamp(seen) if seen is not None else None,
         "offline_after": device.offline_after,
         "sensors": [sensor_json(s) for s in device.sensors],
@@ -128,25 +142,25 @@ def _latest_of(conn, sensor_ids: list[int]) -> list[history.Reading | None]:
 
 class DevicesHandler(JSONHandler):
     def get(self) -> None:
-        self.send_json({"devices": [device_json(self.hub, d) for d in self.hub.registry.devices.values()]})
+        self.send_json({"devices": [device_json(self.status, d) for d in self.registry.devices.values()]})
 
 
 class DeviceHandler(JSONHandler):
     def get(self, device_id: str) -> None:
-        self.send_json(device_json(self.hub, self.device_or_404(device_id)))
+        self.send_json(device_json(self.status, self.device_or_404(device_id)))
 
 
 class SensorsHandler(JSONHandler):
     async def get(self) -> None:
-        sensors = list(self.hub.registry.sensors.values())
-        latest = await self.hub.history.run(_latest_of, [s.id for s in sensors])
+        sensors = list(self.registry.sensors.values())
+        latest = await self.history.run(_latest_of, [s.id for s in sensors])
         self.send_json({"sensors": [dict(sensor_json(s), latest=reading_json(r)) for s, r in zip(sensors, latest)]})
 
 
 class SensorHandler(JSONHandler):
     async def get(self, sensor_id: str) -> None:
         sensor = self.sensor_or_404(sensor_id)
-        latest = await self.hub.history.run(history.latest, sensor.id)
+        latest = await self.history.run(history.latest, sensor.id)
         self.send_json(dict(sensor_json(sensor), latest=reading_json(latest)))
 
 
@@ -156,7 +170,7 @@ class ReadingsHandler(JSONHandler):
     async def get(self, sensor_id: str) -> None:
         sensor = self.sensor_or_404(sensor_id)
         query, as_csv = self._parse(sensor)
-        page = await self.hub.history.run(history.fetch, query)
+        page = await self.history.run(history.fetch, query)
         next_url = self._next_url(page) if page.next_cursor is not None else None
         if next_url:
             self.set_header("Link", f'<{next_url}>; rel="next"')
@@ -305,11 +319,16 @@ class NotFoundHandler(JSONHandler):
 
 
 class PluginsHandler(JSONHandler):
+    def initialize(self, auth: "Authenticator", records: dict, instances: dict) -> None:
+        super().initialize(auth)
+        self.records = records  # PluginHost.records: name -> PluginRecord
+        self.instances = instances  # Hub.instances: label -> InstanceState (filled as they start)
+
     def get(self) -> None:
         self.send_json(
             {
-                "plugins": [r.as_dict() for r in self.hub.plugins.records.values()],
-                "instances": [s.as_dict() for s in self.hub.instances.values()],
+                "plugins": [r.as_dict() for r in self.records.values()],
+                "instances": [s.as_dict() for s in self.instances.values()],
             }
         )
 
@@ -317,14 +336,25 @@ class PluginsHandler(JSONHandler):
 class HealthHandler(JSONHandler):
     """For monitoring probes: 200 when all is well, 503 when storage is failing or a plugin is crash-looping."""
 
+    def initialize(self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float, watchdog: "LoopWatchdog | None") -> None:
+        super().initialize(auth)
+        self.watchdog = watchdog
+        self.storage = storage
+        self.fanout = fanout
+        self.instances = instances
+        self.started_at = started_at
+
     def get(self) -> None:
-        hub, storage, stats = self.hub, self.hub.storage, self.hub.fanout.stats
-        instances = [s.as_dict() for s in hub.instances.values()]
+        storage, stats = self.storage, self.fanout.stats
+        instances = [s.as_dict() for s in self.instances.values()]
         problems = []
         if storage.error is not None:
             problems.append(storage.error)
         problems += [f"plugin instance {i['label']} is {i['state']}: {i['last_error']}" for i in instances if i["state"] == "restarting"]
-        started = hub.started_at
+        # Reported by a running instance (PluginContext.set_problem): not a crash, but its device gets no data.
+        problems += [f"plugin instance {i['label']}: {i['stats']['problem']} (since {i['stats']['problem_since']})"
+                     for i in instances if i["stats"].get("problem")]
+        started = self.started_at
         self.set_status(503 if problems else 200)
         self.send_json(
             {
@@ -333,7 +363,8 @@ class HealthHandler(JSONHandler):
                 "started_at": format_timestamp(started) if started else None,
                 "uptime": round(time.time() - started, 3) if started else 0.0,
                 "plugins": instances,
-                "clients": len(hub.fanout.connections),
+                "clients": len(self.fanout.connections),
+                "loop": self.watchdog.as_dict() if self.watchdog is not None else None,
                 "readings": {
                     "accepted": storage.accepted,
                     "stored": storage.stored,

@@ -105,7 +105,10 @@ def _load(path: str):
     plugins = PluginHost()
     plugins.load_entry_points()
     platforms = plugins.collect_platforms()
-    return plugins, load_config(path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers())
+    return plugins, load_config(
+        path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers(),
+        sensor_types=plugins.collect_sensor_types(),
+    )
 
 
 def _check(path: str) -> int:
@@ -140,6 +143,7 @@ def _warnings(config) -> list[str]:
                 found.append(f"{secrets} holds tokens but other users may read it: chmod 600 {secrets}")
         except OSError:
             pass  # a missing file is a config error, reported already
+    found += [str(w) for w in config.warnings]
     path = os.path.abspath(config.storage.path)
     parent = os.path.dirname(path)
     while not os.path.exists(parent) and parent != os.path.dirname(parent):

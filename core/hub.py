@@ -25,13 +25,16 @@ from smartanom.config import HubConfig, PluginInstanceConfig
 from smartanom.derived.service import DerivedSensors
 from smartanom.events import SensorReading
 from smartanom.history import History
+from smartanom.hubview import HubView
 from smartanom.metrics import LoopLag
 from smartanom.platform import PluginContext
+from smartanom.plugin_routes import collect_routes
 from smartanom.protocol import CLOSE_GOING_AWAY
 from smartanom.plugins import PluginHost
 from smartanom.registry import Sensor
 from smartanom.status import StatusTracker
 from smartanom.storage import Storage
+from smartanom.watchdog import LoopWatchdog, Stall
 from smartanom.web import make_app
 from smartanom.websocket import FanOut
 
@@ -55,6 +58,7 @@ class InstanceState:
     state: str = "starting"  # running | restarting | finished | stopped
     restarts: int = 0
     last_error: str | None = None
+    loop_stalls: int = 0  # times the event loop was held by this instance (core/watchdog.py)
     stats: dict = field(default_factory=dict)  # the running instance's PluginContext.stats
 
     def as_dict(self) -> dict:
@@ -79,10 +83,12 @@ class Hub:
         self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest)
         self.derived = DerivedSensors(self.registry, config.derived, self.latest, self.accept_reading)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
+        self.watchdog = LoopWatchdog(config.watchdog.threshold, self._count_stall) if config.watchdog.enabled else None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
+        self.view = HubView(self)  # what plugins get instead of this object
         self.loop_lag = LoopLag()  # for GET /metrics
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
@@ -108,18 +114,20 @@ class Hub:
         self.bus.bind_loop(self.loop)
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
+        if self.watchdog is not None:
+            self.watchdog.start()
         self.status.start()
         self.loop_lag.start(self.loop)
-        self._unsubscribers = self.fanout.attach(self.bus)
+        self._unsubscribers = self.fanout.attach(self.bus) + self.plugins.listen(self.bus)
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
         await self.calibration.start()
 
         server = self.config.server
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
         self.port = sockets[0].getsockname()[1]
-        self._server = tornado.httpserver.HTTPServer(make_app(self), xheaders=True, ssl_options=self._ssl_context())
-        self._server.add_sockets(sockets)
         self.started_at = time.time()
+        self._server = tornado.httpserver.HTTPServer(make_app(self, collect_routes(self.plugins, self.view, self.auth)), xheaders=True, ssl_options=self._ssl_context())
+        self._server.add_sockets(sockets)
 
         for issue in self.config.unavailable:
             log.error("Plugin entry not started: %s", issue)
@@ -127,7 +135,7 @@ class Hub:
             owner = self.plugins.platform_owner.get(instance.platform.name, "?")
             self.instances[instance.label] = InstanceState(instance.label, instance.platform.name, owner)
             self._tasks.append(self.loop.create_task(self._supervise(instance), name=f"plugin:{instance.label}"))
-        await self.plugins.call_each("on_startup", hub=self)
+        await self.plugins.call_each("on_startup", hub=self.view)
 
     async def stop(self) -> None:
         """Stop serving, stop plugins, close clients, flush storage. A second call does nothing."""
@@ -149,12 +157,14 @@ class Hub:
         self._tasks.clear()
         for state in self.instances.values():
             state.state = "stopped"
-        await self.plugins.call_each("on_shutdown", hub=self)
+        await self.plugins.call_each("on_shutdown", hub=self.view)
         self.fanout.outbox.flush()  # queued updates go out before the close frames
         for conn in tuple(self.fanout.connections):
             conn.close(CLOSE_GOING_AWAY, "hub shutting down")
         await self.status.stop()
         await self.calibration.stop()
+        if self.watchdog is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.watchdog.stop)
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()
@@ -169,6 +179,11 @@ class Hub:
             await self._server.close_all_connections()
             self._server = None
         await asyncio.get_running_loop().run_in_executor(None, self.history.close)
+
+    def _count_stall(self, stall: Stall) -> None:
+        state = self.instances.get(stall.instance) if stall.instance else None
+        if state is not None:
+            state.loop_stalls += 1
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         settings = self.config.server.ssl

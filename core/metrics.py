@@ -158,14 +158,14 @@ class MetricsHandler(JSONHandler):
     """The Prometheus text format (OpenMetrics when the scraper asks for it);
     errors (401) are JSON like the rest of the API."""
 
-    def initialize(self, hub: "Hub", registry: CollectorRegistry) -> None:
-        super().initialize(hub)
-        self.registry = registry
+    def initialize(self, auth, collectors: CollectorRegistry) -> None:
+        super().initialize(auth)
+        self.collectors = collectors
 
     def get(self) -> None:
         encode, content_type = choose_encoder(self.request.headers.get("Accept", ""))
         self.set_header("Content-Type", content_type)
-        self.finish(encode(self.registry))
+        self.finish(encode(self.collectors))
 
 
 def _version() -> str:
@@ -176,6 +176,6 @@ def _version() -> str:
 
 
 def _bytes_sent(conn) -> int:
-    # Tornado's count of bytes the socket has taken (private, as in core/websocket.py's _unsent).
-    stream = getattr(conn, "_stream", None)
-    return getattr(stream, "_total_write_done_index", 0) if stream is not None else 0
+    # Bytes the socket has taken so far (core/sendbuffer.py reads Tornado's counter).
+    buffer = getattr(conn, "send_buffer", None)
+    return buffer.sent if buffer is not None else 0

@@ -53,6 +53,16 @@ SCHEMAS = {
                 },
             },
             "websocket": {"type": "object", "additionalProperties": _COUNT},
+            "loop": {
+                "type": ["object", "null"],
+                "description": "event-loop stalls seen by the watchdog (null when watchdog.enabled is false)",
+                "properties": {
+                    "threshold": {"type": "number"},
+                    "stalls": _COUNT,
+                    "longest": {"type": "number", "description": "seconds"},
+                    "last": {"type": ["object", "null"]},
+                },
+            },
         },
     },
     "Error": {

@@ -10,7 +10,6 @@ if it crashes it is logged and restarted with backoff; on shutdown it is cancell
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,9 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from smartanom.protocol import EARLIEST, MAX_CLOCK_SKEW
+from smartanom.hubview import HubView, admit
+from smartanom.validity import Refusals, parse_reading
+from smartanom.protocol import format_timestamp
 
 if TYPE_CHECKING:
     from smartanom.events import DeviceStatus
@@ -39,6 +40,17 @@ class PlatformOptions(BaseModel):
     platform: str
     device: int | None = None
     name: str | None = None
+
+    def exclusive_resources(self) -> dict[str, str]:
+        """What this entry opens exclusively, as {its key: resource}, e.g.
+        {"port": "serial port /dev/ttyUSB0"}: two entries claiming one resource
+        are a config error at the second one's key."""
+        return {}
+
+    def config_warnings(self) -> list[tuple[tuple, str]]:
+        """Valid but probably mistaken settings, as (path in this entry, message):
+        check-config prints them and the hub logs them at start-up."""
+        return []
 
 
 @dataclass(frozen=True)
@@ -64,51 +76,45 @@ class PluginContext:
 
     def __init__(self, hub: "Hub", platform: Platform, options: PlatformOptions, label: str):
         self._hub = hub
+        self.hub: HubView = hub.view
         self.platform = platform
         self.options = options
         self.label = label
-        self.bus = hub.bus
-        self.registry: Registry = hub.registry
-        self.device: Device | None = hub.registry.device(options.device) if options.device is not None else None
+        self.bus = hub.view.bus
+        self.registry: Registry = hub.view.registry
+        self.device: Device | None = self.registry.device(options.device) if options.device is not None else None
         self.log = logging.getLogger(f"smartanom.plugins.{platform.name}")
         # Counters the instance wants shown in GET /api/plugins (instances[].stats),
         # e.g. messages dropped while a broker was away. Plain JSON values only.
-        self.stats: dict[str, int | float | str | bool | None] = {}
+        self.stats: dict[str, int | float | str | bool | dict | None] = {}
+        self._refusals = Refusals(label)
 
-    def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> None:
-        """Put one reading on the bus. Call on the event loop.
+    def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> bool:
+        """Put one reading on the bus (after its sensor's calibration). Call on the event loop.
 
         `timestamp` is UTC epoch seconds or an aware datetime; None means now.
-        Raises ValueError for an unknown sensor or a value that is not a finite number.
+        Returns False, without raising, when the reading went no further: its
+        (calibrated) value lies outside the sensor's plausible range, so it is
+        refused, counted in `stats["refused"]` (per sensor id) and logged at most
+        once a minute per sensor; or the sensor is being calibrated.
+        Raises ValueError for an unknown or derived sensor, a value that is not a
+        finite number or a bad timestamp (bugs to fix in the plugin, not data).
         """
-        self._accept(self._sensor(sensor_id), _check_value(value), _epoch(timestamp))
+        sensor, raw, epoch = parse_reading(self.registry, sensor_id, value, timestamp, self.label)
+        return self._admit(sensor, raw, epoch)
 
-    def publish_reading_threadsafe(
-        self, sensor_id: int, value: float, timestamp: float | datetime | None = None
-    ) -> None:
-        """Like publish_reading, from a thread that is not running the event loop."""
-        sensor = self._sensor(sensor_id)
-        ts = _epoch(timestamp)
-        self._hub.loop.call_soon_threadsafe(self._accept_logged, sensor, _check_value(value), ts)
+    def publish_reading_threadsafe(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> None:
+        """Like publish_reading, from a thread that is not running the event loop.
+
+        The same ValueErrors are raised in the calling thread; a refusal is counted
+        and logged on the loop (there is no result to return)."""
+        sensor, raw, epoch = parse_reading(self.registry, sensor_id, value, timestamp, self.label)
+        self._hub.loop.call_soon_threadsafe(self._admit, sensor, raw, epoch)
 
     def calibration_standard(self, sensor_id: int) -> float | None:
         """While the sensor is being calibrated, the standard its probe is in (a
         buffer's pH, a solution's EC); None otherwise. For simulators."""
         return self._hub.calibration.standard_in_use(sensor_id)
-
-    def _accept(self, sensor: "Sensor", raw: float, ts: float) -> None:
-        # Calibration first: the plausible range is about the true (calibrated) value.
-        calibrated = self._hub.calibration.transform(sensor, raw)
-        if calibrated is None:
-            return  # withheld: being calibrated, or no fresh water temperature to compensate with
-        value = _plausible(sensor, calibrated.value)
-        self._hub.accept_reading(sensor, value, ts, self.label, calibrated.raw, calibrated.calibration_id)
-
-    def _accept_logged(self, sensor: "Sensor", raw: float, ts: float) -> None:
-        try:
-            self._accept(sensor, raw, ts)
-        except ValueError as exc:  # the publishing thread is gone by now: log it instead
-            self.log.warning("%s: reading of sensor %d refused: %s", self.label, sensor.id, exc)
 
     def set_device_available(self, available: bool, reason: str = "") -> None:
         """Report that the hardware behind this instance's device is reachable or gone.
@@ -119,57 +125,25 @@ class PluginContext:
         if self.device is not None:
             self._hub.status.set_available(self.device, available, reason or self.label)
 
+    def set_problem(self, problem: str | None) -> None:
+        """Report what keeps this instance from working (a port missing, busy or
+        forbidden), or None once it works again. Shown with since when in
+        GET /api/plugins (stats.problem, stats.problem_since) and listed by /api/health."""
+        if problem is None:
+            self.stats.pop("problem", None)
+            self.stats.pop("problem_since", None)
+        elif self.stats.get("problem") != problem:
+            self.stats["problem"] = problem
+            self.stats["problem_since"] = format_timestamp(time.time())
+            self.stats["last_error"] = problem
+
     def device_status(self, device_id: int) -> "DeviceStatus | None":
         """The device's current status (None for an unknown device), e.g. to
         report it to an outside system that connects after it last changed."""
-        return self._hub.status.status.get(device_id)
+        return self._hub.status.of(device_id)
 
-    def _sensor(self, sensor_id: int) -> "Sensor":
-        sensor = self.registry.sensor(sensor_id)
-        if sensor is None:
-            raise ValueError(f"{self.label}: sensor {sensor_id} is not configured")
-        if sensor.computed:
-            raise ValueError(f"{self.label}: sensor {sensor_id} is derived (the hub computes it; see 'derived:' in the config)")
-        return sensor
-
-
-def _plausible(sensor: "Sensor", value: float) -> float:
-    problem = sensor.implausible(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-def _check_value(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"reading value must be a number, got {type(value).__name__}")
-    try:
-        value = float(value)
-    except OverflowError:
-        raise ValueError("reading value is too large for a double") from None
-    if not math.isfinite(value):
-        raise ValueError(f"reading value must be finite, got {value}")
-    return value
-
-
-def _epoch(timestamp) -> float:
-    """UTC seconds since the epoch, checked like a WebSocket client's timestamp:
-    a NaN or a millisecond value would otherwise reach storage and every dashboard."""
-    if timestamp is None:
-        return time.time()
-    if isinstance(timestamp, datetime):
-        if timestamp.tzinfo is None:
-            raise ValueError("timestamp datetime must be timezone-aware (UTC)")
-        epoch = timestamp.timestamp()
-    elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
-        epoch = float(timestamp)
-    else:
-        raise ValueError(f"timestamp must be UTC seconds since the epoch or an aware datetime, got {type(timestamp).__name__}")
-    if not math.isfinite(epoch):
-        raise ValueError(f"timestamp must be finite, got {epoch}")
-    if epoch > time.time() + MAX_CLOCK_SKEW:
-        hint = " (milliseconds? pass seconds: ms / 1000)" if epoch > time.time() * 100 else ""
-        raise ValueError(f"timestamp {epoch} lies in the future{hint}")
-    if epoch < EARLIEST:
-        raise ValueError(f"timestamp {epoch} lies before 2000; is the device's clock set?")
-    return epoch
+    def _admit(self, sensor: "Sensor", raw: float, epoch: float) -> bool:
+        admitted = admit(self._hub, sensor, raw, epoch, self.label, self._refusals)
+        if not admitted and self._refusals.counts and "refused" not in self.stats:
+            self.stats["refused"] = self._refusals.counts  # the same dict: counts stay live
+        return admitted

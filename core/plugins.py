@@ -20,13 +20,18 @@ from typing import Any
 
 import pluggy
 
-from smartanom import hookspecs
+from smartanom import hookspecs, isolation, sensortypes
 from smartanom.errors import PluginError
+from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom.platform import Platform, PlatformOptions
+from smartanom.sensortypes import BUILTIN_TYPES, SensorType
+from smartanom.throttle import LogThrottle
 
 log = logging.getLogger("smartanom.plugins")
 
 ENTRY_POINT_GROUP = "smartanom"
+# A plugin's problems kept for `smartanom plugins` and GET /api/plugins: the latest ones.
+MAX_ERRORS = 20
 
 
 @dataclass
@@ -67,6 +72,7 @@ class PluginHost:
         self.platforms: dict[str, Platform] = {}
         self.platform_owner: dict[str, str] = {}
         self.trace = os.environ.get("SMARTANOM_TRACE_HOOKS", "") not in ("", "0")
+        self._error_log = LogThrottle()
 
     @property
     def failed(self) -> list[str]:
@@ -75,6 +81,7 @@ class PluginHost:
 
     def load_entry_points(self) -> None:
         only = {n.strip() for n in os.environ.get("SMARTANOM_PLUGINS", "").split(",") if n.strip()}
+        loaded = []
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if only and ep.name not in only:
                 log.info("Plugin %s skipped (SMARTANOM_PLUGINS=%s)", ep.name, ",".join(sorted(only)))
@@ -84,28 +91,38 @@ class PluginHost:
             dist = getattr(ep, "dist", None)
             self.records[ep.name] = PluginRecord(ep.name, dist.name if dist else "", dist.version if dist else "")
             try:
-                plugin = ep.load()
+                loaded.append((ep.name, ep.load()))
             except Exception as exc:
                 self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}", exc, loaded=False)
-                continue
-            self._register(plugin, ep.name)
+        # pluggy calls the last registered first: registering in reverse name order
+        # makes hooks run in entry-point name order (tryfirst/trylast still apply).
+        for name, plugin in reversed(loaded):
+            self._register(plugin, name)
 
     def register(self, plugin: object, name: str, package: str = "", version: str = "") -> None:
-        """Register a plugin object directly (tests, embedding); isolated like an entry point."""
+        """Register a plugin object directly (tests, embedding); isolated like an entry point.
+
+        Its hooks run before those of the plugins registered earlier (pluggy's order)."""
         self.records[name] = PluginRecord(name, package, version)
         self._register(plugin, name)
 
     def _register(self, plugin: object, name: str) -> None:
         # pluggy rejects a hookimpl with arguments its spec lacks (register) or
-        # a hook no spec declares (check_pending). Checking after each plugin
-        # pins the blame on that plugin, and only it is dropped.
+        # a hook no spec declares (check_pending); isolation.unsupported what the
+        # hub could not honour. Checking after each plugin pins the blame on that
+        # plugin, and only it is dropped.
         try:
             self.pm.register(plugin, name=name)
             self.pm.check_pending()
+            problem = isolation.unsupported(self.pm, name)
+            if problem:
+                raise PluginError(problem)
         except Exception as exc:
             if self.pm.has_plugin(name):
                 self.pm.unregister(name=name)
             self._fail(name, f"is not a valid plugin: {type(exc).__name__}: {exc}", exc, loaded=False)
+            return
+        isolation.isolate(self.pm, name, self._fail, self._trace)
 
     def collect_platforms(self) -> dict[str, Platform]:
         """Ask every plugin for its platforms. Raises PluginError on a name clash."""
@@ -120,8 +137,9 @@ class PluginHost:
                     continue
                 if platform.name in self.platform_owner:
                     first = self.platform_owner[platform.name]
+                    pair = sorted((first, plugin_name))  # named alike whatever the call order
                     by = f"twice by {self._describe(first)}" if first == plugin_name else (
-                        f"by two plugins: {self._describe(first)} and {self._describe(plugin_name)}"
+                        f"by two plugins: {self._describe(pair[0])} and {self._describe(pair[1])}"
                     )
                     raise PluginError(
                         f"platform '{platform.name}' is provided {by}; "
@@ -133,32 +151,61 @@ class PluginHost:
                     self.records[plugin_name].platforms.append(platform.name)
         return self.platforms
 
-    def call_each_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        results = []
-        for impl in self._impls(hook_name):
-            try:
-                result = impl.function(*self._args(impl, kwargs))
-            except Exception as exc:
-                self._fail(impl.plugin_name, f"raised in {hook_name}: {type(exc).__name__}: {exc}", exc)
+    def collect_sensor_types(self) -> dict[str, SensorType]:
+        """The built-in sensor types plus every plugin's. A plugin's type that is
+        unusable or whose name is taken is reported and left out; the rest load."""
+        catalog = dict(BUILTIN_TYPES)
+        owners: dict[str, str] = {}
+        for plugin_name, result in self.call_each_sync("register_sensor_types"):
+            if result is not None and not isinstance(result, (list, tuple)):
+                self._fail(plugin_name, f"register_sensor_types must return a list of smartanom.SensorType, got {type(result).__name__}")
                 continue
-            self._trace(hook_name, impl.plugin_name, kwargs, result)
-            results.append((impl.plugin_name, result))
+            for sensor_type in result or ():
+                problem = sensortypes.problem(sensor_type)
+                if problem is None and sensor_type.name in catalog:
+                    owner = self._describe(owners[sensor_type.name]) if sensor_type.name in owners else "the hub"
+                    problem = f"sensor type '{sensor_type.name}' is already provided by {owner}"
+                if problem:
+                    self._fail(plugin_name, f"register_sensor_types returned an unusable type: {problem}")
+                    continue
+                catalog[sensor_type.name] = sensor_type
+                owners[sensor_type.name] = plugin_name
+        return catalog
+
+    def call_each_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a hook through pluggy; each plugin's result with its name, failures left out."""
+        with isolation.collect(hook_name) as results:
+            getattr(self.pm.hook, hook_name)(**kwargs)
         return results
 
     async def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call a hook on every plugin, awaiting coroutines; failures are logged per plugin."""
+        """Like call_each_sync, then await each plugin's coroutine in turn (each isolated)."""
         results = []
-        for impl in self._impls(hook_name):
-            try:
-                result = impl.function(*self._args(impl, kwargs))
-                if inspect.isawaitable(result):
-                    result = await result
-            except Exception as exc:
-                self._fail(impl.plugin_name, f"raised in {hook_name}: {type(exc).__name__}: {exc}", exc)
-                continue
-            self._trace(hook_name, impl.plugin_name, kwargs, result)
-            results.append((impl.plugin_name, result))
+        for plugin_name, result in self.call_each_sync(hook_name, **kwargs):
+            if inspect.isawaitable(result):
+                result = await result  # isolation.isolate made it log and return FAILED on error
+                if result is isolation.FAILED:
+                    continue
+                self._trace(hook_name, plugin_name, kwargs, result)
+            results.append((plugin_name, result))
         return results
+
+    def listen(self, bus) -> list:
+        """Subscribe the on_reading / on_device_status hooks to the bus, if any plugin
+        implements them (no cost on the hot path otherwise). Returns unsubscribers."""
+        hook = self.pm.hook
+        unsubscribe = []
+        if hook.on_reading.get_hookimpls():
+            on_reading = hook.on_reading
+            unsubscribe.append(bus.subscribe(SensorReading, lambda event: on_reading(reading=event)))
+        if hook.on_device_status.get_hookimpls():
+            on_device_status = hook.on_device_status
+            unsubscribe.append(bus.subscribe(DeviceStatusChanged, lambda event: on_device_status(change=event)))
+        return unsubscribe
+
+    def report(self, plugin_name: str, message: str) -> None:
+        """Record and log a problem with what a plugin handed over (e.g. an unusable route)."""
+        self._fail(plugin_name, message)
 
     def describe(self, plugin_name: str) -> str:
         """`name (package version)`, how every report names a plugin."""
@@ -167,16 +214,6 @@ class PluginHost:
     def platform_providers(self) -> dict[str, str]:
         """Each platform name -> the description of the plugin providing it."""
         return {platform: self._describe(owner) for platform, owner in self.platform_owner.items()}
-
-    def _impls(self, hook_name: str):
-        # Registration order (entry points sorted by name, then direct ones),
-        # not pluggy's last-registered-first: reports and start-up read in order.
-        return getattr(self.pm.hook, hook_name).get_hookimpls()
-
-    @staticmethod
-    def _args(impl, kwargs: dict) -> list:
-        # Like pluggy itself: an implementation takes only the arguments it names.
-        return [kwargs[name] for name in impl.argnames]
 
     def _describe(self, plugin_name: str) -> str:
         record = self.records.get(plugin_name)
@@ -187,8 +224,13 @@ class PluginHost:
     def _fail(self, plugin_name: str, message: str, exc: BaseException | None = None, *, loaded: bool = True) -> None:
         record = self.records.setdefault(plugin_name, PluginRecord(plugin_name))
         record.errors.append(message)
+        del record.errors[:-MAX_ERRORS]
         record.loaded = record.loaded and loaded
-        log.error("Plugin %s %s", self._describe(plugin_name), message, exc_info=exc)
+        # A hook on the hot path (on_reading) may fail for every reading: the first
+        # failure of each kind is logged at once, then at most one a minute.
+        if self._error_log.allow((plugin_name, message.split(":", 1)[0])):
+            more = f" ({self._error_log.skipped} more like it not logged)" if self._error_log.skipped else ""
+            log.error("Plugin %s %s%s", self._describe(plugin_name), message, more, exc_info=exc)
 
     def _trace(self, hook_name: str, plugin_name: str, kwargs: dict, result: Any) -> None:
         if self.trace:

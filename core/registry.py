@@ -9,39 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Each sensor type and the unit it gets when the YAML names none.
-SENSOR_TYPES: dict[str, str] = {
-    "temperature": "celsius",
-    "water_temperature": "celsius",
-    "air_temperature": "celsius",
-    "humidity": "percent",
-    "ph": "ph",
-    "ec": "mS/cm",
-    "tds": "ppm",
-    "water_level": "cm",
-    "turbidity": "NTU",
-    "light": "lux",
-    "ppfd": "umol/m2/s",
-    "vpd": "kPa",
-    "dli": "mol/m2/d",
-}
+from smartanom.sensortypes import BUILTIN_TYPES, SensorType
 
-# What people call each type, for sensors whose YAML gives no `name`.
-SENSOR_NAMES: dict[str, str] = {
-    "temperature": "Temperature",
-    "water_temperature": "Water temperature",
-    "air_temperature": "Air temperature",
-    "humidity": "Humidity",
-    "ph": "pH",
-    "ec": "EC",
-    "tds": "TDS",
-    "water_level": "Water level",
-    "turbidity": "Turbidity",
-    "light": "Light",
-    "ppfd": "PPFD",
-    "vpd": "VPD",
-    "dli": "Daily light integral",
-}
+# Each built-in sensor type and the unit it gets when the YAML names none
+# (plugins add types: core/sensortypes.py).
+SENSOR_TYPES: dict[str, str] = {name: t.unit for name, t in BUILTIN_TYPES.items()}
 
 
 @dataclass(eq=False)
@@ -62,18 +34,13 @@ class Sensor:
     unit: str
     name: str
     device: Device
-    low: float = float("-inf")  # the plausible range from the YAML's min/max
+    low: float = float("-inf")  # the plausible range: the YAML's min/max, else the type's
     high: float = float("inf")
+    device_class: str | None = None  # Home Assistant's, from the sensor type
     computed: bool = False  # a derived sensor: the hub computes it, plugins may not publish it
 
     def __repr__(self) -> str:
         return f"<Sensor {self.id} {self.type} on device {self.device.id}>"
-
-    def implausible(self, value: float) -> str | None:
-        """Why `value` cannot be a reading of this sensor, or None."""
-        if self.low <= value <= self.high:
-            return None
-        return f"value {value:g} is outside sensor {self.id}'s plausible range ({self.low:g} to {self.high:g}, min/max in the config)"
 
 
 class Registry:
@@ -84,20 +51,22 @@ class Registry:
         self.sensors: dict[int, Sensor] = {s.id: s for d in devices for s in d.sensors}
 
     @classmethod
-    def from_config(cls, device_configs) -> "Registry":
+    def from_config(cls, device_configs, sensor_types: dict[str, SensorType] = BUILTIN_TYPES) -> "Registry":
         devices = []
         for dc in device_configs:
             device = Device(id=dc.id, name=dc.name, offline_after=dc.offline_after)
             for sc in dc.sensors:
+                kind = sensor_types[sc.type]
                 device.sensors.append(
                     Sensor(
                         id=sc.id,
                         type=sc.type,
-                        unit=sc.unit or SENSOR_TYPES[sc.type],
-                        name=sc.name or SENSOR_NAMES[sc.type],
+                        unit=sc.unit or kind.unit,
+                        name=sc.name or kind.title,
                         device=device,
-                        low=float("-inf") if sc.min is None else sc.min,
-                        high=float("inf") if sc.max is None else sc.max,
+                        low=_bound(sc.min, kind.low, float("-inf")),
+                        high=_bound(sc.max, kind.high, float("inf")),
+                        device_class=kind.device_class,
                     )
                 )
             devices.append(device)
@@ -108,3 +77,7 @@ class Registry:
 
     def sensor(self, sensor_id: int) -> Sensor | None:
         return self.sensors.get(sensor_id)
+
+
+def _bound(configured: float | None, of_type: float | None, unbounded: float) -> float:
+    return configured if configured is not None else (of_type if of_type is not None else unbounded)

@@ -24,9 +24,9 @@ class StatusTracker:
         self.registry = registry
         self.bus = bus
         # Every device starts inactive: nothing has been heard from it yet.
-        self.status: dict[int, DeviceStatus] = {d: DeviceStatus.INACTIVE for d in registry.devices}
+        self._status: dict[int, DeviceStatus] = {d: DeviceStatus.INACTIVE for d in registry.devices}
         # Wall-clock time of the last reading, for people (API, dashboard)...
-        self.last_seen: dict[int, float | None] = {d: None for d in registry.devices}
+        self._last_seen: dict[int, float | None] = {d: None for d in registry.devices}
         # ...and monotonic time for the offline timer, which must not jump when
         # NTP sets the clock of a Raspberry Pi (no real-time clock) after boot.
         self._heard: dict[int, float | None] = {d: None for d in registry.devices}
@@ -47,11 +47,19 @@ class StatusTracker:
             except asyncio.CancelledError:
                 pass
 
+    def of(self, device_id: int) -> DeviceStatus | None:
+        """A device's current status, or None for an unknown device."""
+        return self._status.get(device_id)
+
+    def last_reading_at(self, device_id: int) -> float | None:
+        """Wall-clock time (epoch seconds) of the device's last reading, or None."""
+        return self._last_seen.get(device_id)
+
     def _on_reading(self, reading: SensorReading) -> None:
         device = reading.sensor.device
-        self.last_seen[device.id] = time.time()
+        self._last_seen[device.id] = time.time()
         self._heard[device.id] = time.monotonic()
-        if self.status[device.id] is DeviceStatus.INACTIVE:
+        if self._status[device.id] is DeviceStatus.INACTIVE:
             self._change(device, DeviceStatus.ACTIVE, "reading received")
 
     def set_status(self, device: Device, status: DeviceStatus, reason: str = "") -> bool:
@@ -62,14 +70,19 @@ class StatusTracker:
         return self._change(device, status, reason)
 
     def set_available(self, device: Device, available: bool, reason: str = "") -> None:
-        if not available and self.status[device.id] is DeviceStatus.ACTIVE:
+        if not available and self._status[device.id] is DeviceStatus.ACTIVE:
             self._change(device, DeviceStatus.INACTIVE, reason or "hardware unavailable")
 
+    def _forgive(self, seconds: float) -> None:
+        for device_id, heard in self._heard.items():
+            if heard is not None:
+                self._heard[device_id] = heard + seconds
+
     def _change(self, device: Device, status: DeviceStatus, reason: str) -> bool:
-        previous = self.status[device.id]
+        previous = self._status[device.id]
         if previous is status:
             return False
-        self.status[device.id] = status
+        self._status[device.id] = status
         log.info("Device %s (%s): %s -> %s (%s)", device.id, device.name, previous, status, reason)
         self.bus.publish(DeviceStatusChanged(device, status, time.time(), previous, reason))
         return True
@@ -77,13 +90,20 @@ class StatusTracker:
     async def _watch(self) -> None:
         period = min([d.offline_after for d in self.registry.devices.values()] + [4.0]) / 4
         period = max(period, 0.05)
+        woke = time.monotonic()
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
+            # Waking late means the loop was held (core/watchdog.py names by whom):
+            # readings could not be received meanwhile, so that time is not
+            # counted as the devices' silence.
+            held, woke = now - woke - period, now
+            if held > period:
+                self._forgive(held)
             for device in self.registry.devices.values():
                 seen = self._heard[device.id]
                 if (
-                    self.status[device.id] is DeviceStatus.ACTIVE
+                    self._status[device.id] is DeviceStatus.ACTIVE
                     and seen is not None
                     and now - seen > device.offline_after
                 ):

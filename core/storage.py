@@ -25,6 +25,7 @@ from pathlib import Path
 from smartanom.bus import EventBus
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom import schema
+from smartanom.throttle import LogThrottle
 
 log = logging.getLogger("smartanom.storage")
 
@@ -32,8 +33,6 @@ log = logging.getLogger("smartanom.storage")
 # Rows deleted per transaction by the retention purge: short transactions, so
 # the writer goes on flushing readings between them.
 PURGE_CHUNK = 5000
-# While the database cannot be written, repeat the error this often (seconds).
-ERROR_REPEAT = 60.0
 # A healthy writer holds one flush interval's worth of readings (a few
 # thousand at most). Backpressure starts at half of max_pending but never below
 # this, so a small max_pending (a tight memory budget for a failing disk) does
@@ -64,7 +63,8 @@ class Storage:
         self.path = Path(path)
         self.flush_interval = flush_interval
         self.max_pending = max_pending
-        self._backlog_at = max(max_pending // 2, BACKPRESSURE_MIN)
+        # Readings queued at which `backlogged` turns true (backpressure on clients).
+        self.backlog_at = max(max_pending // 2, BACKPRESSURE_MIN)
         self.keep_days = keep_days
         self.purge_interval = purge_interval
         self.accepted = 0
@@ -81,7 +81,7 @@ class Storage:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._unsubscribers: list = []
-        self._last_error_log = 0.0
+        self._error_log = LogThrottle()  # a failing disk is reported once a minute
         self._next_purge = 0.0
 
     def open(self) -> None:
@@ -140,7 +140,7 @@ class Storage:
         accepted reading. A failing database is not backlogged: then readings
         stay live, and what cannot be held is counted as dropped.
         """
-        return len(self._readings) + len(self._held) >= self._backlog_at and self.error is None
+        return len(self._readings) + len(self._held) >= self.backlog_at and self.error is None
 
     @property
     def lag(self) -> float:
@@ -250,9 +250,9 @@ class Storage:
     def _failed(self, exc: Exception, action: str) -> None:
         first = self.error is None
         self.error = f"cannot {action} {os.fspath(self.path)}: {exc}"
-        now = time.monotonic()
-        if first or now - self._last_error_log >= ERROR_REPEAT:
-            self._last_error_log = now
+        if first:
+            self._error_log.reset()  # a new failure after a recovery is reported at once
+        if self._error_log.allow():
             log.error(
                 "STORAGE FAILING: %s. Readings are still broadcast live and held in memory "
                 "(%d now, at most %d); %d dropped so far. Free disk space or fix the permissions; "

@@ -118,7 +118,10 @@ def hub_factory(io_loop, tmp_path):
         path = tmp_path / f"hub{len(hubs)}.yaml"
         path.write_text(textwrap.dedent(yaml_text))
         host = make_plugin_host(plugins, entry_points)
-        config = load_config(path, host.collect_platforms(), failed_plugins=host.failed, providers=host.platform_providers())
+        config = load_config(
+            path, host.collect_platforms(), failed_plugins=host.failed, providers=host.platform_providers(),
+            sensor_types=host.collect_sensor_types(),
+        )
         config.server.host, config.server.port = "127.0.0.1", 0
         if "path" not in config.storage.model_fields_set:
             config.storage.path = str(tmp_path / f"hub{len(hubs)}.db")

@@ -10,6 +10,7 @@ import tornado.web
 from smartanom import accesslog, api, metrics, openapi
 from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
+from smartanom.ws_commands import Commands
 
 if TYPE_CHECKING:
     from smartanom.hub import Hub
@@ -29,25 +30,38 @@ class PageHandler(tornado.web.RequestHandler):
         self.finish(self.path.read_bytes())
 
 
-def make_app(hub: "Hub") -> tornado.web.Application:
+def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Application:
     server = hub.config.server
+    # The WebSocket streams' collaborators, handed over through Tornado's initialize.
+    commands = Commands(hub.registry, hub.status, hub.accept_reading, lambda: hub.storage.backlogged)
+    streams = {
+        "fanout": hub.fanout, "registry": hub.registry, "commands": commands, "auth": hub.auth,
+        "server": server, "auth_timeout": hub.config.auth.timeout,
+    }
+    # The API handlers' collaborators (core/api.py), likewise.
+    auth = {"auth": hub.auth}
+    registry = {**auth, "registry": hub.registry, "status": hub.status, "history": hub.history}
     routes = [
-        (r"/ws/sensor-data/?", StreamHandler, {"hub": hub, "scope": "all"}),
-        (r"/ws/device/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "device"}),
-        (r"/ws/sensor/([^/]+)/?", StreamHandler, {"hub": hub, "scope": "sensor"}),
+        (r"/ws/sensor-data/?", StreamHandler, {"scope": "all", **streams}),
+        (r"/ws/device/([^/]+)/?", StreamHandler, {"scope": "device", **streams}),
+        (r"/ws/sensor/([^/]+)/?", StreamHandler, {"scope": "sensor", **streams}),
         (r"/websocket-test/?", PageHandler, {"path": STATIC / "websocket-test.html"}),
         (r"/", PageHandler, {"path": STATIC / "dashboard.html"}),
-        (r"/api/devices/?", api.DevicesHandler, {"hub": hub}),
-        (r"/api/devices/([^/]+)/?", api.DeviceHandler, {"hub": hub}),
-        (r"/api/sensors/?", api.SensorsHandler, {"hub": hub}),
-        (r"/api/sensors/([^/]+)/?", api.SensorHandler, {"hub": hub}),
-        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {"hub": hub}),
-        (r"/api/plugins/?", api.PluginsHandler, {"hub": hub}),
-        (r"/api/health/?", api.HealthHandler, {"hub": hub}),
-        (r"/api/openapi.json", openapi.OpenAPIHandler, {"hub": hub}),
+        (r"/api/devices/?", api.DevicesHandler, registry),
+        (r"/api/devices/([^/]+)/?", api.DeviceHandler, registry),
+        (r"/api/sensors/?", api.SensorsHandler, registry),
+        (r"/api/sensors/([^/]+)/?", api.SensorHandler, registry),
+        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, registry),
+        (r"/api/plugins/?", api.PluginsHandler, {**auth, "records": hub.plugins.records, "instances": hub.instances}),
+        (r"/api/health/?", api.HealthHandler, {
+            **auth, "storage": hub.storage, "fanout": hub.fanout, "instances": hub.instances, "started_at": hub.started_at,
+            "watchdog": hub.watchdog,
+        }),
+        (r"/api/openapi.json", openapi.OpenAPIHandler, auth),
         *calibration_api.routes(hub),
-        (r"/api(?:/.*)?", api.NotFoundHandler, {"hub": hub}),
-        (r"/metrics", metrics.MetricsHandler, {"hub": hub, "registry": metrics.make_registry(hub)}),
+        (r"/api(?:/.*)?", api.NotFoundHandler, auth),
+        (r"/metrics", metrics.MetricsHandler, {**auth, "collectors": metrics.make_registry(hub)}),
+        *plugin_routes,  # each under /plugins/<name>/ (core/plugin_routes.py)
     ]
     return tornado.web.Application(
         routes,

@@ -25,12 +25,17 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from smartanom import protocol
 from smartanom.auth import Role, token_from_request
-from smartanom.frames import Outbox, accepts_prebuilt, text_frame
 from smartanom.events import DeviceStatusChanged, SensorReading
+from smartanom.frames import Outbox, accepts_prebuilt, text_frame
 from smartanom.protocol import ProtocolError
+from smartanom.sendbuffer import SendBuffer
+from smartanom.throttle import LogThrottle
+from smartanom.ws_commands import Commands, Session
 
 if TYPE_CHECKING:
-    from smartanom.hub import Hub
+    from smartanom.auth import Authenticator
+    from smartanom.config import ServerConfig
+    from smartanom.registry import Registry
 
 log = logging.getLogger("smartanom.websocket")
 
@@ -79,9 +84,9 @@ class FanOut:
                         conn.send(text)
 
 
-# At most one log line per connection per this many seconds about refused messages.
-REFUSAL_LOG_EVERY = 60.0
-_REFUSED_ORIGINS: dict[str, float] = {}  # origin -> when it may be logged again
+# Refused browser origins, logged at most once a minute each (a page retrying in a
+# loop must not flood the log); module-wide, since each attempt is a new handler.
+_REFUSED_ORIGINS = LogThrottle()
 
 
 @dataclass
@@ -124,94 +129,90 @@ class StreamHandler(WebSocketHandler):
 
     With auth on, a connection joins its stream only once its token is known
     (from the URL, the header, or a first `auth` message); a read token may
-    subscribe but not publish.
+    subscribe but not publish. What a client may send is decided by
+    core/ws_commands.py; this class owns the connection.
     """
 
-    def initialize(self, hub: "Hub", scope: str) -> None:
-        self.hub = hub
-        self.scope = scope  # "all" | "device" | "sensor"
-        self.device = None
-        self.sensor = None
-        self.role: Role | None = None  # None until authenticated
-        self.client_name = "anonymous"
+    def initialize(
+        self, scope: str, fanout: FanOut, registry: "Registry", commands: Commands, auth: "Authenticator",
+        server: "ServerConfig", auth_timeout: float,
+    ) -> None:
+        self.fanout = fanout
+        self.registry = registry
+        self.commands = commands
+        self.auth = auth
+        self.server = server
+        self.auth_timeout = auth_timeout
+        self.session = Session(scope)
         self._resource_id: str | None = None
         self._group: set | None = None
         self.prebuilt = False  # may the fan-out write pre-built frames? (set in open)
         self._closed = False
-        self._stream = None
+        self.send_buffer: SendBuffer | None = None  # set in open, once there is a stream
         self._auth_timer = None
-        server = hub.config.server
         self._max_size = server.max_message_size
-        self._send_limit = server.send_buffer.max_bytes
-        self._over_since: float | None = None
         limit = server.rate_limit
         self._rate = _RateLimit(limit.per_second, limit.burst) if limit is not None else None
         self._refused = 0
-        self._next_refusal_log = 0.0
+        self._refusal_log = LogThrottle()  # this connection's refusals
 
     def check_origin(self, origin: str) -> bool:
         # Same-origin always (the hub's own pages); other browser origins only when listed.
-        allowed = self.hub.config.server.allowed_origins
+        allowed = self.server.allowed_origins
         if "*" in allowed or origin in allowed or urlparse(origin).netloc.lower() == self.request.host.lower():
             return True
-        if _REFUSED_ORIGINS.get(origin, 0.0) <= time.monotonic():
-            # Once a minute per origin: a page retrying in a loop must not flood the log.
-            if len(_REFUSED_ORIGINS) > 1000:  # made-up origins must not grow memory
-                _REFUSED_ORIGINS.clear()
-            _REFUSED_ORIGINS[origin] = time.monotonic() + REFUSAL_LOG_EVERY
+        if _REFUSED_ORIGINS.allow(origin):
             log.warning("Refused a WebSocket from origin %s (add it to server.allowed_origins to allow it)", origin[:200])
         return False
 
     def open(self, resource_id: str | None = None) -> None:
         self._resource_id = resource_id
-        # The IOStream's unsent bytes are how `send` notices a client that does not read;
-        # its public max_write_buffer_size is the hard cap that bounds memory.
-        self._stream = self.ws_connection.stream
-        self._stream.max_write_buffer_size = 4 * self._send_limit
+        # Unsent bytes are how `send` notices a client that does not read (core/sendbuffer.py).
+        limits = self.server.send_buffer
+        self.send_buffer = SendBuffer(self.ws_connection.stream, limits.max_bytes, limits.max_seconds)
         self.prebuilt = accepts_prebuilt(self)
         self.set_nodelay(True)  # small frames: don't let Nagle hold them back
-        self.hub.fanout.connections.add(self)
-        if not self.hub.auth.enabled:
-            self.role = Role.WRITE
+        self.fanout.connections.add(self)
+        if not self.auth.enabled:
+            self.session.role = Role.WRITE
             self._subscribe()
             return
         presented = token_from_request(self.request)
         if presented is not None:
             self._login(presented, reply=False)
         else:
-            timeout = self.hub.config.auth.timeout
-            self._auth_timer = IOLoop.current().call_later(timeout, self._auth_timed_out)
+            self._auth_timer = IOLoop.current().call_later(self.auth_timeout, self._auth_timed_out)
 
     def _subscribe(self) -> None:
-        fanout, resource_id = self.hub.fanout, self._resource_id
-        if self.scope == "all":
+        fanout, resource_id, session = self.fanout, self._resource_id, self.session
+        if session.scope == "all":
             group = fanout.all
-        elif self.scope == "device":
-            self.device = self.hub.registry.device(_int_or_none(resource_id))
-            if self.device is None:
-                return self._reject("UNKNOWN_DEVICE", f"no device with id {resource_id!r}; known: {_ids(self.hub.registry.devices)}")
-            group = fanout.by_device.setdefault(self.device.id, set())
+        elif session.scope == "device":
+            session.device = self.registry.device(_int_or_none(resource_id))
+            if session.device is None:
+                return self._reject("UNKNOWN_DEVICE", f"no device with id {resource_id!r}; known: {_ids(self.registry.devices)}")
+            group = fanout.by_device.setdefault(session.device.id, set())
         else:
-            self.sensor = self.hub.registry.sensor(_int_or_none(resource_id))
-            if self.sensor is None:
-                return self._reject("UNKNOWN_SENSOR", f"no sensor with id {resource_id!r}; known: {_ids(self.hub.registry.sensors)}")
-            group = fanout.by_sensor.setdefault(self.sensor.id, set())
+            session.sensor = self.registry.sensor(_int_or_none(resource_id))
+            if session.sensor is None:
+                return self._reject("UNKNOWN_SENSOR", f"no sensor with id {resource_id!r}; known: {_ids(self.registry.sensors)}")
+            group = fanout.by_sensor.setdefault(session.sensor.id, set())
         self._group = group
         group.add(self)
 
     def _login(self, presented: str, reply: bool) -> None:
-        auth = self.hub.auth
-        if not auth.enabled:
-            self.send(protocol.encode_authenticated(self.role.value))
+        session = self.session
+        if not self.auth.enabled:
+            self.send(protocol.encode_authenticated(session.role.value))
             return
-        token = auth.identify(presented)
+        token = self.auth.identify(presented)
         if token is None:
             return self._unauthorized("wrong token")
         if self._auth_timer is not None:
             IOLoop.current().remove_timeout(self._auth_timer)
             self._auth_timer = None
-        first = self.role is None
-        self.role, self.client_name = token.role, token.name
+        first = session.role is None
+        session.role, session.client_name = token.role, token.name
         if reply:
             self.send(protocol.encode_authenticated(token.role.value))
         if first:
@@ -220,11 +221,11 @@ class StreamHandler(WebSocketHandler):
 
     def _auth_timed_out(self) -> None:
         self._auth_timer = None
-        if self.role is None and not self._closed:
-            self._unauthorized(f"no token within {self.hub.config.auth.timeout:g} s")
+        if self.session.role is None and not self._closed:
+            self._unauthorized(f"no token within {self.auth_timeout:g} s")
 
     def _unauthorized(self, why: str) -> None:
-        self.hub.fanout.stats.unauthorized += 1
+        self.fanout.stats.unauthorized += 1
         log.warning("WebSocket %s from %s refused: %s", self.request.path, self.request.remote_ip, why)
         self._error(
             "UNAUTHORIZED",
@@ -240,9 +241,9 @@ class StreamHandler(WebSocketHandler):
 
     def on_close(self) -> None:
         self._leave()
-        if self in self.hub.fanout.connections and self._stream is not None:
-            self.hub.fanout.stats.bytes_sent += self._stream._total_write_done_index
-        self.hub.fanout.connections.discard(self)
+        if self in self.fanout.connections and self.send_buffer is not None:
+            self.fanout.stats.bytes_sent += self.send_buffer.sent
+        self.fanout.connections.discard(self)
         if self._auth_timer is not None:
             IOLoop.current().remove_timeout(self._auth_timer)
             self._auth_timer = None
@@ -258,7 +259,7 @@ class StreamHandler(WebSocketHandler):
 
         Replies, and broadcasts to connections that take no pre-built frames.
         """
-        queued = self.hub.fanout.outbox.take(self) if self.prebuilt else None
+        queued = self.fanout.outbox.take(self) if self.prebuilt else None
         if queued is not None:
             self.send_frames(queued)  # broadcasts queued earlier go first
         try:
@@ -267,31 +268,9 @@ class StreamHandler(WebSocketHandler):
             self._leave()
             return
         except StreamBufferFullError:
-            self._backlogged(full=True)
+            self._check_backlog(full=True)
             return
-        stream = self._stream  # _unsent(), inlined: this runs once per event per subscriber
-        if stream._total_write_index - stream._total_write_done_index > self._send_limit:
-            self._backlogged()
-        elif self._over_since is not None:
-            self._over_since = None
-
-    def _backlogged(self, full: bool = False) -> None:
-        unsent = _unsent(self._stream)
-        limits = self.hub.config.server.send_buffer
-        now = time.monotonic()
-        if self._over_since is None:
-            self._over_since = now
-        held = now - self._over_since
-        if full or held >= limits.max_seconds:
-            self.hub.fanout.stats.too_slow += 1
-            log.warning(
-                "Closing WebSocket %s from %s (%s): %d bytes unsent for %.1f s (limit %d bytes for %g s, or %d at once); "
-                "the client does not read fast enough",
-                self.request.path, self.request.remote_ip, self.client_name, unsent, held,
-                limits.max_bytes, limits.max_seconds, 4 * limits.max_bytes,
-            )
-            self._stream.max_write_buffer_size = None  # room for the close frame itself
-            self.close(protocol.CLOSE_TOO_SLOW, "too slow: unread messages piled up")
+        self._check_backlog()
 
     def send_frames(self, data: bytes) -> None:
         """Write frames built by core.frames straight to the stream (the fan-out's path).
@@ -301,25 +280,36 @@ class StreamHandler(WebSocketHandler):
         ws = self.ws_connection
         if ws is None or ws.is_closing():
             return self._leave()
-        stream = self._stream
         try:
-            stream.write(data)
+            self.send_buffer.stream.write(data)
         except StreamClosedError:
             return self._leave()
         except StreamBufferFullError:
-            return self._backlogged(full=True)
-        if stream._total_write_index - stream._total_write_done_index > self._send_limit:
-            self._backlogged()
-        elif self._over_since is not None:
-            self._over_since = None
+            return self._check_backlog(full=True)
+        self._check_backlog()
+
+    def _check_backlog(self, full: bool = False) -> None:
+        held = self.send_buffer.overdue(full)
+        if held is None:
+            return
+        limits = self.server.send_buffer
+        self.fanout.stats.too_slow += 1
+        log.warning(
+            "Closing WebSocket %s from %s (%s): %d bytes unsent for %.1f s (limit %d bytes for %g s, or %d at once); "
+            "the client does not read fast enough",
+            self.request.path, self.request.remote_ip, self.session.client_name, self.send_buffer.unsent, held,
+            limits.max_bytes, limits.max_seconds, 4 * limits.max_bytes,
+        )
+        self.send_buffer.lift_cap()
+        self.close(protocol.CLOSE_TOO_SLOW, "too slow: unread messages piled up")
 
     def on_message(self, message: str | bytes) -> None:
         if self._closed:
             return  # arrived after we closed: not accepted, so not acknowledged either
         if self._rate is not None and not self._rate.allow():
-            self.hub.fanout.stats.rate_limited += 1
-            self.hub.fanout.stats.errors += 1
-            self.hub.fanout.stats.refused["RATE_LIMITED"] += 1
+            self.fanout.stats.rate_limited += 1
+            self.fanout.stats.errors += 1
+            self.fanout.stats.refused["RATE_LIMITED"] += 1
             self._log_refusal("RATE_LIMITED")
             self.send(_RATE_LIMITED)
             return
@@ -332,29 +322,25 @@ class StreamHandler(WebSocketHandler):
         try:
             request = protocol.parse(message)
         except ProtocolError as exc:
-            if self.role is None:
+            if self.session.role is None:
                 return self._unauthorized("the first message must be {\"type\": \"auth\", \"token\": ...}")
             self._error(exc.code, exc.message)
             return
-        if self.role is None and not isinstance(request, protocol.AuthRequest):
+        if isinstance(request, protocol.AuthRequest):
+            return self._login(request.token, reply=True)
+        if self.session.role is None:
             return self._unauthorized("the first message must be {\"type\": \"auth\", \"token\": ...}")
         try:
-            if request is protocol.PING:
-                self.send(protocol.PONG)
-            elif isinstance(request, protocol.AuthRequest):
-                self._login(request.token, reply=True)
-            elif self.role is not Role.WRITE:
-                raise ProtocolError("FORBIDDEN", f"the token {self.client_name!r} has the read role: it may subscribe but not send {'sensor_data' if isinstance(request, protocol.SensorDataRequest) else 'device_status'}")
-            elif isinstance(request, protocol.SensorDataRequest):
-                self._sensor_data(request)
-            else:
-                self._device_status(request)
+            reply = self.commands.run(self.session, request)
         except ProtocolError as exc:
             self._error(exc.code, exc.message)
+            return
+        if reply is not None:
+            self.send(reply)
 
     def _error(self, code: str, message: str) -> None:
-        self.hub.fanout.stats.errors += 1
-        self.hub.fanout.stats.refused[code] += 1
+        self.fanout.stats.errors += 1
+        self.fanout.stats.refused[code] += 1
         self._log_refusal(code, message)
         self.send(protocol.encode_error(code, message))
 
@@ -362,62 +348,16 @@ class StreamHandler(WebSocketHandler):
         # Enough for an operator to find a misbehaving client, never a flood:
         # the first refusal of a connection, then at most one line a minute.
         self._refused += 1
-        now = time.monotonic()
-        if now < self._next_refusal_log:
-            return
-        self._next_refusal_log = now + REFUSAL_LOG_EVERY
-        log.warning(
-            "Client %s (%s) on %s: %s%s; %d message(s) refused on this connection so far",
-            self.request.remote_ip, self.client_name, self.request.path, code,
-            f" ({message[:120]})" if message else "", self._refused,
-        )
-
-    def _sensor_data(self, request: protocol.SensorDataRequest) -> None:
-        sensor_id = request.sensor_id
-        if sensor_id is None:
-            if self.sensor is None:
-                raise ProtocolError("INVALID_MESSAGE", "sensor_data needs an integer field 'sensor_id'")
-            sensor = self.sensor
-        else:
-            sensor = self.hub.registry.sensor(sensor_id)
-            if sensor is None:
-                raise ProtocolError("UNKNOWN_SENSOR", f"no sensor with id {sensor_id}")
-        if self.device is not None and sensor.device is not self.device:
-            raise ProtocolError("SENSOR_NOT_ON_DEVICE", f"sensor {sensor.id} belongs to device {sensor.device.id}, not to device {self.device.id}")
-        if self.sensor is not None and sensor is not self.sensor:
-            raise ProtocolError("SENSOR_NOT_ON_DEVICE", f"this stream is for sensor {self.sensor.id}; sensor_id {sensor.id} belongs elsewhere")
-        problem = sensor.implausible(request.value)
-        if problem:
-            raise ProtocolError("INVALID_VALUE", problem)
-        if self.hub.storage.backlogged:
-            raise ProtocolError("OVERLOADED", "the hub is writing a backlog of readings; this one was not accepted, send it again shortly")
-        self.hub.accept_reading(sensor, request.value, request.timestamp, "websocket")
-
-    def _device_status(self, request: protocol.DeviceStatusRequest) -> None:
-        if self.device is not None:
-            device = self.device
-            if request.device_id is not None and request.device_id != device.id:
-                raise ProtocolError("INVALID_MESSAGE", f"this stream is for device {device.id}; device_id {request.device_id} does not match")
-        elif self.scope == "all" and request.device_id is not None:
-            device = self.hub.registry.device(request.device_id)
-            if device is None:
-                raise ProtocolError("UNKNOWN_DEVICE", f"no device with id {request.device_id}")
-        else:
-            raise ProtocolError("INVALID_MESSAGE", "device_status is accepted on /ws/device/{id}/, or on /ws/sensor-data/ with a 'device_id'")
-        changed = self.hub.status.set_status(device, request.status, "set by a WebSocket client")
-        if not changed:
-            # No change means no broadcast; still confirm to the sender.
-            self.send(protocol.encode_status(device, self.hub.status.status[device.id], time.time()))
+        if self._refusal_log.allow():
+            log.warning(
+                "Client %s (%s) on %s: %s%s; %d message(s) refused on this connection so far",
+                self.request.remote_ip, self.session.client_name, self.request.path, code,
+                f" ({message[:120]})" if message else "", self._refused,
+            )
 
     def _reject(self, code: str, message: str) -> None:
         self._error(code, message)
         self.close(protocol.CLOSE_UNKNOWN_RESOURCE, message[:120])
-
-
-def _unsent(stream) -> int:
-    # Bytes handed to the IOStream and not yet taken by the kernel. Tornado keeps
-    # these counters privately (6.x); tests/test_websocket_limits.py notices a change.
-    return stream._total_write_index - stream._total_write_done_index
 
 
 def _int_or_none(text: str | None) -> int | None:

@@ -36,14 +36,14 @@ CHROMIUM_ARGS = [
 class ThreadedHub:
     """A real hub serving from a background thread. `call(fn)` runs fn on its loop."""
 
-    def __init__(self, config_path: Path, db_path: Path, port: int = 0):
+    def __init__(self, config_path: Path, db_path: Path, port: int = 0, plugins=()):
         self.config_path = config_path
         self.db_path = db_path
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="hub-under-test", daemon=True)
         self.thread.start()
-        host = make_plugin_host()
-        config = load_config(config_path, host.collect_platforms(), failed_plugins=host.failed)
+        host = make_plugin_host(plugins)
+        config = load_config(config_path, host.collect_platforms(), failed_plugins=host.failed, sensor_types=host.collect_sensor_types())
         config.server.host, config.server.port = "127.0.0.1", port
         config.storage.path = str(db_path)
         self.hub = Hub(config, host)
@@ -103,16 +103,16 @@ class ThreadedHub:
 
 @pytest.fixture
 def threaded_hub(tmp_path):
-    """`threaded_hub(yaml_text, port=0)` -> a started ThreadedHub, stopped after the test.
+    """`threaded_hub(yaml_text, port=0, plugins=())` -> a started ThreadedHub, stopped after the test.
 
     Hubs made by one test share one database file, so a restarted hub sees the history.
     """
     hubs: list[ThreadedHub] = []
 
-    def make(yaml_text: str, port: int = 0) -> ThreadedHub:
+    def make(yaml_text: str, port: int = 0, plugins=()) -> ThreadedHub:
         path = tmp_path / f"hub{len(hubs)}.yaml"
         path.write_text(textwrap.dedent(yaml_text))
-        hub = ThreadedHub(path, tmp_path / "hub.db", port)
+        hub = ThreadedHub(path, tmp_path / "hub.db", port, plugins)
         hubs.append(hub)
         return hub
 

@@ -5,10 +5,14 @@ the smartanom package registers as a pytest plugin (entry point `pytest11`),
 exactly as plugin authors get them; listing it here too would load it twice.
 """
 
+import asyncio
 import importlib
+import inspect
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -38,13 +42,18 @@ def pip_install(source: Path, scratch: Path, *args: str) -> None:
 
 @pytest.fixture(scope="session")
 def example_plugin(tmp_path_factory) -> metadata.Distribution:
-    """examples/smartanom-example-plugin, pip-installed into this environment.
+    """examples/smartanom-example-plugin, pip-installed into a temporary folder.
 
-    It stays installed (it only adds the `random_walk` platform), so later runs
-    and `smartanom plugins` in this venv see it, as after a user's `pip install`.
+    The folder is put on sys.path and PYTHONPATH (for `smartanom` and pytest in
+    child processes) for the rest of the session, as after a user's `pip install`,
+    and removed at the end: the developer's .venv never gets an `example`
+    plugin that a later `make run` would load.
     """
-    pip_install(EXAMPLE_PLUGIN, tmp_path_factory.mktemp("example-plugin"))
-    return metadata.distribution("smartanom-example-plugin")
+    with tempfile.TemporaryDirectory(prefix="smartanom-example-plugin-") as target, pytest.MonkeyPatch.context() as patch:
+        pip_install(EXAMPLE_PLUGIN, tmp_path_factory.mktemp("example-plugin"), "--target", target)
+        patch.syspath_prepend(target)
+        patch.setenv("PYTHONPATH", with_pythonpath(Path(target)))
+        yield metadata.distribution("smartanom-example-plugin")
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +69,23 @@ def broken_plugin(broken_plugin_dir, monkeypatch) -> Path:
     """The broken plugin's entry point is visible for this test only."""
     monkeypatch.syspath_prepend(str(broken_plugin_dir))
     return broken_plugin_dir
+
+
+def with_pythonpath(folder: Path) -> str:
+    """PYTHONPATH with `folder` first, keeping what the session already put there."""
+    return os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+
+
+async def until(condition, timeout: float = 10.0, what: str = "the condition") -> None:
+    """Wait until `condition()` (a function, or a coroutine function) is true, or fail
+    after `timeout` seconds: tests wait for what they need, never a fixed time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        assert loop.time() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        await asyncio.sleep(0.02)

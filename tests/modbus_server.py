@@ -22,6 +22,22 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 SIZE = 128
 
 
+async def pty_pair(one: str, other: str) -> subprocess.Popen:
+    """A socat process joining two ptys, linked at paths `one` and `other`: a serial cable."""
+    if shutil.which("socat") is None:
+        raise RuntimeError("socat is needed for the RTU tests (apt-get install socat)")
+    socat = subprocess.Popen(
+        ["socat", f"pty,raw,echo=0,link={one}", f"pty,raw,echo=0,link={other}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not (os.path.exists(one) and os.path.exists(other)):
+        if time.monotonic() > deadline or socat.poll() is not None:
+            raise RuntimeError("socat did not create the pty pair")
+        await asyncio.sleep(0.02)
+    return socat
+
+
 class ProbeServer:
     def __init__(self, slaves: dict[int, dict[str, dict[int, int]]]):
         """slaves: {slave id: {"holding": {address: value}, "input": {address: value}}}."""
@@ -87,17 +103,7 @@ class RtuProbeServer(ProbeServer):
         self._socat: subprocess.Popen | None = None
 
     async def start(self) -> "RtuProbeServer":
-        if shutil.which("socat") is None:
-            raise RuntimeError("socat is needed for the RTU tests (apt-get install socat)")
-        self._socat = subprocess.Popen(
-            ["socat", f"pty,raw,echo=0,link={self.server_port}", f"pty,raw,echo=0,link={self.client_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not (os.path.exists(self.server_port) and os.path.exists(self.client_port)):
-            if time.monotonic() > deadline or self._socat.poll() is not None:
-                raise RuntimeError("socat did not create the pty pair")
-            await asyncio.sleep(0.02)
+        self._socat = await pty_pair(self.server_port, self.client_port)
         self._server = ModbusSerialServer(
             self._devices(), framer=FramerType.RTU, port=self.server_port, baudrate=self.baudrate,
             trace_pdu=self._trace_pdu, trace_packet=self._trace_packet,

@@ -142,7 +142,7 @@ def test_all_problems_in_one_pass(tmp_path, platforms):
         "line 19: calibration.reminder_days: Input should be greater than 0 (found: -1)",
         "line 21: calibration.sensors[0].compensation.temperature_sensor: sensor 10 is on device 2; use the water temperature sensor of the EC probe's device 1",
         "line 23: derived[0].ec: sensor 3 has type water_temperature; 'ec' needs a sensor of type ec",
-        "line 24: derived[1].factor: Input should be less than or equal to 1 (found: 2)",
+        "line 24: derived[1].factor: Input should be less than or equal to 1 (found: 2); the nearest valid value is 1",
     ]
 
 

@@ -6,6 +6,8 @@ import pytest
 from browser_fixtures import WatchedPage
 from playwright.sync_api import expect
 
+from smartanom import SensorType, hookimpl
+
 HUB = """
 devices:
   - id: 1
@@ -209,6 +211,7 @@ def test_without_a_token_it_asks_once_and_does_not_retry(page, auth_hub):
     sockets = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     page.add_init_script(RECORD_BADGE)
+    page.clock.install()  # the page's timers on a clock the test drives
     page.goto(auth_hub.url + "/")
     expect(page.locator("#token-form")).to_be_visible()
     expect(page.locator("#token-form")).to_contain_text("a read token is enough")
@@ -217,8 +220,9 @@ def test_without_a_token_it_asks_once_and_does_not_retry(page, auth_hub):
     expect(page.locator("#connection")).to_have_attribute("data-state", "locked")
     expect(page.locator(".card")).to_have_count(0)
     expect(page.locator("#token")).to_be_focused()
-    # A page in a reconnect loop would have tried again after 0.5, 1 and 2 s.
-    page.wait_for_timeout(4000)
+    # A page in a reconnect loop would have tried again after 0.5, 1 and 2 s of its time.
+    page.clock.run_for(4000)
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")  # let a late attempt show
     assert len(sockets) <= 1, sockets
     assert refusals(auth_hub) <= 1
     assert "live" not in page.evaluate("window.badgeStates")
@@ -268,3 +272,24 @@ def test_a_remembered_token_the_hub_no_longer_knows_is_forgotten(page, auth_hub)
     expect(page.locator("#connection")).to_have_attribute("data-state", "locked")
     assert stored_token(page) is None
     assert drop_refused_requests(page) >= 1
+
+
+class OrpMeter:
+    """A plugin adding a sensor type, as in the guide's register_sensor_types section."""
+
+    @staticmethod
+    @hookimpl
+    def register_sensor_types():
+        return [SensorType("orp", "mV", "ORP", low=-2000, high=2000)]
+
+
+def test_a_plugins_sensor_type_gets_its_card_with_name_and_unit(page, threaded_hub):
+    hub = threaded_hub(
+        "devices: [{id: 1, name: Tank, sensors: [{id: 1, type: orp}]}]\n",
+        plugins=[("orp_meter", OrpMeter())],
+    )
+    hub.store([(1, time.time(), 12.5)])
+    open_dashboard(page, hub)
+    expect(sensor(page, 1).locator(".unit")).to_have_text("mV")
+    expect(sensor(page, 1)).to_contain_text("ORP")
+    expect(sensor(page, 1).locator(".value")).to_have_text("12.5")

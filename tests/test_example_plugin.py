@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 from pathlib import Path
 
@@ -37,6 +38,17 @@ plugins:
 """
 
 
+def test_the_example_is_installed_in_a_temporary_folder_not_in_the_environment(example_plugin):
+    # A later `make run` in this .venv must not load a plugin the user never installed.
+    installed = Path(example_plugin.locate_file("smartanom_example")).resolve()
+    assert installed.is_dir() and not installed.is_relative_to(Path(sys.prefix).resolve())
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "list", "--format=freeze", "--path", sysconfig.get_paths()["purelib"]],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "smartanom-example-plugin" not in listed
+
+
 @pytest.mark.gen_test
 async def test_readings_of_the_installed_example_reach_a_websocket_client(example_plugin, hub_factory, ws_client):
     hub = await hub_factory(CONFIG)
@@ -47,7 +59,7 @@ async def test_readings_of_the_installed_example_reach_a_websocket_client(exampl
     assert all(21.0 <= v <= 23.0 for v in values)
     assert all(abs(b - a) <= 0.5 + 1e-9 for a, b in zip(values, values[1:]))  # a walk, not jumps
     assert len(set(values)) > 1
-    assert hub.status.status[1] == "active"
+    assert hub.status.of(1) == "active"
 
 
 def test_smartanom_run_serves_the_example_plugins_readings(example_plugin, tmp_path):
@@ -79,6 +91,13 @@ def test_smartanom_run_serves_the_example_plugins_readings(example_plugin, tmp_p
     assert "random_walk#0: feeding sensor 10 every 0.05 s" in text
     assert "random_walk#0: stopped" in text  # its finally: ran on cancellation
     assert "random_walk stopped" in text  # its on_shutdown
+
+
+def test_check_config_accepts_the_examples_config_with_its_sensor_type(example_plugin):
+    # example.yaml names `type: dissolved_oxygen`, which only the installed plugin provides.
+    done = subprocess.run([SMARTANOM, "check-config", "example.yaml"], cwd=EXAMPLE_PLUGIN, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "3 sensors" in done.stdout + done.stderr and "3 plugin instances" in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,11 @@ import logging
 import os
 
 import pytest
+import tornado.httpclient
 import tornado.web
 import tornado.websocket
 
+from conftest import until
 from smartanom import protocol
 from smartanom.frames import accepts_prebuilt, text_frame
 
@@ -134,7 +136,7 @@ async def test_prebuilt_frames_only_where_no_compression_was_negotiated():
         port = next(iter(server._sockets.values())).getsockname()[1]
         plain = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/plain", compression_options={})
         deflate = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/deflate", compression_options={})
-        await asyncio.sleep(0.1)
+        await until(lambda: len(_Record.seen) == 2, what="both connections opened on the server")
         assert _Record.seen == [True, False]
         plain.close()
         deflate.close()
@@ -146,7 +148,7 @@ async def test_prebuilt_frames_only_where_no_compression_was_negotiated():
 async def test_a_burst_in_one_loop_turn_reaches_every_subscriber_complete_and_in_order(hub, ws_client):
     dashboards = [await ws_client(hub, "/ws/sensor-data/") for _ in range(3)]
     one_sensor = await ws_client(hub, "/ws/sensor/1/")
-    await asyncio.sleep(0.1)
+    await until(lambda: clients_are(hub, 4), what="four subscribed clients")
     sensor = hub.registry.sensor(1)
     for i in range(300):  # no await in between: one loop turn, one write per connection
         hub.accept_reading(sensor, float(i), None)
@@ -174,25 +176,24 @@ async def test_a_reply_comes_after_the_broadcasts_caused_before_it(hub):
 async def test_a_client_gone_mid_batch_costs_the_others_nothing(hub, ws_client, caplog):
     leaving = await RawClient.connect(hub.port, "/ws/sensor-data/")
     staying = await ws_client(hub, "/ws/sensor-data/")
-    await asyncio.sleep(0.1)
+    await until(lambda: clients_are(hub, 2), what="two subscribed clients")
     sensor = hub.registry.sensor(2)
     with caplog.at_level(logging.ERROR, logger="smartanom"):
         leaving.writer.transport.abort()
         for i in range(50):
             hub.accept_reading(sensor, float(i), None)
         values = [(await staying.receive(type="sensor_data_update"))["value"] for _ in range(50)]
-        await asyncio.sleep(0.2)
+        await until(lambda: clients_are(hub, 1), what="the hub to notice the aborted client")
         hub.accept_reading(sensor, 99.0, None)
         assert (await staying.receive(type="sensor_data_update"))["value"] == 99.0
     assert values == [float(i) for i in range(50)]
-    assert hub.fanout.all == {next(iter(hub.fanout.all))} and len(hub.fanout.all) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 @pytest.mark.gen_test
 async def test_updates_queued_at_shutdown_go_out_before_the_close_frame(hub, ws_client):
     client = await ws_client(hub, "/ws/sensor-data/")
-    await asyncio.sleep(0.1)
+    await until(lambda: clients_are(hub, 1), what="the client subscribed")
     sensor = hub.registry.sensor(1)
     for i in range(5):
         hub.accept_reading(sensor, float(i), None)
@@ -217,3 +218,9 @@ async def test_pong_after_queued_updates_on_the_same_connection(hub):
     assert (first["type"], first["value"]) == ("sensor_data_update", 6.2)
     assert second == json.loads(protocol.PONG)
     client.close()
+
+
+async def clients_are(hub, n: int) -> bool:
+    """Whether GET /api/health counts `n` open WebSocket connections (each subscribed on open)."""
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(f"{hub.url}/api/health", raise_error=False)
+    return json.loads(response.body)["clients"] == n

@@ -183,7 +183,8 @@ def test_typos_and_out_of_range_values(tmp_path):
     - {sensor: 1, slave: 300, adress: 0, data_type: float16}
 """)
     messages = {p: m for p, m, _l in found}
-    assert "less than or equal to 247" in messages["plugins[0].sensors[0].slave"]
+    assert "slave 300 is not an RTU unit id: use 1-247" in messages["plugins[0].sensors[0].slave"] or \
+        "less than or equal to 255 (found: 300); the nearest valid value is 255" in messages["plugins[0].sensors[0].slave"]
     assert "Did you mean 'address'?" in messages["plugins[0].sensors[0].adress"]
     assert "float32" in messages["plugins[0].sensors[0].data_type"]
 
@@ -203,3 +204,76 @@ def test_docs_example_is_the_shipped_file_and_valid(tmp_path):
     path.write_text(block)
     config = load_config(path, make_plugin_host().collect_platforms())
     assert [s.sensor for s in config.plugins[0].options.sensors] == [1, 2, 3]
+
+
+def test_mistyped_values_get_the_nearest_valid_one(tmp_path):
+    found = issues(tmp_path, """\
+- platform: modbus
+  device: 1
+  transport: rtu
+  port: /dev/ttyUSB0
+  parity: n
+  stopbits: 3
+  timeout: 90
+  sensors:
+    - {sensor: 1, slave: 1, register_type: holdings, address: 0, data_type: flaot32}
+""")
+    messages = {p: m for p, m, _l in found}
+    assert messages["plugins[0].parity"].endswith("(found: 'n'). Did you mean N?")
+    assert messages["plugins[0].stopbits"].endswith("(found: 3). Did you mean 2?")
+    assert messages["plugins[0].timeout"].endswith("(found: 90); the nearest valid value is 60")
+    assert messages["plugins[0].sensors[0].register_type"].endswith("Did you mean holding?")
+    assert messages["plugins[0].sensors[0].data_type"].endswith("Did you mean float32?")
+
+
+def test_unit_ids_0_and_255_are_for_tcp_only(tmp_path):
+    found = issues(tmp_path, RTU + """\
+    - {sensor: 1, slave: 0, address: 0}
+    - {sensor: 2, slave: 255, address: 0}
+""")
+    assert [(p, m.split(":")[0]) for p, m, _l in found] == [
+        ("plugins[0].sensors[0].slave", "slave 0 is not an RTU unit id"),
+        ("plugins[0].sensors[1].slave", "slave 255 is not an RTU unit id"),
+    ]
+    config = check(tmp_path, """\
+- platform: modbus
+  device: 1
+  transport: tcp
+  host: 192.0.2.10
+  sensors:
+    - {sensor: 1, slave: 0, address: 0}
+    - {sensor: 2, slave: 255, address: 0}
+""")
+    assert [s.slave for s in config.plugins[0].options.sensors] == [0, 255]
+
+
+def test_datasheet_register_numbers_are_warned_about_by_check_config(tmp_path):
+    path = tmp_path / "hub.yaml"
+    path.write_text(DEVICES + "plugins:\n" + textwrap.indent(RTU + """\
+    - {sensor: 1, slave: 1, address: 40001}
+    - {sensor: 2, slave: 1, register_type: input, address: 30005}
+    - {sensor: 3, slave: 1, address: 7}
+""", "  "))
+    result = subprocess.run([sys.executable, "-m", "smartanom.cli", "check-config", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "datasheet" in line]
+    lines = path.read_text().splitlines()
+    assert warnings == [
+        f"warning: {path}, line {lines.index('      - {sensor: 1, slave: 1, address: 40001}') + 1}: plugins[0].sensors[0].address: "
+        "address 40001 looks like a datasheet register number (holding register 40001 = offset 0), but addresses here are "
+        "0-based offsets: if so, write address: 0 with register_type: holding",
+        f"warning: {path}, line {lines.index('      - {sensor: 2, slave: 1, register_type: input, address: 30005}') + 1}: plugins[0].sensors[1].address: "
+        "address 30005 looks like a datasheet register number (input register 30001 = offset 0), but addresses here are "
+        "0-based offsets: if so, write address: 4 with register_type: input",
+    ], result.stderr
+
+
+def test_two_buses_on_one_serial_port_are_an_error(tmp_path):
+    found = issues(tmp_path, RTU + """\
+    - {sensor: 1, slave: 1, address: 0}
+""" + RTU.replace("device: 1", "device: 2") + """\
+    - {sensor: 9, slave: 2, address: 0}
+""")
+    assert [(p, m) for p, m, _l in found] == [
+        ("plugins[1].port", "serial port /dev/ttyUSB0 is already used by plugins[0]: one entry per port (two readers would each get part of the data)"),
+    ]

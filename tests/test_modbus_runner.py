@@ -16,6 +16,7 @@ import tornado.httpclient
 from pymodbus.client import AsyncModbusTcpClient as PymodbusClient
 
 from smartanom.events import DeviceStatus, SensorReading
+from conftest import until
 from modbus_server import RtuProbeServer, TcpProbeServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,15 +40,6 @@ def collect(hub) -> list[SensorReading]:
     readings: list[SensorReading] = []
     hub.bus.subscribe(SensorReading, readings.append)
     return readings
-
-
-async def until(condition, timeout: float = 10.0, what: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def plugin_stats(hub) -> dict:
@@ -133,7 +125,7 @@ async def test_shipped_example_on_rtu_reaches_websocket_clients(hub_factory, ws_
         1: (6.5, "ph"), 2: (-4.5, "celsius"), 3: (1.413, "mS/cm"),
     }
     assert updates[3]["device_name"] == "Nutrient Tank"
-    assert hub.status.status[1] is DeviceStatus.ACTIVE
+    assert hub.status.of(1) is DeviceStatus.ACTIVE
 
     # Two slaves on one half-duplex bus: one request at a time, at least `gap` (0.05 s) apart.
     times = [t for t, _slave, _fc in server.requests]
@@ -173,7 +165,7 @@ async def test_slave_that_stops_answering_marks_the_device_inactive_until_it_ans
     device = await ws_client(hub, "/ws/device/1/")
     readings = collect(hub)
     assert (await device.receive(type="sensor_data_update"))["value"] == 6.12
-    await until(lambda: hub.status.status[1] is DeviceStatus.ACTIVE, what="device active")
+    await until(lambda: hub.status.of(1) is DeviceStatus.ACTIVE, what="device active")
     healthy = await plugin_stats(hub)
     assert healthy["reads"] >= 1 and (healthy["failed_reads"], healthy["reconnects"], healthy["last_error"]) == (0, 0, None)
 
@@ -204,11 +196,11 @@ async def test_crc_errors_on_rtu_count_as_failed_reads(hub_factory, servers, tmp
     server = await servers(RtuProbeServer({3: {"holding": {0: 590}}}, tmp_path))
     hub = await hub_factory(one_sensor_hub(f"    transport: rtu\n    port: {server.client_port}"))
     readings = collect(hub)
-    await until(lambda: hub.status.status[1] is DeviceStatus.ACTIVE, what="device active")
+    await until(lambda: hub.status.of(1) is DeviceStatus.ACTIVE, what="device active")
 
     assert (await plugin_stats(hub))["failed_reads"] == 0
     server.garbled.add(3)  # answers arrive, but with a broken CRC
-    await until(lambda: hub.status.status[1] is DeviceStatus.INACTIVE, timeout=5, what="device inactive")
+    await until(lambda: hub.status.of(1) is DeviceStatus.INACTIVE, timeout=5, what="device inactive")
     count, polls = len(readings), len(server.requests)
     before = await plugin_stats(hub)
     await until(lambda: len(server.requests) >= polls + 4, what="polling to go on")
@@ -218,7 +210,7 @@ async def test_crc_errors_on_rtu_count_as_failed_reads(hub_factory, servers, tmp
 
     server.garbled.discard(3)
     await until(lambda: len(readings) > count, what="a good read")
-    assert hub.status.status[1] is DeviceStatus.ACTIVE
+    assert hub.status.of(1) is DeviceStatus.ACTIVE
     assert set(values_of(readings, 1)) == {5.9}
 
 
@@ -231,7 +223,7 @@ async def test_exception_response_is_reported_and_never_a_value(hub_factory, ser
     readings = collect(hub)
     await until(lambda: "illegal data address" in caplog.text, what="the failure to be logged")
     await until(lambda: len(server.requests) >= 6, what="polling to go on")
-    assert readings == [] and hub.status.status[1] is DeviceStatus.INACTIVE
+    assert readings == [] and hub.status.of(1) is DeviceStatus.INACTIVE
     # Logged once per failure episode, not once per poll; counted every time.
     assert caplog.text.count("illegal data address") == 1
     counted = await plugin_stats(hub)
@@ -245,23 +237,29 @@ async def test_server_that_disappears_and_comes_back(hub_factory, servers, caplo
     server = await servers(TcpProbeServer({3: {"holding": {0: 640}}}))
     hub = await hub_factory(one_sensor_hub(f"    transport: tcp\n    host: 127.0.0.1\n    port: {server.port}"))
     readings = collect(hub)
-    await until(lambda: hub.status.status[1] is DeviceStatus.ACTIVE, what="device active")
+    await until(lambda: hub.status.of(1) is DeviceStatus.ACTIVE, what="device active")
 
     assert (await plugin_stats(hub))["reconnects"] == 0
     await server.stop()
-    await until(lambda: hub.status.status[1] is DeviceStatus.INACTIVE, timeout=5, what="device inactive after the server left")
+    await until(lambda: hub.status.of(1) is DeviceStatus.INACTIVE, timeout=5, what="device inactive after the server left")
     count = len(readings)
-    await asyncio.sleep(1.0)  # several reconnection attempts with backoff, the loop stays free
+
+    async def reconnection_failed():
+        return "connect" in ((await plugin_stats(hub))["last_error"] or "")
+
+    await until(reconnection_failed, what="a failed reconnection attempt")  # the loop stays free meanwhile
     assert len(readings) == count
     down = await plugin_stats(hub)
     assert down["reconnects"] == 0 and "connect" in down["last_error"], down
+    assert "cannot connect" in down["problem"] and down["problem_since"].endswith("Z"), down
 
     await server.start()  # same port, like a gateway that rebooted
     await until(lambda: len(readings) > count, timeout=10, what="readings after the server came back")
-    assert hub.status.status[1] is DeviceStatus.ACTIVE
+    assert hub.status.of(1) is DeviceStatus.ACTIVE
     assert set(values_of(readings, 1)) == {6.4}
     back = await plugin_stats(hub)
     assert back["reconnects"] == 1 and back["reads"] > down["reads"], back
+    assert "problem" not in back
     assert "is down" in caplog.text and "reconnected" in caplog.text
     assert "cannot keep up" not in caplog.text  # an outage is not an overloaded bus
 

@@ -72,9 +72,16 @@ async def test_bad_values_and_unknown_sensors_are_refused(hub_factory, value):
 
 
 @pytest.mark.gen_test
-async def test_a_plugin_reading_outside_the_plausible_range_is_refused(hub_factory):
+async def test_a_plugin_reading_outside_the_plausible_range_is_refused_counted_and_logged_once(hub_factory, caplog):
     hub = await hub_factory("devices: [{id: 1, name: Tank, sensors: [{id: 1, type: ph, min: 0, max: 14}]}]\n")
-    with pytest.raises(ValueError, match="outside sensor 1's plausible range"):
-        context(hub).publish_reading(1, 99999)
-    context(hub).publish_reading(1, 7.0)
+    ctx = context(hub)
+    assert ctx.publish_reading(1, 99999) is False  # refused without an exception
+    assert ctx.publish_reading(1, -3) is False
+    assert ctx.publish_reading(1, 7.0) is True
+    assert ctx.stats == {"refused": {"1": 2}}
     assert hub.storage.accepted == 1
+    refusals = [r.getMessage() for r in caplog.records if "refused a reading" in r.getMessage()]
+    assert refusals == [
+        "probe#0: refused a reading: value 99999 is outside sensor 1's plausible range (0 to 14, min/max in the config "
+        "or the sensor type's range); 1 refused for this sensor so far (logged at most once a minute per sensor)"
+    ]

@@ -77,7 +77,7 @@ async def test_a_plugin_that_fails_to_import_is_reported_with_its_package_versio
     record = hub.plugins.records["broken"]
     assert (record.loaded, record.platforms) == (False, [])
     await simulator_still_runs(hub, ws_client)
-    assert hub.status.status[2] == "inactive"
+    assert hub.status.of(2) == "inactive"
 
 
 class FailsToRegister:
@@ -202,7 +202,7 @@ async def test_an_options_validator_that_crashes_disables_only_its_entry(hub_fac
     ), errors(caplog)
     assert list(hub.instances) == ["simulated#0"]  # no instance for the disabled entry
     await simulator_still_runs(hub, ws_client)
-    assert hub.status.status[2] == "inactive"
+    assert hub.status.of(2) == "inactive"
 
 
 def provider_of(name):

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import tornado.httpclient
 
+from conftest import with_pythonpath
+
 SMARTANOM = str(Path(sys.executable).parent / "smartanom")
 
 HUB = """
@@ -46,7 +48,7 @@ def rows(listing: str) -> dict[str, list[str]]:
 
 
 def test_smartanom_plugins_lists_name_package_version_platforms_and_errors(example_plugin, broken_plugin_dir):
-    done = smartanom("plugins", PYTHONPATH=str(broken_plugin_dir))
+    done = smartanom("plugins", PYTHONPATH=with_pythonpath(broken_plugin_dir))
     assert done.returncode == 0, done.stderr
     listed = rows(done.stdout)
     assert listed["broken"] == ["smartanom-broken-plugin", "0.3.1", "-", "failed to load: ModuleNotFoundError: No module named 'smartanom_missing_driver'"]
@@ -83,10 +85,10 @@ async def test_api_plugins_returns_what_the_cli_lists(example_plugin, broken_plu
     assert by_name["broken"]["loaded"] is False
     assert by_name["broken"]["error"] == "failed to load: ModuleNotFoundError: No module named 'smartanom_missing_driver'"
     assert body["instances"] == [
-        {"label": "simulated#0", "platform": "simulated", "plugin": "simulated", "state": "running", "restarts": 0, "last_error": None, "stats": {}}
+        {"label": "simulated#0", "platform": "simulated", "plugin": "simulated", "state": "running", "restarts": 0, "last_error": None, "loop_stalls": 0, "stats": {}}
     ]
 
-    listed = rows(smartanom("plugins", PYTHONPATH=str(broken_plugin)).stdout)
+    listed = rows(smartanom("plugins", PYTHONPATH=with_pythonpath(broken_plugin)).stdout)
     assert sorted(listed) == sorted(by_name)
     for name, plugin in by_name.items():
         assert listed[name][:3] == [plugin["package"], plugin["version"], ", ".join(plugin["platforms"]) or "-"]

@@ -16,6 +16,7 @@ import time
 import pytest
 import serial
 
+from conftest import until
 from smartanom.builtin.serial_arduino import runner
 from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
 from smartanom.builtin.serial_arduino.parser import checksum
@@ -121,17 +122,8 @@ def messages(caplog, text: str, level: int = logging.DEBUG) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == PLUGIN_LOGGER and r.levelno >= level and text in r.getMessage()]
 
 
-async def until(predicate, what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def opened(caplog, count: int = 1) -> None:
-    await until(lambda: len(messages(caplog, "opened serial port")) >= count, f"open #{count} of the port")
+    await until(lambda: len(messages(caplog, "opened serial port")) >= count, what=f"open #{count} of the port")
 
 
 async def readings(client, n: int, timeout: float = 10.0) -> list[tuple[int, float]]:
@@ -173,7 +165,7 @@ async def test_every_line_form_reaches_a_websocket_client(hub_factory, ws_client
     ]
     assert await client.nothing_within(0.2) == []
     assert messages(caplog, "ignored serial input") == []  # the partial line and the banner are not errors
-    assert hub.status.status[1].value == "active"
+    assert hub.status.of(1).value == "active"
     stored = await until_stored(hub, 10)
     assert (3, 9.99) not in stored
 
@@ -184,7 +176,7 @@ async def until_stored(hub, n: int) -> list[tuple[int, float]]:
             return [tuple(r) for r in db.execute("SELECT sensor_id, value FROM readings ORDER BY rowid")]
 
     loop = asyncio.get_running_loop()
-    await until(lambda: len(rows()) >= n, f"{n} stored readings")
+    await until(lambda: len(rows()) >= n, what=f"{n} stored readings")
     return await loop.run_in_executor(None, rows)
 
 
@@ -205,7 +197,9 @@ async def test_bad_lines_are_counted_and_logged_once_and_never_stop_the_reader(h
 
     assert await readings(client, 1) == [(2, 6.5)]
     warnings = messages(caplog, "ignored serial input", logging.WARNING)
-    assert len(warnings) == 1, warnings  # rate-limited: one line in the log for 200+ bad lines
+    # Rate-limited per kind: the first of each kind at once, one line for 200 banner lines.
+    kinds = [w.split("(", 1)[1].split(",")[0].split(")")[0] for w in warnings]
+    assert sorted(kinds) == sorted(set(kinds)) and {"not a reading", "bad checksum", "unparsable value", "line too long"} <= set(kinds), warnings
     assert "not a reading" in warnings[0] and "b'SmarTanom starting...\\r'" in warnings[0]
     assert hub.instances[LABEL].restarts == 0
 
@@ -267,10 +261,9 @@ async def test_unplug_marks_inactive_and_a_new_port_behind_the_link_is_followed(
     assert status["status"] == "inactive"
     assert len(messages(caplog, "lost serial port", logging.WARNING)) == 1
 
-    # Several retries against the missing port: said once, then only at debug level.
-    await until(lambda: len(messages(caplog, "still unavailable")) >= 3, "three retries")
+    # The missing port is said once; its path is then watched for, not opened again and again.
+    await until(lambda: messages(caplog, "does not exist", logging.ERROR), what="the missing-port error")
     assert len(messages(caplog, "does not exist", logging.ERROR)) == 1
-    assert not messages(caplog, "still unavailable", logging.INFO)
 
     by_id.link_to(second)
     await opened(caplog, 2)
@@ -286,7 +279,7 @@ async def test_unplug_marks_inactive_and_a_new_port_behind_the_link_is_followed(
 async def test_port_missing_at_startup_is_reported_with_the_fix_and_used_once_it_appears(hub_factory, ws_client, arduinos, by_id, caplog):
     hub = await hub_factory(HUB.format(port=by_id.path))
     client = await ws_client(hub, "/ws/sensor-data/")
-    await until(lambda: messages(caplog, "does not exist", logging.ERROR), "the missing-port error")
+    await until(lambda: messages(caplog, "does not exist", logging.ERROR), what="the missing-port error")
     error = messages(caplog, "does not exist", logging.ERROR)[0]
     assert by_id.path in error and "ls -l /dev/serial/by-id/" in error
     assert await client.request({"type": "ping"}) == {"type": "pong"}  # the hub carries on
@@ -306,7 +299,7 @@ async def test_a_dangling_link_is_retried_too(hub_factory, ws_client, arduinos, 
     os.symlink(tmp_path / "ttyUSB7", by_id.path)
     hub = await hub_factory(HUB.format(port=by_id.path))
     client = await ws_client(hub, "/ws/sensor/4/")
-    await until(lambda: messages(caplog, "does not exist", logging.ERROR), "the open error")
+    await until(lambda: messages(caplog, "does not exist", logging.ERROR), what="the open error")
     assert f"(-> {tmp_path / 'ttyUSB7'}) does not exist" in messages(caplog, "does not exist")[0]
     arduino = arduinos()
     by_id.link_to(arduino)
@@ -355,7 +348,7 @@ async def test_open_and_close_happen_off_the_event_loop(hub_factory, ws_client, 
         await arduino.print("dropped", "water_temperature=22.5")
         assert await readings(client, 1) == [(1, 22.5)]
         arduino.unplug()  # close after a read error
-        await until(lambda: calls["close"] >= 1 and messages(caplog, "lost serial port"), "the close after unplug")
+        await until(lambda: calls["close"] >= 1 and messages(caplog, "lost serial port"), what="the close after unplug")
         await hub.stop()  # and close on shutdown, possibly while a reopen is in progress
     finally:
         ticker.cancel()
@@ -414,3 +407,90 @@ def test_a_path_that_is_not_a_serial_port_is_reported(tmp_path):
         open_blocking(options)
     assert str(info.value).startswith(f"cannot open serial port {not_a_tty}: ")
     assert "Inappropriate ioctl" in str(info.value)
+
+
+# -- replug, problems shown, one reader per port ----------------------------------------------------
+
+DEFAULT_BACKOFF_HUB = HUB.replace("    reconnect_min: 0.05\n    reconnect_max: 0.2\n", "")
+
+
+async def api(hub, path: str) -> dict:
+    import json
+
+    import tornado.httpclient
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(f"{hub.url}{path}", raise_error=False)
+    return json.loads(response.body)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_replugged_arduino_is_read_again_within_two_seconds_with_default_settings(hub_factory, ws_client, arduinos, by_id, caplog):
+    first = arduinos()
+    by_id.link_to(first)
+    hub = await hub_factory(DEFAULT_BACKOFF_HUB.format(port=by_id.path))
+    client = await ws_client(hub, "/ws/sensor/2/")
+    await opened(caplog)
+    await first.print("dropped", "ph=6.1")
+    assert await readings(client, 1) == [(2, 6.1)]
+
+    by_id.remove()
+    first.unplug()
+    await until(lambda: messages(caplog, "does not exist", logging.ERROR), what="the missing-port error")
+    # While it is missing: the problem and since when, where monitoring looks.
+    instance = (await api(hub, "/api/plugins"))["instances"][0]
+    assert "does not exist" in instance["stats"]["problem"] and instance["stats"]["problem_since"].endswith("Z"), instance
+    health = await api(hub, "/api/health")
+    assert health["status"] == "degraded" and any("does not exist" in p and "since" in p for p in health["problems"]), health
+    # Unplugged for a while: with doubling backoff (1, 2, 4, 8 s) this used to cost up to 30 s.
+    await asyncio.sleep(8)
+
+    second = arduinos()
+    by_id.link_to(second)
+    replugged = time.monotonic()
+    await opened(caplog, 2)
+    assert time.monotonic() - replugged < 2.0
+    await second.print("dropped", "ph=6.4")
+    assert await readings(client, 1) == [(2, 6.4)]
+    assert "problem" not in (await api(hub, "/api/plugins"))["instances"][0]["stats"]
+    assert (await api(hub, "/api/health"))["status"] == "ok"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_port_is_held_exclusively_by_the_kernel(hub_factory, arduinos, by_id, caplog):
+    import fcntl
+    import struct
+    arduino = arduinos()
+    by_id.link_to(arduino)
+    await hub_factory(HUB.format(port=by_id.path))
+    await opened(caplog)
+    # The tests run as root, which TIOCEXCL does not stop; TIOCGEXCL asks the kernel whether it is set.
+    TIOCGEXCL = 0x80045440
+    fd = os.open(arduino.slave_path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        flag = struct.unpack("i", fcntl.ioctl(fd, TIOCGEXCL, b"\0\0\0\0"))[0]
+    finally:
+        os.close(fd)
+    assert flag == 1
+    if os.geteuid() != 0:
+        with pytest.raises(PortUnavailable, match="in use"):
+            open_blocking(SerialArduinoOptions.model_validate({"platform": "serial_arduino", "device": 1, "port": by_id.path, "sensors": {"ph": 2}}))
+
+
+def test_two_entries_on_one_port_are_a_config_error(tmp_path, arduinos, by_id):
+    from smartanom.config import load_config
+    from smartanom.errors import ConfigError
+    from smartanom.testing import make_plugin_host
+    arduino = arduinos()
+    by_id.link_to(arduino)
+    second_entry = f"""  - platform: serial_arduino
+    device: 1
+    port: {arduino.slave_path}
+    sensors: {{ec: 3}}
+"""
+    path = tmp_path / "hub.yaml"
+    path.write_text(HUB.format(port=by_id.path) + second_entry)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, make_plugin_host().collect_platforms())
+    (issue,) = caught.value.issues
+    port_line = path.read_text().splitlines().index(f"    port: {arduino.slave_path}") + 1
+    assert issue.path == "plugins[1].port" and issue.line == port_line, issue
+    assert f"serial port {arduino.slave_path} is already used by plugins[0]" in issue.message

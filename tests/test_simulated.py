@@ -1,8 +1,10 @@
 """plugins/simulated: believable ranges, day/night, reproducibility, dropouts, end to end."""
 
+import json
 import statistics
 
 import pytest
+import tornado.httpclient
 
 from smartanom.registry import SENSOR_TYPES
 from smartanom.builtin.simulated.model import Simulator
@@ -110,3 +112,29 @@ async def test_dropout_makes_the_device_inactive_then_active(hub_factory, ws_cli
     while statuses[-2:] != ["inactive", "active"]:
         statuses.append((await client.receive(type="device_status", timeout=10))["status"])
     assert "inactive" in statuses
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_a_sensor_whose_values_leave_its_range_is_refused_and_the_others_keep_flowing(hub_factory, ws_client):
+    # Water temperature (20-30 C) can never lie within 0..1: every one of its readings is
+    # refused. It used to raise out of publish_reading, so the simulator crash-looped and
+    # the in-range sensor of the same instance got nothing.
+    hub = await hub_factory(
+        """
+        devices:
+          - id: 1
+            name: Tank
+            sensors:
+              - {id: 1, type: water_temperature, min: 0, max: 1}
+              - {id: 2, type: ph}
+        plugins:
+          - {platform: simulated, device: 1, interval: 0.02, seed: 3}
+        """
+    )
+    client = await ws_client(hub, "/ws/sensor/2/")
+    for _ in range(5):
+        assert (await client.receive(type="sensor_data_update"))["sensor_id"] == 2
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(f"{hub.url}/api/plugins")
+    (instance,) = json.loads(response.body)["instances"]
+    assert instance["state"] == "running" and instance["restarts"] == 0 and instance["last_error"] is None
+    assert instance["stats"]["refused"]["1"] >= 5 and "2" not in instance["stats"]["refused"]

@@ -22,7 +22,7 @@ async def test_active_then_inactive_after_offline_after_then_active_again(hub_fa
     hub = await hub_factory(HUB)
     watcher = await ws_client(hub, "/ws/device/1/")
     sender = await ws_client(hub, "/ws/sensor/1/")
-    assert hub.status.status[1].value == "inactive"  # nothing heard yet
+    assert hub.status.of(1).value == "inactive"  # nothing heard yet
 
     await sender.send({"type": "sensor_data", "value": 6.0})
     first = await watcher.receive()
@@ -59,8 +59,13 @@ async def test_maintenance_is_sticky_until_a_client_changes_it(hub_factory, ws_c
     reply = await device.request({"type": "device_status", "status": "maintenance"}, type="device_status")
     assert reply["status"] == "maintenance"
     await device.send({"type": "sensor_data", "sensor_id": 1, "value": 6.0})
-    await asyncio.sleep(0.8)  # longer than offline_after
-    assert hub.status.status[1].value == "maintenance"
+    # Device 2, with the same offline_after, fed just after: once it has gone inactive,
+    # device 1's window has passed too, and the offline timer has looked at both.
+    witness = await ws_client(hub, "/ws/device/2/")
+    await witness.send({"type": "sensor_data", "sensor_id": 2, "value": 1.0})
+    assert (await witness.receive(type="device_status"))["status"] == "active"
+    assert (await witness.receive(type="device_status", timeout=5))["status"] == "inactive"
+    assert hub.status.of(1).value == "maintenance"
     assert (await device.request({"type": "device_status", "status": "active"}, type="device_status"))["status"] == "active"
 
 
@@ -80,7 +85,7 @@ async def test_status_set_on_the_all_stream_with_device_id(hub_factory, ws_clien
     client = await ws_client(hub, "/ws/sensor-data/")
     reply = await client.request({"type": "device_status", "device_id": 2, "status": "maintenance"}, type="device_status")
     assert (reply["device_id"], reply["status"]) == (2, "maintenance")
-    assert hub.status.status[2].value == "maintenance"
+    assert hub.status.of(2).value == "maintenance"
 
 
 @pytest.mark.gen_test(timeout=15)

@@ -222,5 +222,5 @@ async def test_a_backlog_refuses_new_websocket_readings_instead_of_dropping_acce
 
 def test_backpressure_never_starts_below_its_floor():
     # A tight memory budget for a failing disk must not refuse ordinary bursts.
-    assert Storage(":memory:", max_pending=500)._backlog_at == storage.BACKPRESSURE_MIN
-    assert Storage(":memory:", max_pending=100_000)._backlog_at == 50_000
+    assert Storage(":memory:", max_pending=500).backlog_at == storage.BACKPRESSURE_MIN
+    assert Storage(":memory:", max_pending=100_000).backlog_at == 50_000

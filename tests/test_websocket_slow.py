@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from smartanom.websocket import _unsent
 
 SLOW = """
 devices:
@@ -159,16 +158,16 @@ async def test_a_backlog_held_longer_than_max_seconds_is_closed(hub_factory, ws_
     (handler,) = hub.fanout.connections
     # A fixed kernel send buffer (no autotuning) keeps the backlog where the test puts it,
     # like a link that stays slow; otherwise Linux may grow the buffer and absorb it.
-    handler._stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    handler.send_buffer.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
     sent_at: dict = {}
     i = 0
     # Fill until the backlog is well over max_bytes (the kernel may still take a little)
     # but under the hard cap.
-    while _unsent(handler._stream) <= 1.5 * 65536:
+    while handler.send_buffer.unsent <= 1.5 * 65536:
         await publish(hub, 20, sent_at, start=i)
         i += 20
         assert i < 20000, "the backlog never grew: is the socket being read?"
-    assert _unsent(handler._stream) < 4 * 65536
+    assert handler.send_buffer.unsent < 4 * 65536
     await publish(hub, 1, sent_at, start=i)
     assert hub.fanout.stats.too_slow == 0  # over the limit, but not for long yet
     await asyncio.sleep(0.6)

@@ -5,6 +5,7 @@ the public surface, `smartanom.__all__`."""
 import ast
 import asyncio
 import inspect
+import json
 import logging
 import os
 import re
@@ -24,7 +25,10 @@ GUIDE = ROOT / "docs" / "writing-plugins.md"
 SMARTANOM = str(Path(sys.executable).parent / "smartanom")
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```$", re.M | re.S)
 # Every block with an id= is used by exactly one test below.
-TESTED_IDS = {"public-surface", "layout", "plugins-output", "ph-alarm", "availability", "blocking-driver", "bad-options", "bad-options-error"}
+TESTED_IDS = {
+    "public-surface", "layout", "plugins-output", "ph-alarm", "availability", "blocking-driver", "bad-options",
+    "bad-options-error", "sensor-types", "exporter", "routes", "log-throttle",
+}
 
 
 def blocks() -> list[dict]:
@@ -60,6 +64,27 @@ def test_every_hookspec_has_a_section_with_its_exact_signature():
     for name in names:
         assert name in documented, f"core/hookspecs.py has {name} but docs/writing-plugins.md has no '### `{name}(...)`' section"
         assert documented[name] == str(inspect.signature(getattr(hookspecs, name))), name
+
+
+def hook_test_names() -> list[str]:
+    """Names of the test functions called test_hook_... anywhere under tests/."""
+    names = []
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_hook_"):
+                names.append(node.name)
+    return names
+
+
+def test_every_hookspec_has_a_test_named_after_it():
+    # Like Datasette's test_plugin_hooks_have_tests: a new hook needs a test, whose
+    # name says which hook it tests (`test_hook_on_startup_and_on_shutdown` covers two).
+    tested = hook_test_names()
+    for name in hookspec_names():
+        pattern = re.compile(rf"(^|_){name}(_|$)")
+        assert any(pattern.search(t.removeprefix("test_hook_")) for t in tested), (
+            f"core/hookspecs.py has {name} but no test function is called test_hook_{name}..."
+        )
 
 
 def test_every_code_block_is_an_example_file_or_tested_here():
@@ -173,7 +198,7 @@ async def test_availability_example_marks_the_device_inactive_and_back(hub_facto
     hub = await hub_factory(HUB + "plugins:\n  - {platform: network_probe, device: 2, sensor: 2, interval: 0.05}\n", plugins=[("network_probe", probe)], entry_points=False)
     device = await ws_client(hub, "/ws/device/2/")
     assert (await device.receive(type="sensor_data_update"))["value"] == 1.8
-    assert hub.status.status[2] == "active"
+    assert hub.status.of(2) == "active"
     probe.PROBE.online = False
     assert (await device.receive(type="device_status"))["status"] == "inactive"
     probe.PROBE.online = True
@@ -199,3 +224,57 @@ async def test_blocking_driver_examples_publish_and_their_threads_end(hub_factor
     await hub.stop()
     assert not any(t.name == "threaded" for t in threading.enumerate())
     assert all(state.state == "stopped" for state in hub.instances.values())
+
+
+@pytest.mark.gen_test
+async def test_sensor_types_example_adds_types_the_yaml_may_name(hub_factory, ws_client, monkeypatch):
+    types = load("sensor-types", monkeypatch)
+    hub = await hub_factory(
+        "devices: [{id: 1, name: Tank, sensors: [{id: 7, type: orp}, {id: 8, type: co2}]}]\n",
+        plugins=[("more_types", types)], entry_points=False,
+    )
+    orp = hub.registry.sensor(7)
+    assert (orp.unit, orp.name, orp.low, orp.high) == ("mV", "ORP", -2000, 2000)
+    assert hub.registry.sensor(8).device_class == "carbon_dioxide"
+    client = await ws_client(hub, "/ws/sensor/7/")
+    error = await client.request({"type": "sensor_data", "value": 5000}, type="error")
+    assert error["code"] == "INVALID_VALUE"
+
+
+@pytest.mark.gen_test
+async def test_exporter_example_writes_line_protocol_for_readings_and_status_changes(hub_factory, ws_client, monkeypatch, tmp_path):
+    exporter = load("exporter", monkeypatch)
+    exporter.OUTPUT = tmp_path / "readings.lp"
+    hub = await hub_factory(HUB, plugins=[("exporter", exporter)], entry_points=False)
+    client = await ws_client(hub, "/ws/sensor-data/")
+    await client.request({"type": "sensor_data", "sensor_id": 1, "value": 6.25, "timestamp": "2025-09-11T15:30:00Z"}, type="sensor_data_update")
+    await hub.stop()
+    lines = exporter.OUTPUT.read_text().splitlines()
+    assert lines[0] == "device_status,device=1 status=\"active\" " + lines[0].rsplit(" ", 1)[1]
+    assert lines[1] == "ph,sensor=1,device=1 value=6.25 1757604600000000000"
+
+
+@pytest.mark.gen_test
+async def test_routes_example_serves_under_the_plugins_prefix(hub_factory, monkeypatch):
+    import tornado.httpclient
+
+    routes = load("routes", monkeypatch)
+    hub = await hub_factory(HUB, plugins=[("tanks", routes)], entry_points=False)
+    client = tornado.httpclient.AsyncHTTPClient()
+    answer = await client.fetch(hub.url + "/plugins/tanks/tanks/1")
+    assert json.loads(answer.body) == {"device": "Tank", "status": "inactive"}
+    missing = await client.fetch(hub.url + "/plugins/tanks/tanks/9", raise_error=False)
+    assert missing.code == 404
+
+
+def test_log_throttle_example_logs_the_first_bad_line_and_counts_the_rest(monkeypatch, caplog):
+    example = load("log-throttle", monkeypatch)
+    ctx = types.SimpleNamespace(stats={}, log=logging.getLogger("smartanom.plugins.guide"))
+    for _ in range(3):
+        example.report_bad_line(ctx, "/dev/ttyUSB0", b"garbage")
+    example.report_bad_line(ctx, "/dev/ttyUSB1", b"noise")
+    assert ctx.stats == {"bad_lines": 4}
+    assert [r.getMessage() for r in caplog.records if r.name == "smartanom.plugins.guide"] == [
+        "/dev/ttyUSB0: ignored b'garbage' (0 more since the last report)",
+        "/dev/ttyUSB1: ignored b'noise' (0 more since the last report)",
+    ]

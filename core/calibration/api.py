@@ -26,13 +26,13 @@ from smartanom.derived.service import DerivedSensors
 
 
 class _Handler(JSONHandler):
-    def initialize(self, hub, calibration: CalibrationService | None = None, derived: DerivedSensors | None = None) -> None:
-        super().initialize(hub)  # the hub only for the shared token check in prepare()
+    def initialize(self, auth, registry, calibration: CalibrationService | None = None, derived: DerivedSensors | None = None) -> None:
+        super().initialize(auth, registry)  # the token check in prepare(), sensor_or_404
         self.calibration = calibration
         self.derived = derived
 
     def require_write(self) -> None:
-        auth = self.hub.auth
+        auth = self.auth
         if auth.enabled and auth.identify(token_from_request(self.request)).role is not Role.WRITE:
             raise APIError(403, "FORBIDDEN", "calibrating needs a write token; this one is read-only")
         if not self.request.headers.get("Content-Type", "").startswith("application/json"):
@@ -122,7 +122,7 @@ class DerivedHandler(_Handler):
 
 
 def routes(hub) -> list:
-    services = {"hub": hub, "calibration": hub.calibration, "derived": hub.derived}
+    services = {"auth": hub.auth, "registry": hub.registry, "calibration": hub.calibration, "derived": hub.derived}
     return [
         (r"/api/calibration/?", CalibrationListHandler, services),
         (r"/api/calibration/([^/]+)/measure/?", MeasureHandler, services),

@@ -21,6 +21,7 @@ from smartanom.calibration.latest import LatestReadings
 from smartanom.derived import formulas
 from smartanom.events import SensorReading
 from smartanom.registry import Registry, Sensor
+from smartanom.validity import implausible
 
 log = logging.getLogger("smartanom.derived")
 
@@ -122,7 +123,7 @@ class DerivedSensors:
         self._emit(entry, entry.total, reading.timestamp)
 
     def _emit(self, entry: _Derived, value: float, timestamp: float) -> None:
-        problem = entry.sensor.implausible(value)
+        problem = implausible(entry.sensor, value)
         if problem:
             log.warning("Sensor %d (%s): computed %s", entry.sensor.id, entry.config.kind, problem)
             return

@@ -5,6 +5,15 @@ needs on top: one request at a time, a quiet `gap` between requests, and
 pymodbus' mixture of exceptions and error responses turned into two errors of
 ours: `ReadFailed` (this request got no usable answer; the bus is fine) and
 `BusDown` (no connection: adapter unplugged, gateway unreachable).
+
+It also makes sure that an answer is the answer to *this* request, which
+pymodbus alone does not on RTU (no transaction id there): after a request goes
+unanswered, the late answer is waited out and thrown away before the next
+request (see `_wait_out_late_answer`); every answer's slave id, function code
+and register count must match the request; leading noise bytes are skipped;
+and a malformed frame (say a TCP answer whose byte count disagrees with its
+MBAP length) fails the read at once instead of escaping into asyncio and
+dropping the connection.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import logging
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.pdu import ModbusPDU
 
 from smartanom.builtin.modbus.config import ModbusOptions
 
@@ -38,6 +48,16 @@ class BusDown(Exception):
     """The bus itself is unreachable: the serial port or the TCP connection is gone."""
 
 
+class _Refused(Exception):
+    """Raised into pymodbus' pending request when the bytes that came back cannot be a frame."""
+
+
+FUNCTION_CODES = {"holding": 3, "input": 4}
+# Silence on the line that means a frame is over (3.5 characters at 1200 baud,
+# with room for USB adapters that deliver bytes in bursts).
+QUIET = 0.03
+
+
 class ModbusBus:
     def __init__(self, options: ModbusOptions):
         self.name = options.bus_name
@@ -45,14 +65,28 @@ class ModbusBus:
         # pymodbus' own retries and automatic reconnection are off: the poller
         # retries (with the gap between attempts) and reconnects with backoff,
         # so both are visible in our logs and follow our settings.
-        if options.transport == "rtu":
+        traces = dict(trace_packet=self._on_packet, trace_pdu=self._on_pdu)
+        self.rtu = options.transport == "rtu"
+        if self.rtu:
             self._client = AsyncModbusSerialClient(
-                options.port, timeout=options.timeout, retries=0, reconnect_delay=0, **options.serial_settings
+                options.port, timeout=options.timeout, retries=0, reconnect_delay=0,
+                handle_local_echo=options.local_echo, **options.serial_settings, **traces,
             )
         else:
             self._client = AsyncModbusTcpClient(
-                options.host, port=options.tcp_port, timeout=options.timeout, retries=0, reconnect_delay=0
+                options.host, port=options.tcp_port, timeout=options.timeout, retries=0, reconnect_delay=0, **traces
             )
+        # pymodbus' frame handler is wrapped (the one hook it offers between the
+        # bytes and the decoded answer) for noise skipping and malformed frames.
+        framer = self._client.ctx.framer
+        framer.handleFrame = self._guard_frames(framer.handleFrame)
+        self.late_window = options.timeout
+        self.late_answers = 0  # answers that came after their request had given up
+        self.malformed = 0  # frames that could not be decoded
+        self._expect: tuple[int, int] | None = None  # (slave, function code) of the request awaiting its answer
+        self._gave_up_at: float | None = None  # loop time the last unanswered request timed out
+        self._heard_at = 0.0  # loop time bytes last arrived
+        self._late_at = 0.0  # loop time the last late answer was decoded
         # pymodbus drops a TCP connection after a few unanswered requests in a
         # row; behind a gateway that is one dead probe, not a dead bus, and the
         # reconnect churn would hide the real problem. A gateway that really
@@ -84,9 +118,13 @@ class ModbusBus:
             wait = self._quiet_from - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if self._gave_up_at is not None:
+                await self._wait_out_late_answer()
+            self._expect = (slave, FUNCTION_CODES[register])
             try:
                 return await self._read(slave, register, address, count)
             finally:
+                self._expect = None
                 self._quiet_from = loop.time() + self.gap
 
     async def _read(self, slave: int, register: str, address: int, count: int) -> list[int]:
@@ -97,18 +135,85 @@ class ModbusBus:
             response = await call(address, count=count, device_id=slave)
         except (ConnectionException, OSError) as exc:
             raise BusDown(f"{self.name}: {_short(exc)}") from None
+        except _Refused as exc:
+            raise ReadFailed(str(exc)) from None
         except ModbusException as exc:
             # Timeouts (including frames dropped for a bad CRC) arrive as ModbusIOException.
             if not self._client.connected:
                 raise BusDown(f"{self.name}: connection lost") from None
+            self._gave_up_at = asyncio.get_running_loop().time()
             raise ReadFailed(f"no answer within the timeout ({_short(exc)})") from None
         if response.isError():
             code = getattr(response, "exception_code", None)
             raise ReadFailed(f"exception response {code}: {EXCEPTION_CODES.get(code, 'unknown code')}")
+        # pymodbus skips frames from other slaves, but checks neither the function
+        # code nor the size: an FC 4 answer to an FC 3 request decodes just fine.
+        if slave and response.dev_id != slave:
+            raise ReadFailed(f"answer from slave {response.dev_id}, asked slave {slave}; refused")
+        function = FUNCTION_CODES[register]
+        if response.function_code != function:
+            raise ReadFailed(f"answer has function code {response.function_code}, the request had {function}; refused")
         registers = list(getattr(response, "registers", []) or [])
         if len(registers) != count:
-            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}")
+            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}; refused")
         return registers
+
+    async def _wait_out_late_answer(self) -> None:
+        """Let the answer to a request that timed out come, and throw it away.
+
+        On RTU nothing but timing ties an answer to its request, and two
+        requests of the same shape to one slave (pH at 0, temperature at 1)
+        get answers of the same shape: a late pH answer arriving just after the
+        temperature request was sent would be published as the temperature.
+        So the bus stays silent until the late answer has come and the line
+        is quiet, or for one more `timeout` (the late window) if none comes;
+        whatever arrives meanwhile has no request waiting and is dropped. A
+        TCP gateway bridging to RTU gets the same time to drop it on its side.
+        """
+        loop = asyncio.get_running_loop()
+        gave_up, self._gave_up_at = self._gave_up_at, None
+        window_end = gave_up + self.late_window
+        while True:
+            now = loop.time()
+            quiet = now - self._heard_at >= QUIET
+            answered = self._late_at > gave_up
+            if (quiet and (answered or now >= window_end)) or now >= window_end + self.late_window:
+                return
+            await asyncio.sleep(0.01)
+
+    def _on_packet(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self._heard_at = asyncio.get_running_loop().time()
+        return data
+
+    def _on_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        if not sending and self._expect is None:
+            self.late_answers += 1
+            self._late_at = asyncio.get_running_loop().time()
+        return pdu
+
+    def _guard_frames(self, handle_frame):
+        def guarded(data: bytes, expected_slave: int, expected_tid: int):
+            skip = 0
+            if self.rtu and self._expect is not None:
+                # An RTU answer starts with the slave id; a stray byte before it
+                # (a 0x00 as an RS-485 line turns around) would make pymodbus
+                # drop the whole frame on a CRC error.
+                skip = next((i for i, byte in enumerate(data) if byte == self._expect[0]), len(data))
+            try:
+                used, pdu = handle_frame(data[skip:], expected_slave, expected_tid)
+            except Exception as exc:  # noqa: BLE001 - raised inside asyncio's data_received otherwise
+                self._refuse(f"malformed answer ({_short(exc)}); refused")
+                return len(data), None  # drop it all: the next request starts clean
+            return skip + used, pdu
+
+        return guarded
+
+    def _refuse(self, reason: str) -> None:
+        self.malformed += 1
+        pending = self._client.ctx.response_future
+        if self._expect is not None and not pending.done():
+            pending.set_exception(_Refused(reason))
 
 
 def _short(exc: Exception) -> str:

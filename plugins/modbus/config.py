@@ -7,6 +7,7 @@ docs/modbus.md for the rules, in particular the bus-capacity rule).
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -18,7 +19,7 @@ from smartanom.builtin.modbus.decoding import DATA_TYPES, register_count
 DataType = Literal["int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"]
 assert set(DataType.__args__) == set(DATA_TYPES)  # the schema and the decoder list the same types
 
-_RTU_ONLY = ("baudrate", "parity", "stopbits", "bytesize")
+_RTU_ONLY = ("baudrate", "parity", "stopbits", "bytesize", "local_echo")
 
 
 class RegisterSensor(BaseModel):
@@ -27,7 +28,7 @@ class RegisterSensor(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     sensor: int = Field(ge=1, description="hub sensor id, on this entry's device")
-    slave: int = Field(ge=1, le=247, description="unit (slave) id of the probe on the bus")
+    slave: int = Field(ge=0, le=255, description="unit (slave) id: 1-247 on RTU; 0-255 on TCP (0 or 255 for a device addressed directly)")
     register_type: Literal["holding", "input"] = "holding"
     address: int = Field(ge=0, le=65535, description="0-based: datasheet 40001 (holding) or 30001 (input) is 0")
     data_type: DataType = "int16"
@@ -77,6 +78,7 @@ class ModbusOptions(PlatformOptions):
     timeout: float = Field(1.0, gt=0, le=60, description="seconds to wait for each answer")
     retries: int = Field(2, ge=0, le=10, description="extra attempts before a read counts as failed")
     gap: float = Field(0.05, ge=0, le=10, description="seconds of silence between requests on this bus")
+    local_echo: bool = Field(False, description="rtu: the adapter echoes each request back (RS-485 without echo suppression)")
     reconnect_delay: float = Field(1.0, gt=0, description="first wait after a lost connection; doubles")
     reconnect_delay_max: float = Field(30.0, gt=0, description="longest wait between reconnection attempts")
     sensors: list[RegisterSensor] = Field(min_length=1)
@@ -116,6 +118,13 @@ class ModbusOptions(PlatformOptions):
         registry = (info.context or {}).get("registry")
         device = registry.device(info.data["device"]) if registry is not None and info.data.get("device") is not None else None
         own = {s.id for s in device.sensors} if device is not None else None
+
+        if info.data.get("transport") == "rtu":
+            for index, s in enumerate(sensors):
+                if not 1 <= s.slave <= 247:
+                    error(index, "slave", "rtu_slave_range",
+                          "slave {slave} is not an RTU unit id: use 1-247 (0 is broadcast on RS-485; 0 and 255 are for TCP devices)",
+                          slave=s.slave)
 
         seen_sensor: dict[int, int] = {}
         taken: dict[tuple[int, str, int], int] = {}
@@ -182,6 +191,19 @@ class ModbusOptions(PlatformOptions):
     @property
     def tcp_port(self) -> int:
         return self.port if isinstance(self.port, int) else 502
+
+    def exclusive_resources(self) -> dict[str, str]:
+        return {"port": f"serial port {os.path.realpath(self.port)}"} if self.transport == "rtu" else {}
+
+    def config_warnings(self) -> list[tuple[tuple, str]]:
+        found = []
+        for index, s in enumerate(self.sensors):
+            if 30001 <= s.address <= 49999:
+                table, first = ("holding", 40001) if s.address >= 40001 else ("input", 30001)
+                found.append((("sensors", index, "address"),
+                              f"address {s.address} looks like a datasheet register number ({table} register {first} = offset 0), "
+                              f"but addresses here are 0-based offsets: if so, write address: {s.address - first} with register_type: {table}"))
+        return found
 
     @property
     def bus_name(self) -> str:

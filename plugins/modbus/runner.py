@@ -42,9 +42,10 @@ class _Poller:
         self.behind_logged = 0.0
         self.stats = ctx.stats
         # setdefault: counts go on across a restart of this task after a crash.
-        for counter in ("reads", "failed_reads", "reconnects"):
+        for counter in ("reads", "failed_reads", "reconnects", "late_answers", "malformed_answers"):
             self.stats.setdefault(counter, 0)
         self.stats.setdefault("last_error", None)
+        self._bus_counts: dict[str, int] = {}
 
     async def run(self) -> None:
         ctx, options = self.ctx, self.options
@@ -68,6 +69,7 @@ class _Poller:
                 continue  # time has passed: look again at what is due
             heapq.heappop(queue)
             await self._poll(sensor)
+            self._count_bus_events()
             # Fixed rate; a sensor that fell more than a whole interval behind
             # (an overloaded bus, slow retries) skips the missed scans.
             due += sensor.interval
@@ -93,6 +95,7 @@ class _Poller:
                 delay = min(delay * 2, self.options.reconnect_delay_max)
                 continue
             was_down, self.bus_down = self.bus_down, False
+            self.ctx.set_problem(None)
             if was_down:
                 self.stats["reconnects"] += 1
                 self.ctx.log.info("%s: reconnected to %s", self.ctx.label, self.bus.name)
@@ -122,6 +125,13 @@ class _Poller:
             self._mark_ok(sensor)
             return
 
+    def _count_bus_events(self) -> None:
+        # The bus counts for its own life; a restarted task starts a new bus, hence the deltas.
+        for counter, now in (("late_answers", self.bus.late_answers), ("malformed_answers", self.bus.malformed)):
+            seen = self._bus_counts.get(counter, 0)
+            self.stats[counter] += now - seen
+            self._bus_counts[counter] = now
+
     def _mark_failing(self, sensor: RegisterSensor, reason: str, attempts: int) -> None:
         if sensor.sensor in self.failing:
             return
@@ -135,7 +145,7 @@ class _Poller:
             self.ctx.log.info("%s: sensor %d (slave %d) answers again", self.ctx.label, sensor.sensor, sensor.slave)
 
     def _mark_bus_down(self, reason: str) -> None:
-        self.stats["last_error"] = reason
+        self.ctx.set_problem(reason)
         if not self.bus_down:
             self.bus_down = True
             self.ctx.log.warning("%s: bus %s is down: %s; reconnecting with backoff", self.ctx.label, self.bus.name, reason)

@@ -18,7 +18,7 @@ from importlib import metadata
 
 import aiomqtt
 
-from smartanom import DeviceStatus, DeviceStatusChanged, PluginContext, SensorReading
+from smartanom import DeviceStatus, DeviceStatusChanged, LogThrottle, PluginContext, SensorReading
 from smartanom.builtin.mqtt.config import MqttOptions, TlsOptions
 from smartanom.builtin.mqtt.discovery import discovery_messages
 from smartanom.builtin.mqtt.inbound import PayloadError, Route, routes_from
@@ -29,8 +29,6 @@ from smartanom.builtin.mqtt.outbox import Outbox
 BATCH = 100
 # How long a stopping hub waits for the broker to acknowledge its "offline".
 GOODBYE_TIMEOUT = 2.0
-# A repeated warning (bad payloads, drops) is logged at most this often per kind.
-LOG_EVERY = 60.0
 
 
 async def run(ctx: PluginContext) -> None:
@@ -61,7 +59,7 @@ class Bridge:
             broker=self.broker, connected=False, connections=0, published=0, queued=0, dropped=0,
             queue_size=options.queue_size, received=0, rejected=0, retained_skipped=0, last_error=None,
         )
-        self._warned: dict[str, float] = {}
+        self._warned = LogThrottle()  # per kind of warning: one a minute each
 
     @property
     def _discovery(self) -> bool:
@@ -135,6 +133,7 @@ class Bridge:
         )
         # A whole batch in flight is normal here, not the warning sign aiomqtt's default assumes.
         client.pending_calls_threshold = BATCH + len(self.routes) + 10
+        _manual_acks(client)
         return client
 
     async def _session(self) -> None:
@@ -229,19 +228,22 @@ class Bridge:
                 if payload.strip() == b"online":
                     # Home Assistant restarted: it asks integrations to announce themselves again.
                     self.outbox.put_back(self._discovery_messages())
+                _ack(client, message)
                 continue
             routes = self.routes.get(topic, ())
             if routes and message.retain and not self.options.accept_retained:
                 # Replayed by the broker at subscribe time, not sent now: stale, or already stored.
                 self.stats["retained_skipped"] += 1
+                _ack(client, message)
                 continue
             for route in routes:
                 self._accept(route, payload)
+            _ack(client, message)
 
     def _accept(self, route: Route, payload: bytes) -> None:
         try:
             value, timestamp = route.extract(payload)
-            self.ctx.publish_reading(route.sensor_id, value, timestamp)
+            accepted = self.ctx.publish_reading(route.sensor_id, value, timestamp)
         except (PayloadError, ValueError) as exc:
             self.stats["rejected"] += 1
             if self._may_warn(f"reject:{route.topic}"):
@@ -250,11 +252,16 @@ class Bridge:
                     self.ctx.label, route.topic, route.sensor_id, exc, self.stats["rejected"],
                 )
             return
+        if not accepted:  # out of the sensor's range: counted per sensor and logged by the hub
+            self.stats["rejected"] += 1
+            return
         self.stats["received"] += 1
 
     # --- what is announced on each connection --------------------------------------
 
     def _discovery_messages(self) -> list[Message]:
+        if not self.options.publish_readings:
+            return []  # the sensors' state topics would stay empty: announce nothing (check-config warns)
         return discovery_messages(
             self.ctx.registry,
             self.options.hub_id,
@@ -274,11 +281,25 @@ class Bridge:
         return messages
 
     def _may_warn(self, kind: str) -> bool:
-        now = time.monotonic()
-        if now - self._warned.get(kind, -LOG_EVERY) >= LOG_EVERY:
-            self._warned[kind] = now
-            return True
-        return False
+        return self._warned.allow(kind)
+
+
+def _manual_acks(client: aiomqtt.Client) -> None:
+    """Acknowledge QoS 1/2 messages ourselves, once the hub has taken them (`_ack`).
+
+    By default paho acknowledges a message as soon as it is queued for us: a hub
+    stopped (or crashed) before taking it from aiomqtt's queue lost it, even
+    with a persistent session, since the broker had its PUBACK. Unacknowledged,
+    the broker delivers it again on the next connection. aiomqtt 2.x has no
+    API for this yet (empicano/aiomqtt#345, PR #346); paho's is public.
+    """
+    client._client.manual_ack_set(True)  # noqa: SLF001
+
+
+def _ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """After the message is handled (published on the bus, or refused and counted)."""
+    if message.qos > 0:
+        client._client.ack(message.mid, message.qos)  # noqa: SLF001
 
 
 def _connection_lost(client: aiomqtt.Client) -> asyncio.Future:

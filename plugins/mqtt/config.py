@@ -7,9 +7,11 @@ config error with file and line, not a failure at the first connection.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import ssl
+import zoneinfo
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
@@ -119,6 +121,18 @@ class Subscription(_Strict):
         None, min_length=1, description="dotted path to the number in a JSON payload (e.g. AM2301.Temperature); none: the payload is a plain number"
     )
     timestamp_path: str | None = Field(None, min_length=1, description="dotted path to an ISO 8601 time in the JSON payload (default: time of arrival)")
+    timezone: str | None = Field(None, description="IANA zone (Europe/Madrid) of a timestamp without an offset, e.g. Tasmota's local `Time`; default UTC")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None):
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                hint = difflib.get_close_matches(value, zoneinfo.available_timezones(), n=1)
+                raise ValueError(f"unknown time zone {value!r}" + (f". Did you mean {hint[0]}?" if hint else " (an IANA name such as Europe/Madrid)")) from None
+        return value
 
     @field_validator("topic")
     @classmethod
@@ -137,6 +151,8 @@ class Subscription(_Strict):
     def _timestamp_needs_json(self):
         if self.timestamp_path and not self.json_path:
             raise ValueError("timestamp_path needs json_path (a plain-number payload has no timestamp)")
+        if self.timezone and not self.timestamp_path:
+            raise ValueError("timezone applies to the payload's timestamp: it needs timestamp_path (without one, readings are stamped on arrival)")
         return self
 
 
@@ -199,6 +215,18 @@ class MqttOptions(PlatformOptions):
             if edge.hub_id == self.hub_id:
                 raise ValueError(f"edge_hubs: {edge.hub_id!r} is this hub's own hub_id: it would feed back into itself")
         return self
+
+    def config_warnings(self) -> list[tuple[tuple, str]]:
+        found = []
+        if self.homeassistant is not None and self.homeassistant.discovery and not self.publish_readings:
+            found.append((("publish_readings",), "publish_readings is false, so no sensor is announced to Home Assistant "
+                                                  "(its entities would never get a value); remove homeassistant: or publish readings"))
+        for index, sub in enumerate(self.subscribe):
+            if sub.timestamp_path and sub.timestamp_path.split(".")[-1] == "Time" and sub.timezone is None:
+                found.append((("subscribe", index, "timestamp_path"),
+                              "Tasmota's Time is the device's local time without an offset, read here as UTC: "
+                              "set timezone: (e.g. Europe/Madrid), or drop timestamp_path to stamp readings on arrival"))
+        return found
 
 
 def _check_id(value: str) -> str:

@@ -32,17 +32,16 @@ _HA_UNITS: dict[str, str | None] = {
     "NTU": "NTU",
 }
 
-# Sensor type -> (device_class, the Home Assistant units that class accepts).
-_DEVICE_CLASSES: dict[str, tuple[str, set[str | None]]] = {
-    "temperature": ("temperature", {"°C", "°F"}),
-    "water_temperature": ("temperature", {"°C", "°F"}),
-    "air_temperature": ("temperature", {"°C", "°F"}),
-    "humidity": ("humidity", {"%"}),
-    "ph": ("ph", {None}),
-    "ec": ("conductivity", {"mS/cm", "µS/cm"}),
-    "water_level": ("distance", {"cm", "mm", "m"}),
-    "light": ("illuminance", {"lx"}),
-    # tds (ppm) and turbidity (NTU) have no Home Assistant device_class.
+# Units Home Assistant accepts for some device classes; a sensor whose unit is not
+# among them is announced without the class (Home Assistant would reject the entity).
+# A class not listed (one a plugin's sensor type names) is announced as given.
+_CLASS_UNITS: dict[str, set[str | None]] = {
+    "temperature": {"°C", "°F"},
+    "humidity": {"%"},
+    "ph": {None},
+    "conductivity": {"mS/cm", "µS/cm"},
+    "distance": {"cm", "mm", "m"},
+    "illuminance": {"lx"},
 }
 
 STATUS_AVAILABILITY = "{{ 'offline' if value_json.status == 'inactive' else 'online' }}"
@@ -85,9 +84,9 @@ def sensor_config(sensor, hub_id: str, topics: Topics, *, device_availability: b
     }
     if unit is not None:
         config["unit_of_measurement"] = unit
-    device_class = _DEVICE_CLASSES.get(sensor.type)
-    if device_class is not None and unit in device_class[1]:
-        config["device_class"] = device_class[0]
+    device_class = sensor.device_class  # from the sensor's type (core/sensortypes.py)
+    if device_class is not None and unit in _CLASS_UNITS.get(device_class, {unit}):
+        config["device_class"] = device_class
     return config
 
 

@@ -27,6 +27,7 @@ class Route:
     sensor_id: int
     json_path: tuple[str, ...] | None = None
     timestamp_path: tuple[str, ...] | None = None
+    timezone: str | None = None  # of a timestamp without an offset (None: UTC)
 
     def extract(self, payload: bytes) -> tuple[float, float | None]:
         """(value, timestamp or None for 'now') from one payload."""
@@ -45,7 +46,7 @@ class Route:
         if self.timestamp_path is not None:
             raw = _walk(document, self.timestamp_path)
             try:
-                timestamp = parse_timestamp(raw)
+                timestamp = parse_timestamp(raw, self.timezone)
             except ValueError as exc:
                 raise PayloadError(f"{'.'.join(self.timestamp_path)}: {exc}") from None
         return value, timestamp
@@ -55,7 +56,7 @@ def routes_from(options: MqttOptions) -> dict[str, list[Route]]:
     """Topic -> its routes (one topic may feed several sensors, e.g. Tasmota's SENSOR)."""
     routes: dict[str, list[Route]] = {}
     for sub in options.subscribe:
-        route = Route(sub.topic, sub.sensor, _path(sub.json_path), _path(sub.timestamp_path))
+        route = Route(sub.topic, sub.sensor, _path(sub.json_path), _path(sub.timestamp_path), sub.timezone)
         routes.setdefault(sub.topic, []).append(route)
     for edge in options.edge_hubs:
         topics = Topics(options.topic_prefix, edge.hub_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
@@ -36,6 +37,9 @@ class SerialArduinoOptions(PlatformOptions):
     # Reconnect after an unplug or a failed open: wait reconnect_min seconds, doubling up to reconnect_max.
     reconnect_min: float = Field(1.0, gt=0)
     reconnect_max: float = Field(30.0, gt=0)
+
+    def exclusive_resources(self) -> dict[str, str]:
+        return {"port": f"serial port {os.path.realpath(self.port)}"}
 
     @field_validator("port")
     @classmethod

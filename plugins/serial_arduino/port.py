@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
+import termios
 from typing import Callable
 
 import serial
@@ -24,7 +26,14 @@ _PARITY = {"none": serial.PARITY_NONE, "even": serial.PARITY_EVEN, "odd": serial
 
 
 class PortUnavailable(Exception):
-    """The port could not be opened; the message says why and what to do."""
+    """The port could not be opened; the message says why and what to do.
+
+    `missing`: the path does not exist (unplugged), as opposed to existing and failing.
+    """
+
+    def __init__(self, message: str, missing: bool = False):
+        super().__init__(message)
+        self.missing = missing
 
 
 class _Serial(serial.Serial):
@@ -71,7 +80,13 @@ def open_blocking(options: SerialArduinoOptions) -> tuple[_Serial, str]:
             exclusive=True,
         )
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise PortUnavailable(explain_open_error(options.port, real, exc)) from None
+        raise PortUnavailable(explain_open_error(options.port, real, exc), missing=not os.path.exists(real)) from None
+    try:
+        # pyserial's `exclusive` is an advisory flock that other programs (screen,
+        # cat, a serial monitor) ignore; TIOCEXCL makes the kernel refuse their open().
+        fcntl.ioctl(port.fd, termios.TIOCEXCL)
+    except OSError:
+        pass  # not a tty that supports it: the flock still stands
     return port, real
 
 

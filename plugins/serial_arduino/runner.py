@@ -1,19 +1,23 @@
 """The serial_arduino platform's task: keep the port open, turn lines into readings.
 
 Lifecycle of one instance: open the port (retrying with backoff while it is
-missing, busy or forbidden, with one clear log message per distinct problem),
-read lines until the port fails (USB unplugged), mark the device inactive,
-and start over. Bad lines are counted and logged at most once a minute; nothing
-a sketch prints can stop the reader.
+busy or forbidden, with one clear log message per distinct problem), read
+lines until the port fails (USB unplugged), mark the device inactive, and
+start over. A port that is missing is watched for instead (looking for a path
+costs nothing), so a replugged Arduino is read again within a second or so.
+While the port is unavailable the instance reports it as its `problem`
+(GET /api/plugins, /api/health). Bad lines are counted, and logged at most
+once a minute per kind of problem; nothing a sketch prints can stop the reader.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 
-from smartanom import PluginContext
+from smartanom import LogThrottle, PluginContext
 from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
 from smartanom.builtin.serial_arduino.parser import BAD_VALUE, TOO_LONG, UNKNOWN_KEY, LineError, LineSplitter, TooLong, parse_line
 from smartanom.builtin.serial_arduino.port import PortUnavailable, SerialConnection
@@ -23,30 +27,37 @@ BAD_LINE_LOG_EVERY = 60.0
 # An open failure that does not change is repeated in the log this often, not at every retry.
 OPEN_FAILURE_REMIND_EVERY = 600.0
 SHOWN_BYTES = 80
+# How often a missing port's path is looked for (a stat call: free).
+MISSING_POLL = 0.25
 
 
 async def run(ctx: PluginContext) -> None:
     options: SerialArduinoOptions = ctx.options
     lines = LineHandler(ctx, options)
     delay = options.reconnect_min
-    last_failure, last_logged = None, 0.0
+    # An open failure is logged when it changes, and repeated only every
+    # OPEN_FAILURE_REMIND_EVERY while it stays the same.
+    open_failures = LogThrottle(OPEN_FAILURE_REMIND_EVERY)
     keys = ", ".join(f"{k}->{v}" for k, v in options.sensors.items())
     ctx.log.info("%s: reading %s at %d baud for device %s (%s)", ctx.label, options.port, options.baudrate, options.device, keys)
     while True:
         try:
             conn = await SerialConnection.open(options, lines.feed)
         except PortUnavailable as exc:
-            now = time.monotonic()
-            if str(exc) != last_failure or now - last_logged >= OPEN_FAILURE_REMIND_EVERY:
+            ctx.set_problem(str(exc))
+            if open_failures.allow(str(exc)):
                 ctx.log.error("%s: %s. Retrying, at least every %g s.", ctx.label, exc, options.reconnect_max)
-                last_failure, last_logged = str(exc), now
             else:
                 ctx.log.debug("%s: still unavailable: %s", ctx.label, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, options.reconnect_max)
+            if exc.missing:
+                await _wait_for_path(options.port)
+            else:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, options.reconnect_max)
             continue
 
-        last_failure = None
+        open_failures = LogThrottle(OPEN_FAILURE_REMIND_EVERY)  # connected: the next failure is news
+        ctx.set_problem(None)
         shown = options.port if conn.real_path == options.port else f"{options.port} (-> {conn.real_path})"
         ctx.log.info("%s: opened serial port %s", ctx.label, shown)
         lines.start()
@@ -55,6 +66,7 @@ async def run(ctx: PluginContext) -> None:
         finally:
             await conn.close()
         ctx.set_device_available(False, f"serial port {options.port} lost: {why}")
+        ctx.set_problem(f"serial port {options.port} lost: {why}")
         ctx.log.warning(
             "%s: lost serial port %s (%s) after %d readings; device %s is inactive until it is back. Reconnecting.",
             ctx.label, shown, why, lines.readings, options.device,
@@ -62,8 +74,19 @@ async def run(ctx: PluginContext) -> None:
         # A port that worked retries quickly; one that fails at once keeps backing off.
         if lines.readings:
             delay = options.reconnect_min
+        if not os.path.exists(options.port):
+            continue  # unplugged: watch for it to come back rather than back off
         await asyncio.sleep(delay)
         delay = min(delay * 2, options.reconnect_max)
+
+
+async def _wait_for_path(path: str) -> None:
+    """Until `path` exists again (a replug; udev recreates the node and its by-id link)."""
+    while not os.path.exists(path):
+        await asyncio.sleep(MISSING_POLL)
+    # udev sets the node's group and mode just after creating it; opening in that
+    # instant fails with "permission denied" and would start the long backoff.
+    await asyncio.sleep(MISSING_POLL)
 
 
 class LineHandler:
@@ -107,7 +130,8 @@ class LineHandler:
             if sensor_id is None:
                 self.bad.report(UNKNOWN_KEY, raw, f"'{key}' (mapped keys: {', '.join(self.options.sensors)})")
                 continue
-            self.ctx.publish_reading(sensor_id, value, now)
+            if not self.ctx.publish_reading(sensor_id, value, now):
+                continue  # out of the sensor's range: counted and logged by the hub
             self.readings += 1
             self.ctx.stats["readings"] = self.ctx.stats.get("readings", 0) + 1
         for key, text in parsed.bad_values.items():
@@ -115,30 +139,30 @@ class LineHandler:
 
 
 class BadLineLog:
-    """Counts bad lines by problem; logs the first, then at most one per BAD_LINE_LOG_EVERY."""
+    """Counts bad lines by kind; logs the first of each kind, then at most one per kind per BAD_LINE_LOG_EVERY.
+
+    Kinds are kept apart so the boot banner an Arduino prints after a reset
+    does not hide the first checksum error (a bad cable) for a minute.
+    """
 
     def __init__(self, ctx: PluginContext):
         self.ctx = ctx
         self.counts: Counter[str] = Counter()
-        self.unreported = 0
-        self._next_at = 0.0
+        self._log = LogThrottle(BAD_LINE_LOG_EVERY)
 
     def report(self, kind: str, raw: bytes, detail: str = "") -> None:
         self.counts[kind] += 1
         # Shown in GET /api/plugins and /api/health, so a flaky cable is visible without the log.
         self.ctx.stats["bad_lines"] = self.ctx.stats.get("bad_lines", 0) + 1
-        now = time.monotonic()
-        if now < self._next_at:
-            self.unreported += 1
+        if not self._log.allow(kind):  # each kind on its own: the first of each is logged at once
             return
-        self._next_at = now + BAD_LINE_LOG_EVERY
-        since = f"; {self.unreported} more not shown since the last report" if self.unreported else ""
+        unreported = self._log.skipped
+        since = f"; {unreported} more of this kind not shown since the last report" if unreported else ""
         totals = ", ".join(f"{k}: {n}" for k, n in self.counts.most_common())
         self.ctx.log.warning(
             "%s: ignored serial input (%s%s): %s%s (totals %s)",
             self.ctx.label, kind, f", {detail}" if detail else "", show(raw), since, totals,
         )
-        self.unreported = 0
 
 
 def show(raw: bytes) -> str:

@@ -2,7 +2,7 @@
 
 import logging
 
-from smartanom import Platform, hookimpl
+from smartanom import Platform, SensorType, hookimpl
 from smartanom_example.config import RandomWalkOptions
 from smartanom_example.runner import run
 
@@ -19,6 +19,12 @@ def register_platforms():
             description="A sensor value that wanders between two bounds",
         )
     ]
+
+
+@hookimpl
+def register_sensor_types():
+    # A kind of sensor the hub does not ship: a sensor's YAML may now say `type: dissolved_oxygen`.
+    return [SensorType("dissolved_oxygen", "mg/L", "Dissolved oxygen", low=0, high=20)]
 
 
 @hookimpl

@@ -1,0 +1,81 @@
+"""Plugins' own HTTP routes (the `register_routes` hook), each under `/plugins/<name>/`.
+
+A plugin's page or API lives under a prefix named after its entry point, so two
+plugins cannot take each other's URLs or the hub's. With auth on, every route
+needs a token of either role, exactly like the hub's API: the hub slips
+`TokenRequired` in front of the plugin's handler class, so a plugin cannot
+forget the check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+import tornado.web
+
+from smartanom.auth import Authenticator, token_from_request
+
+if TYPE_CHECKING:
+    from smartanom.hubview import HubView
+    from smartanom.plugins import PluginHost
+
+PREFIX = "/plugins/{name}/"
+
+
+class TokenRequired:
+    """Put in front of a plugin's handler: a request without a valid token gets a JSON 401."""
+
+    def initialize(self, smartanom_auth: Authenticator, **kwargs) -> None:
+        self._smartanom_auth = smartanom_auth
+        super().initialize(**kwargs)
+
+    def prepare(self):
+        auth = self._smartanom_auth
+        if auth.enabled and auth.identify(token_from_request(self.request)) is None:
+            self.set_status(401)
+            self.set_header("WWW-Authenticate", 'Bearer realm="smartanom"')
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            message = "authentication is on: send 'Authorization: Bearer TOKEN' or ?token=TOKEN"
+            self.finish(json.dumps({"error": {"code": "UNAUTHORIZED", "message": message}}))
+            return None
+        return super().prepare()
+
+
+def collect_routes(host: "PluginHost", view: "HubView", auth: Authenticator) -> list[tuple]:
+    """Every plugin's routes, prefixed and guarded; unusable ones are reported and left out."""
+    routes = []
+    for plugin_name, result in host.call_each_sync("register_routes", hub=view):
+        if result is None:
+            continue
+        if not isinstance(result, (list, tuple)):
+            host.report(plugin_name, f"register_routes must return a list of (pattern, handler_class[, kwargs]), got {type(result).__name__}")
+            continue
+        prefix = PREFIX.format(name=re.escape(plugin_name))
+        for entry in result:
+            problem = _problem(entry)
+            if problem:
+                host.report(plugin_name, f"register_routes returned an unusable route: {problem}")
+                continue
+            pattern, handler, *kwargs = entry
+            guarded = type(handler.__name__, (TokenRequired, handler), {"__module__": handler.__module__})
+            routes.append((prefix + pattern.lstrip("/"), guarded, {"smartanom_auth": auth, **(kwargs[0] if kwargs else {})}))
+    return routes
+
+
+def _problem(entry: object) -> str | None:
+    if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+        return f"{entry!r} is not a (pattern, handler_class) or (pattern, handler_class, kwargs) tuple"
+    pattern, handler = entry[0], entry[1]
+    if not isinstance(pattern, str):
+        return f"pattern {pattern!r} is not a string"
+    if not (isinstance(handler, type) and issubclass(handler, tornado.web.RequestHandler)):
+        return f"{handler!r} is not a tornado.web.RequestHandler subclass"
+    if len(entry) == 3 and not isinstance(entry[2], dict):
+        return f"kwargs {entry[2]!r} is not a dict"
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"pattern {pattern!r} is not a regular expression: {exc}"
+    return None
