@@ -186,6 +186,17 @@ def test_backup_to_a_missing_folder_says_so(tmp_path):
     assert done.returncode == 2
     assert f"{tmp_path / 'nope'} is not a folder; create it first" in done.stderr
 
+def with_read_only_view(folder, view, *args):
+    """`smartanom ARGS` while `view` shows `folder` read-only (as ProtectSystem=strict does)."""
+    view.mkdir()
+    if subprocess.run(["mount", "--bind", str(folder), str(view)]).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], check=True)
+        return smartanom(*args)
+    finally:
+        subprocess.run(["umount", str(view)], check=True)
+
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a read-only bind mount (what the backup unit's ProtectSystem=strict makes) needs root")
 def test_backup_of_a_stopped_hubs_database_in_a_read_only_folder_says_what_sqlite_needs(tmp_path):
@@ -198,19 +209,11 @@ def test_backup_of_a_stopped_hubs_database_in_a_read_only_folder_says_what_sqlit
     prefilled(data / "hub.db", rows=3)
     assert not (data / "hub.db-shm").exists()
     ro = tmp_path / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "--bind", str(data), str(ro)]).returncode != 0:
-        pytest.skip("cannot bind-mount here")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
-        done = smartanom("backup", str(tmp_path / "copy.db"), "--database", str(ro / "hub.db"))
-    finally:
-        subprocess.run(["umount", str(ro)], check=True)
+    done = with_read_only_view(data, ro, "backup", str(tmp_path / "copy.db"), "--database", str(ro / "hub.db"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "is not a readable SQLite database" not in done.stderr
     assert f"SQLite must create {ro / 'hub.db'}-shm to read it" in done.stderr, done.stderr
     assert f"let this user write in {ro}" in done.stderr
-
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a read-only bind mount needs root")
@@ -230,14 +233,7 @@ def test_restore_onto_a_database_it_cannot_write_does_not_blame_a_running_hub(tm
     backup = tmp_path / "backup.db"
     prefilled(backup, rows=2)
     ro = tmp_path / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "--bind", str(data), str(ro)]).returncode != 0:
-        pytest.skip("cannot bind-mount here")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
-        done = smartanom("restore", str(backup), "--database", str(ro / "hub.db"))
-    finally:
-        subprocess.run(["umount", str(ro)], check=True)
+    done = with_read_only_view(data, ro, "restore", str(backup), "--database", str(ro / "hub.db"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "stop the hub first" not in done.stderr, done.stderr
     assert f"cannot restore {backup} to {ro / 'hub.db'}: " in done.stderr, done.stderr
