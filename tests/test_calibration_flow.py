@@ -296,3 +296,19 @@ def test_a_look_after_the_timeout_tells_an_unsettled_probe_from_a_silent_one(db)
     clock.t += 1
     assert svc.session(ph).state == "unstable"
     assert "1 reading in the last 10 s" in session.message and "stability" in session.message, session.message
+
+
+def test_an_ec_point_without_a_fresh_water_temperature_says_so(db):
+    """EC readings held back for a stale thermometer never reach the session: its timeout
+    must name the thermometer, not ask whether the (sending) EC probe's device is sending."""
+    config = CalibrationConfig.model_validate({
+        "stability": {"seconds": 10, "timeout": 60},
+        "sensors": [{"sensor": 2, "compensation": {"temperature_sensor": 3, "stale_after": 30}}],
+    })
+    svc, registry, clock, _ = make_service(db, config=config)
+    ec = registry.sensor(2)
+    session = svc.begin(ec, [1.413])
+    svc.measure(ec)
+    assert feed(svc, ec, clock, 1.5, 61) == [None] * 61
+    assert svc.session(ec).state == "unstable"  # as the CLI's next look finds it
+    assert "water temperature sensor 3" in session.message and "device sending" not in session.message, session.message

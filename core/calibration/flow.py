@@ -96,6 +96,9 @@ class Session:
     report: dict | None = None
     calibration_id: int | None = None
     touched: float = 0.0
+    # Why the hub holds this sensor's readings back before they reach the session
+    # (EC without a fresh water temperature); None while they flow.
+    held_back: str | None = None
     _stability: Stability | None = None
 
     def __post_init__(self) -> None:
@@ -152,7 +155,12 @@ class Session:
         # the message says what went wrong in the window that just ended.
         self.state = "unstable"
         values = self._stability.values_since(now - self.rule.seconds)
-        if not values:
+        if not values and self.held_back:
+            self.message = (
+                f"no stable reading within {self.rule.timeout:g} s: the readings are held back, {self.held_back}; "
+                "fix that, then measure again"
+            )
+        elif not values:
             self.message = (
                 f"no stable reading within {self.rule.timeout:g} s (no readings in the last {self.rule.seconds:g} s): "
                 "is the probe's device sending? Measure again when it is"

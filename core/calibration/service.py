@@ -102,6 +102,11 @@ class CalibrationService:
         comp = settings.compensation if settings is not None else None
         if comp is not None:
             temperature = self.latest.fresh(comp.temperature_sensor, self._stale_after(comp))
+            session = self.sessions.get(sensor.id)
+            if session is not None:
+                session.held_back = None if temperature is not None else (
+                    f"as the water temperature sensor {comp.temperature_sensor} sent nothing fresh (EC compensation needs it)"
+                )
             if temperature is None:
                 self._compensation_stale(sensor, comp.temperature_sensor)
                 return None
