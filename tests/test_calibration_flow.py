@@ -312,3 +312,15 @@ def test_an_ec_point_without_a_fresh_water_temperature_says_so(db):
     assert feed(svc, ec, clock, 1.5, 61) == [None] * 61
     assert svc.session(ec).state == "unstable"  # as the CLI's next look finds it
     assert "water temperature sensor 3" in session.message and "device sending" not in session.message, session.message
+
+
+def test_a_session_cut_short_by_the_hub_stopping_is_logged(db, caplog):
+    svc, registry, clock, _ = make_service(db)
+    ph = registry.sensor(1)
+    svc.begin(ph, [7.0, 4.0])
+    svc.measure(ph)
+    with caplog.at_level(logging.INFO, "smartanom.calibration"):
+        asyncio.run(svc.stop())
+    lines = [r.getMessage() for r in caplog.records if "hub is stopping" in r.getMessage()]
+    assert lines == ["Sensor 1: calibration cancelled, the hub is stopping; nothing applied"]
+    assert svc.active == {} and not svc.is_calibrating(1)

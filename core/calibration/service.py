@@ -85,6 +85,9 @@ class CalibrationService:
     async def stop(self) -> None:
         if self._saving:  # a calibration being written is finished, not cut in half
             await asyncio.wait(set(self._saving), timeout=10)
+        for session in list(self.sessions.values()):
+            if session.active and session.state != "saving":  # a grower mid-way should find why in the log
+                self.cancel(self.registry.sensor(session.sensor_id), "cancelled, the hub is stopping")
         if self._task is not None:
             self._task.cancel()
             try:
