@@ -27,6 +27,7 @@ from smartanom.auth import token_from_request
 from smartanom.protocol import format_timestamp
 
 if TYPE_CHECKING:
+    from smartanom.alerts.engine import AlertEngine
     from smartanom.auth import Authenticator
     from smartanom.watchdog import LoopWatchdog
     from smartanom.registry import Device, Registry, Sensor
@@ -336,8 +337,9 @@ class PluginsHandler(JSONHandler):
 class HealthHandler(JSONHandler):
     """For monitoring probes: 200 when all is well, 503 when storage is failing or a plugin is crash-looping."""
 
-    def initialize(self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float, watchdog: "LoopWatchdog | None") -> None:
+    def initialize(self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float, watchdog: "LoopWatchdog | None", alerts: "AlertEngine") -> None:
         super().initialize(auth)
+        self.alerts = alerts
         self.watchdog = watchdog
         self.storage = storage
         self.fanout = fanout
@@ -354,6 +356,8 @@ class HealthHandler(JSONHandler):
         # Reported by a running instance (PluginContext.set_problem): not a crash, but its device gets no data.
         problems += [f"plugin instance {i['label']}: {i['stats']['problem']} (since {i['stats']['problem_since']})"
                      for i in instances if i["stats"].get("problem")]
+        if self.alerts.store.error is not None:
+            problems.append(f"alerts cannot be stored: {self.alerts.store.error}")
         started = self.started_at
         self.set_status(503 if problems else 200)
         self.send_json(
@@ -378,6 +382,7 @@ class HealthHandler(JSONHandler):
                     "lag": round(storage.lag, 3),
                     "purged": storage.purged,
                 },
+                "alerts": self.alerts.health(),
                 "websocket": {
                     "errors": stats.errors,
                     "rate_limited": stats.rate_limited,

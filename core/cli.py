@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 
+from smartanom.alerts.rules import skipped_for_unit as alert_notes
 from smartanom import backup_cli, logsetup, schema
 from smartanom.calibration import cli as calibrate_cli
 from smartanom.config import load_config
@@ -151,6 +152,7 @@ def _warnings(config) -> list[str]:
     target = path if os.path.exists(path) else parent
     if not os.access(target, os.W_OK):
         found.append(f"storage.path {path}: {target} is not writable by this user; readings would only be kept in memory")
+    found += alert_notes(config.devices, config.profiles)
     return found
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import tornado.httpserver
 import tornado.netutil
 
+from smartanom.alerts.engine import AlertEngine
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
 from smartanom.calibration.latest import LatestReadings
@@ -79,8 +80,9 @@ class Hub:
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
+        self.alerts = AlertEngine(config, self.registry, self.bus, self.fanout, self.status)
         self.latest = LatestReadings()
-        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest)
+        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest, alerts=self.alerts)
         self.derived = DerivedSensors(self.registry, config.derived, self.latest, self.accept_reading)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
         self.watchdog = LoopWatchdog(config.watchdog.threshold, self._count_stall) if config.watchdog.enabled else None
@@ -119,6 +121,7 @@ class Hub:
         self.status.start()
         self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus) + self.plugins.listen(self.bus)
+        await self.alerts.start()
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
         await self.calibration.start()
 
@@ -165,6 +168,7 @@ class Hub:
         await self.calibration.stop()
         if self.watchdog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.watchdog.stop)
+        await self.alerts.stop()  # after calibration, which may still resolve a reminder
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ keeps it true by calling every route and checking each answer against the schema
 from __future__ import annotations
 
 from smartanom import api, history
+from smartanom.alerts import openapi as alerts_openapi
 from smartanom.calibration import api as calibration_api
 
 _TIME = {"type": "string", "format": "date-time", "examples": ["2025-09-11T15:30:00Z"]}
@@ -53,6 +54,12 @@ SCHEMAS = {
                 },
             },
             "websocket": {"type": "object", "additionalProperties": _COUNT},
+            "alerts": {
+                "type": "object",
+                "description": "active alerts, notification attempts sent, failed and waiting (docs/alerts.md)",
+                "required": ["active", "notifications", "store_error"],
+                "properties": {"active": _COUNT, "notifications": {"type": "object", "additionalProperties": _COUNT}, "store_error": {"type": ["string", "null"]}},
+            },
             "loop": {
                 "type": ["object", "null"],
                 "description": "event-loop stalls seen by the watchdog (null when watchdog.enabled is false)",
@@ -250,10 +257,11 @@ def spec() -> dict:
             "/api/openapi.json": {
                 "get": {"summary": "This description", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
             },
+            **alerts_openapi.PATHS,
             **calibration_api.openapi_paths(),
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **alerts_openapi.SCHEMAS},
             "responses": {"Error": _json(_ref("Error"), "an error the client can act on")},
         },
     }

@@ -142,6 +142,16 @@ class PluginContext:
         report it to an outside system that connects after it last changed."""
         return self._hub.status.of(device_id)
 
+    def alert_rules(self) -> list[dict]:
+        """The conditions the hub raises alerts for, e.g. to mirror them elsewhere (MQTT):
+        each `{"key", "name", "device_id", "sensor_id"}` (sensor_id None for a device's).
+        Alerts other subsystems raise have keys not listed here: see AlertChanged."""
+        return self._hub.alerts.catalog()
+
+    def active_alerts(self) -> list[dict]:
+        """The active alerts, as GET /api/alerts shows them."""
+        return [alert.as_json() for alert in self._hub.alerts.active()]
+
     def _admit(self, sensor: "Sensor", raw: float, epoch: float) -> bool:
         admitted = admit(self._hub, sensor, raw, epoch, self.label, self._refusals)
         if not admitted and self._refusals.counts and "refused" not in self.stats:

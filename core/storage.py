@@ -50,6 +50,17 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def open_database(path: str | Path) -> sqlite3.Connection:
+    """A connection with the schema brought up to date (core/schema.py)."""
+    conn = connect(path)
+    try:
+        schema.upgrade(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class Storage:
     def __init__(
         self,
@@ -102,13 +113,7 @@ class Storage:
     def _connect(self) -> sqlite3.Connection:
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path)
-        try:
-            schema.upgrade(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return open_database(self.path)
 
     def attach(self, bus: EventBus) -> None:
         self._unsubscribers = [

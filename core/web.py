@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import tornado.web
 
 from smartanom import accesslog, api, metrics, openapi
+from smartanom.alerts import api as alerts_api
 from smartanom.calibration import api as calibration_api
 from smartanom.websocket import StreamHandler
 from smartanom.ws_commands import Commands
@@ -55,9 +56,10 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
         (r"/api/plugins/?", api.PluginsHandler, {**auth, "records": hub.plugins.records, "instances": hub.instances}),
         (r"/api/health/?", api.HealthHandler, {
             **auth, "storage": hub.storage, "fanout": hub.fanout, "instances": hub.instances, "started_at": hub.started_at,
-            "watchdog": hub.watchdog,
+            "watchdog": hub.watchdog, "alerts": hub.alerts,
         }),
         (r"/api/openapi.json", openapi.OpenAPIHandler, auth),
+        *alerts_api.routes(hub),
         *calibration_api.routes(hub),
         (r"/api(?:/.*)?", api.NotFoundHandler, auth),
         (r"/metrics", metrics.MetricsHandler, {**auth, "collectors": metrics.make_registry(hub)}),

@@ -72,6 +72,11 @@ class FanOut:
             return
         self._broadcast(protocol.encode_status(event.device, event.status, event.timestamp), (self.all, device_subs))
 
+    def broadcast(self, text: str, *, device_id: int | None = None, sensor_id: int | None = None) -> None:
+        """Send an already encoded message to /ws/sensor-data/ and to one device's and one sensor's
+        streams (an extension message, such as the alert engine's)."""
+        self._broadcast(text, (self.all, self.by_device.get(device_id), self.by_sensor.get(sensor_id)))
+
     def _broadcast(self, text: str, groups: tuple) -> None:
         frame = text_frame(text)
         add = self.outbox.add

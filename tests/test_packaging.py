@@ -18,6 +18,11 @@ def test_the_wheel_has_one_top_level_name_and_imports_from_itself(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert top == {"smartanom"}
+    # Every module of the repository is in the wheel: a subpackage missing from
+    # pyproject's `packages` list would still import in an editable install.
+    for folder, name in (("core", "smartanom"), ("plugins", "smartanom/builtin")):
+        for source in (ROOT / folder).rglob("*.py"):
+            assert f"{name}/{source.relative_to(ROOT / folder).as_posix()}" in names, f"{source.relative_to(ROOT)} is not in the wheel: add its package to pyproject.toml"
     assert "smartanom/static/dashboard.html" in names
     assert "smartanom/builtin/serial_arduino/arduino/smartanom_node/smartanom_node.ino" in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()

@@ -85,6 +85,7 @@ function connect() {
     }
     if (message.type === "sensor_data_update") onReading(message);
     else if (message.type === "device_status") onStatus(message);
+    else if (message.type === "alert") document.dispatchEvent(new CustomEvent("smartanom:alert", { detail: message })); // alerts.js
   };
   socket.onclose = (event) => {
     if (state.socket !== socket) return;
@@ -130,6 +131,7 @@ function showProblem(text) {
 async function reload() {
   const generation = ++state.generation;
   state.loaded = false;
+  document.dispatchEvent(new Event("smartanom:reload")); // alerts.js loads the alerts too
   try {
     const [{ devices }, { sensors }] = await Promise.all([getJSON("/api/devices"), getJSON("/api/sensors")]);
     if (generation !== state.generation) return;
@@ -366,6 +368,8 @@ class Chart {
       series.push({ label: "min", stroke: faint, width: 1 }, { label: "max", stroke: faint, width: 1 });
       options.bands = [{ series: [3, 2], fill: "rgba(44,110,155,.12)" }];
     }
+    // Other scripts draw on the charts (alerts.js: the good and critical bands).
+    options.plugins = (window.smartanomChartPlugins || []).map((make) => make(this.container));
     this.plot = new uPlot(options, this.series(), this.container);
     this.container.dataset.points = this.data[0].length;
     this.container.dataset.chartWindow = Object.keys(WINDOWS).find((k) => WINDOWS[k] === this.win);
