@@ -70,6 +70,15 @@ class ServerConfig(_Section):
     ping_interval: float = Field(20.0, ge=0)
     ping_timeout: float = Field(20.0, ge=0)
     ssl: SSLConfig | None = None
+    # Host names the hub answers to besides IP addresses, localhost and the
+    # machine's own names (DNS-rebinding protection, docs/security.md); ["*"] = any.
+    allowed_hosts: list[str] = []
+    # Open connections (HTTP and WebSocket) at most, in total and from one client
+    # address; one more gets a 503 and is closed (0 = no cap).
+    max_connections: int = Field(1024, ge=0)
+    max_connections_per_client: int = Field(256, ge=0)
+    # Seconds an HTTP connection may stay open without sending a (next) request.
+    idle_timeout: float = Field(10.0, gt=0)
 
 
 class AuthConfig(_Section):
@@ -90,6 +99,10 @@ class StorageConfig(_Section):
     # Readings held in memory while the database cannot be written (disk full,
     # read-only); beyond this new readings are not stored (only broadcast) and counted as dropped.
     max_pending: int = Field(100_000, ge=100)
+    # Where readings still in memory at a stop that cannot write them (disk full)
+    # are saved, to be imported at the next start. Default: beside the database
+    # (PATH.recovery); another file system survives a full disk better.
+    recovery_path: str | None = None
     # Delete readings and status changes older than this many days (null keeps all).
     keep_days: float | None = Field(None, gt=0)
     # Seconds between retention purges (the first runs at start-up).
@@ -362,7 +375,9 @@ def _load_tokens(auth: AuthConfig, data, filename: str, issues: list[ConfigIssue
     if auth.tokens_file is not None:
         path = Path(filename).parent / auth.tokens_file
         loc = ("auth", "tokens_file")
-        if not path.is_file():
+        if path.is_dir():
+            issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"{path} is a directory; auth.tokens_file names a YAML file of tokens"))
+        elif not path.is_file():
             issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"no such file: {path}"))
         else:
             try:
@@ -395,6 +410,16 @@ def _load_tokens(auth: AuthConfig, data, filename: str, issues: list[ConfigIssue
         if token.secret in seen:
             issues.append(ConfigIssue(filename, locate(data, ("auth",)), "auth", f"token {token.name!r} is used twice; give each client its own"))
         seen.add(token.secret)
+    return tokens
+
+
+def reload_tokens(config: HubConfig) -> list[Token]:
+    """Read auth.tokens_file / auth.tokens_env again (SIGHUP). Raises ConfigError."""
+    data = load_yaml_file(config.file)
+    issues: list[ConfigIssue] = []
+    tokens = _load_tokens(config.auth, data if isinstance(data, dict) else {}, config.file, issues)
+    if issues:
+        raise ConfigError(issues)
     return tokens
 
 

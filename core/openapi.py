@@ -168,16 +168,17 @@ READINGS_PARAMETERS = [
     _query(
         "limit",
         {"type": "integer", "minimum": 1, "maximum": api.MAX_LIMIT, "default": api.DEFAULT_LIMIT},
-        "readings (or buckets) per page",
+        "readings (or buckets) per page; a CSV without it is the whole range in one response",
     ),
     _query("order", {"enum": ["desc", "asc"], "default": "desc"}, "desc: newest first; asc: oldest first"),
     _query("bucket", {"enum": list(history.BUCKETS)}, "min/mean/max per bucket of this width instead of raw readings"),
     _query("format", {"enum": ["json", "csv"], "default": "json"}, "csv is also chosen by 'Accept: text/csv'"),
-    _query("cursor", {"type": "string"}, "where to continue: copied from the 'next' link of the previous page"),
+    _query("cursor", {"type": "string"}, "where to continue: copied from the 'next' link of the previous page (opaque; only valid for the same sensor and bucket)"),
     _query(
         "calibration", {"enum": ["true", "false"], "default": "false"},
         "true: each raw reading also has 'raw' (what the hardware said; null if the value was not calibrated) and 'calibration_id'",
     ),
+    _query("token", {"type": "string"}, "access token when auth is on (as on every route; the Authorization header is preferred)"),
 ]
 
 
@@ -250,7 +251,7 @@ def spec() -> dict:
                     "summary": "For monitoring probes: uptime, plugin instances, clients, reading counters, storage state",
                     "responses": {
                         "200": _json(_ref("Health"), "all is well"),
-                        "503": _json(_ref("Health"), "degraded: storage failing or a plugin instance crash-looping (see problems)"),
+                        "503": _json(_ref("Health"), "degraded: storage failing, readings dropped, or a plugin instance crash-looping (see problems)"),
                     },
                 }
             },

@@ -67,9 +67,8 @@ async def check_true_values_reach_clients(hub, client, calibration_id):
 
     async def stored():
         page = await call(hub, "GET", "/api/sensors/1/readings?calibration=true&limit=200")
-        # Timestamps are in milliseconds: a loaded machine's catch-up can put two readings in one.
         rows = {}
-        for r in page["readings"]:
+        for r in page["readings"]:  # after a busy moment two readings can share a millisecond
             rows.setdefault(r["timestamp"], []).append(r)
         return rows if all(u["timestamp"] in rows for u in updates) else None
 

@@ -46,6 +46,9 @@ function setConnection(kind, text) {
   const el = $("#connection");
   el.dataset.state = kind;
   el.textContent = text;
+  // Without the hub, a device's last known status may be long wrong: say so.
+  // A reconnect reloads everything, statuses included.
+  if (kind === "reconnecting") for (const id of state.devices.keys()) showStatus(id, "unknown");
 }
 
 // "live" means data flows: the API answered and the hub answered on the socket
@@ -302,6 +305,7 @@ function showStatus(deviceId, status) {
   if (!device) return;
   device.statusEl.dataset.status = status;
   device.statusEl.textContent = status;
+  device.statusEl.title = status === "unknown" ? "the hub cannot be reached, so the device's status is not known" : "";
   device.card.dataset.status = status;
 }
 
@@ -333,7 +337,7 @@ class Chart {
   }
 
   size() {
-    return { width: Math.max(200, this.container.clientWidth), height: 130 };
+    return { width: Math.max(200, this.container.clientWidth), height: CHART_HEIGHT };
   }
 
   setHistory(win, buckets, raw) {
@@ -357,11 +361,8 @@ class Chart {
       series,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
-      axes: [
-        { stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, space: 80 },
-        { stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, size: 48, label: this.unitLabel, labelSize: 14 },
-      ],
+      scales: { x: { time: true }, y: yScale() },
+      axes: [{ stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, space: 80 }, yAxis(this.unitLabel)],
     };
     if (bucketed) {
       const faint = "rgba(44,110,155,.35)";
