@@ -67,14 +67,14 @@ async def check_true_values_reach_clients(hub, client, calibration_id):
 
     async def stored():
         page = await call(hub, "GET", "/api/sensors/1/readings?calibration=true&limit=200")
-        rows = {}
-        for r in page["readings"]:  # after a busy moment two readings can share a millisecond
-            rows.setdefault(r["timestamp"], []).append(r)
-        return rows if all(u["timestamp"] in rows for u in updates) else None
+        # After a busy moment two readings can share a millisecond, and one of them may
+        # be stored before the other: wait for each update's own row, by time and value.
+        rows = {(r["timestamp"], r["value"]): r for r in page["readings"]}
+        return rows if all((u["timestamp"], u["value"]) in rows for u in updates) else None
 
     rows = await until(stored)
     for update in updates:
-        (row,) = [r for r in rows[update["timestamp"]] if r["value"] == update["value"]]
+        row = rows[update["timestamp"], update["value"]]
         assert row["calibration_id"] == calibration_id
         assert row["value"] == pytest.approx((row["raw"] - OFFSET) / SCALE, abs=1e-9)
 
