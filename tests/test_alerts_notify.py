@@ -12,6 +12,7 @@ import pytest
 from smartanom.alerts import store as db
 from smartanom.alerts.engine import AlertEngine
 from smartanom.alerts.model import FakeClock
+from smartanom.alerts import notify
 from smartanom.alerts.notify import STOP_WAIT, _scrub
 from smartanom.bus import EventBus
 from smartanom.config import load_config
@@ -237,3 +238,16 @@ async def test_an_alert_raised_while_the_hub_stops_is_left_for_the_next_start(en
     await engine.notifier.stop()
     engine.raise_alert("tank_dry", "custom", "Tank 1 is dry", device_id=1)  # no error from a closed pool
     assert engine.notifier.pending == 0 and hook.posts == []
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("ntfy://mysecrettopic", "mysecrettopic"),
+    ("ntfys://ntfy.sh/mysecrettopic", "mysecrettopic"),
+    ("json://127.0.0.1:8080/hook/secretpath", "secretpath"),
+    ("hassio://ha.local/longlivedtoken", "longlivedtoken"),
+    ("ntfys://user:password@ntfy.example.com/topic1", "password"),
+])
+def test_a_target_is_shown_without_its_topic_path_or_token(url, secret):
+    # Knowing an ntfy topic or a webhook path is enough to read or post to it.
+    shown = notify._shown(url)
+    assert secret not in shown and shown.split("://")[0] in ("ntfy", "ntfys", "json", "hassio")

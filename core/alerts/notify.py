@@ -193,7 +193,23 @@ def _shown(url: str) -> str:
     """The URL as Apprise prints it with secrets masked, without its query of defaults:
     short for people, and the same across Apprise versions (it keys what was delivered)."""
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    return plugin.url(privacy=True).split("?")[0] if plugin is not None else "(invalid URL)"
+    if plugin is None:
+        return "(invalid URL)"
+    scheme, _, rest = plugin.url(privacy=True).split("?")[0].partition("://")
+    netloc, _, path = rest.partition("/")
+    # Apprise leaves ntfy topics and webhook paths whole, yet knowing one is enough to
+    # read or post to it: mask every path part the way Apprise masks tokens, and an
+    # ntfy topic given as the host.
+    if scheme in ("ntfy", "ntfys") and not path.strip("/"):
+        netloc = _masked(netloc)
+    path = "/".join(_masked(part) for part in path.split("/"))
+    return f"{scheme}://{netloc}/{path}".rstrip("/") if path.strip("/") else f"{scheme}://{netloc}"
+
+
+def _masked(part: str) -> str:
+    if "..." in part or "*" in part or len(part) < 3:
+        return part  # already masked by Apprise, or too short to hide anything
+    return f"{part[0]}...{part[-1]}"
 
 
 def _send(url: str, title: str, body: str, kind: str, timeout: float) -> tuple[bool, str]:
