@@ -21,6 +21,7 @@ from typing import Any
 import pluggy
 
 from smartanom import hookspecs, isolation, sensortypes
+from smartanom.control.outputs import OutputKind, OutputOptions
 from smartanom.errors import PluginError
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom.platform import Platform, PlatformOptions
@@ -71,6 +72,8 @@ class PluginHost:
         self.records: dict[str, PluginRecord] = {}
         self.platforms: dict[str, Platform] = {}
         self.platform_owner: dict[str, str] = {}
+        self.output_kinds: dict[str, OutputKind] = {}
+        self.output_owner: dict[str, str] = {}
         self.trace = os.environ.get("SMARTANOM_TRACE_HOOKS", "") not in ("", "0")
         self._error_log = LogThrottle()
 
@@ -82,12 +85,18 @@ class PluginHost:
     def load_entry_points(self) -> None:
         only = {n.strip() for n in os.environ.get("SMARTANOM_PLUGINS", "").split(",") if n.strip()}
         loaded = []
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        # By name, then package: of two packages declaring one name, the same one wins on every machine.
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, _package(e))):
             if only and ep.name not in only:
                 log.info("Plugin %s skipped (SMARTANOM_PLUGINS=%s)", ep.name, ",".join(sorted(only)))
                 continue
             if ep.name in self.records:
-                continue  # the same distribution seen twice on sys.path
+                if _package(ep) != self.records[ep.name].package:
+                    self._fail(ep.name, (
+                        f"entry point name '{ep.name}' is also declared by {_package(ep)} {ep.dist.version} "
+                        f"({ep.value}), which is not loaded: uninstall one of the two packages"
+                    ))
+                continue  # otherwise the same distribution seen twice on sys.path
             dist = getattr(ep, "dist", None)
             self.records[ep.name] = PluginRecord(ep.name, dist.name if dist else "", dist.version if dist else "")
             try:
@@ -103,6 +112,9 @@ class PluginHost:
         """Register a plugin object directly (tests, embedding); isolated like an entry point.
 
         Its hooks run before those of the plugins registered earlier (pluggy's order)."""
+        if self.pm.has_plugin(name):
+            self._fail(name, f"a second plugin named '{name}' is not loaded: the name is taken")
+            return
         self.records[name] = PluginRecord(name, package, version)
         self._register(plugin, name)
 
@@ -111,14 +123,16 @@ class PluginHost:
         # a hook no spec declares (check_pending); isolation.unsupported what the
         # hub could not honour. Checking after each plugin pins the blame on that
         # plugin, and only it is dropped.
+        registered = False
         try:
             self.pm.register(plugin, name=name)
+            registered = True
             self.pm.check_pending()
             problem = isolation.unsupported(self.pm, name)
             if problem:
                 raise PluginError(problem)
         except Exception as exc:
-            if self.pm.has_plugin(name):
+            if registered:  # not another plugin that holds the name
                 self.pm.unregister(name=name)
             self._fail(name, f"is not a valid plugin: {type(exc).__name__}: {exc}", exc, loaded=False)
             return
@@ -150,6 +164,26 @@ class PluginHost:
                 if plugin_name in self.records:
                     self.records[plugin_name].platforms.append(platform.name)
         return self.platforms
+
+    def collect_outputs(self) -> dict[str, OutputKind]:
+        """Ask every plugin for its output kinds. Raises PluginError on a name clash."""
+        for plugin_name, result in self.call_each_sync("register_outputs"):
+            if result is not None and not isinstance(result, (list, tuple)):
+                self._fail(plugin_name, f"register_outputs must return a list of smartanom.OutputKind, got {type(result).__name__}")
+                continue
+            for kind in result or ():
+                problem = _output_kind_problem(kind)
+                if problem:
+                    self._fail(plugin_name, f"register_outputs returned an unusable output kind: {problem}")
+                    continue
+                if kind.name in self.output_owner:
+                    raise PluginError(
+                        f"output type '{kind.name}' is provided by {self._describe(self.output_owner[kind.name])} and by "
+                        f"{self._describe(plugin_name)}; uninstall one of them or load only one with SMARTANOM_PLUGINS"
+                    )
+                self.output_owner[kind.name] = plugin_name
+                self.output_kinds[kind.name] = kind
+        return self.output_kinds
 
     def collect_sensor_types(self) -> dict[str, SensorType]:
         """The built-in sensor types plus every plugin's. A plugin's type that is
@@ -237,6 +271,11 @@ class PluginHost:
             log.info("hook %s(%s) on %s -> %r", hook_name, ", ".join(kwargs), plugin_name, result)
 
 
+def _package(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist else ""
+
+
 def _platform_problem(platform: object) -> str | None:
     """Why the hub could not run this platform, or None. Caught here, at start-up,
     rather than as a confusing error when the first instance starts."""
@@ -249,4 +288,16 @@ def _platform_problem(platform: object) -> str | None:
         return f"'{platform.name}': run must be an `async def` function taking the PluginContext"
     if not (isinstance(platform.options, type) and issubclass(platform.options, PlatformOptions)):
         return f"'{platform.name}': options must be a subclass of smartanom.PlatformOptions"
+    return None
+
+
+def _output_kind_problem(kind: object) -> str | None:
+    if not isinstance(kind, OutputKind):
+        return f"{kind!r} is not a smartanom.OutputKind"
+    if not isinstance(kind.name, str) or not kind.name:
+        return f"{kind!r} has no name"
+    if not callable(kind.create):
+        return f"'{kind.name}': create must be a callable (options, ctx) -> driver"
+    if not (isinstance(kind.options, type) and issubclass(kind.options, OutputOptions)):
+        return f"'{kind.name}': options must be a subclass of smartanom.OutputOptions"
     return None
