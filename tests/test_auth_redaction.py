@@ -10,6 +10,7 @@ import logging
 
 import pytest
 import tornado.httpclient
+from test_auth import DEVICES, token_fragments
 
 READ = "semi;colon'read-token-0123456789"
 WRITE = "write-token-abcdefghijklmnop"
@@ -23,18 +24,7 @@ tokens:
     role: write
     token: {WRITE}
 """
-DEVICES = """
-devices:
-  - id: 1
-    name: Tank
-    sensors:
-      - {id: 1, type: ph}
-"""
 ROUTES = ["/api/devices", "/api/sensors/1/readings", "/api/health", "/metrics", "/api/alerts", "/api/calibration", "/api/derived"]
-
-
-def token_fragments(*tokens: str) -> list[str]:
-    return [t[i : i + 8] for t in tokens for i in range(0, len(t) - 7)]
 
 
 @pytest.fixture
