@@ -95,7 +95,7 @@ class _Poller:
                 delay = min(delay * 2, self.options.reconnect_delay_max)
                 continue
             was_down, self.bus_down = self.bus_down, False
-            self.ctx.set_problem(None)
+            self._show_failing()
             if was_down:
                 self.stats["reconnects"] += 1
                 self.ctx.log.info("%s: reconnected to %s", self.ctx.label, self.bus.name)
@@ -135,14 +135,25 @@ class _Poller:
     def _mark_failing(self, sensor: RegisterSensor, reason: str, attempts: int) -> None:
         if sensor.sensor in self.failing:
             return
-        self.failing[sensor.sensor] = reason
         where = f"slave {sensor.slave} {sensor.register_type} register {sensor.address}"
+        self.failing[sensor.sensor] = f"sensor {sensor.sensor} ({where}): {reason}"
+        self._show_failing()
         self.ctx.log.warning("%s: sensor %d (%s) failed %d time(s): %s", self.ctx.label, sensor.sensor, where, attempts, reason)
         self.ctx.set_device_available(False, f"{self.ctx.label}: {where}: {reason}")
 
     def _mark_ok(self, sensor: RegisterSensor) -> None:
         if self.failing.pop(sensor.sensor, None) is not None:
+            self._show_failing()
             self.ctx.log.info("%s: sensor %d (slave %d) answers again", self.ctx.label, sensor.sensor, sensor.slave)
+
+    def _show_failing(self) -> None:
+        # A probe that never answers is as much a problem as a dead bus: the
+        # device may stay `active` on its other probes' readings, so without
+        # this only the log would tell that one sensor gets no values.
+        if self.failing:
+            self.ctx.set_problem(f"{len(self.failing)} of {len(self.options.sensors)} register(s) failing: " + "; ".join(self.failing.values()))
+        else:
+            self.ctx.set_problem(None)
 
     def _mark_bus_down(self, reason: str) -> None:
         self.ctx.set_problem(reason)
