@@ -8,14 +8,17 @@ not only in the log.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import struct
 
 import pytest
 import tornado.httpclient
 
 from modbus_relay import RelayedRtuServer
 from test_modbus_misbehaving import probe_hub, wrong
-from test_modbus_runner import collect, plugin_stats, servers, until  # noqa: F401 - servers is a fixture
+from test_modbus_runner import collect, one_sensor_hub, plugin_stats, servers, until  # noqa: F401 - servers is a fixture
 
 HOLDING = {1: {"holding": {0: 650, 1: 235}}}
 
@@ -52,3 +55,63 @@ async def test_a_probe_that_never_answers_usably_is_a_problem_in_health(hub_fact
     stats = await plugin_stats(hub)
     assert stats["problem"].startswith("2 of 2 register(s) failing") and stats["problem_since"]
     assert readings == [] and wrong(readings) == []
+
+
+class HalfAnsweringGateway:
+    """A Modbus TCP gateway that accepts, sends half of each answer and hangs up, until `healthy`."""
+
+    def __init__(self):
+        self.healthy = False
+        self.connections: list[float] = []  # loop time of each accepted connection
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> "HalfAnsweringGateway":
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader, writer) -> None:
+        self.connections.append(asyncio.get_running_loop().time())
+        try:
+            while True:
+                tid, _pid, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
+                function, address, count = struct.unpack(">BHH", (await reader.readexactly(length - 1))[:5])
+                body = bytes([function, 2 * count]) + b"".join((612).to_bytes(2, "big") for _ in range(count))
+                answer = struct.pack(">HHHB", tid, 0, len(body) + 1, unit) + body
+                if not self.healthy:
+                    writer.write(answer[:9])  # the header and half the PDU, then gone
+                    await writer.drain()
+                    break
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_gateway_that_hangs_up_mid_answer_is_one_outage_with_backoff(hub_factory, servers, caplog):
+    caplog.set_level(logging.DEBUG, logger="smartanom.plugins.modbus")
+    gateway = await servers(HalfAnsweringGateway())
+    hub = await hub_factory(one_sensor_hub(f"    transport: tcp\n    host: 127.0.0.1\n    port: {gateway.port}"))
+    readings = collect(hub)
+    await until(lambda: len(gateway.connections) >= 7, timeout=20, what="7 connections")
+    gaps = [b - a for a, b in zip(gateway.connections, gateway.connections[1:])]
+    # reconnect_delay 0.1 doubling to reconnect_delay_max 0.4: the waits grow, then stay at the maximum.
+    assert min(gaps[-3:]) >= 0.35, gaps
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([w for w in warnings if "is down" in w]) == 1, warnings
+    assert len([r for r in caplog.records if r.levelno == logging.INFO and "reconnected" in r.getMessage()]) <= 1
+    assert readings == []
+    assert "connection lost" in (await plugin_stats(hub))["problem"]
+
+    gateway.healthy = True
+    await until(lambda: readings, timeout=10, what="a reading from the healthy gateway")
+    assert {r.value for r in readings} == {6.12}
+    assert "problem" not in await plugin_stats(hub)
