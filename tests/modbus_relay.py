@@ -38,6 +38,7 @@ class RelayedRtuServer:
         self._answers: asyncio.Queue[bytes] = asyncio.Queue()
         self._from_server = b""
         self._lock = asyncio.Lock()
+        self._previous: asyncio.Task | None = None
 
     async def start(self) -> "RelayedRtuServer":
         await self.server.start()
@@ -61,7 +62,10 @@ class RelayedRtuServer:
                 return
             if self.echo:
                 os.write(self._hub_fd, frame)
-            task = asyncio.get_running_loop().create_task(self._relay(frame, self.delay(self.requests)))
+            # Answers leave in the order of their requests, as from a probe that
+            # works through them one at a time: a late answer delays the next.
+            task = asyncio.get_running_loop().create_task(self._relay(frame, self.delay(self.requests), self._previous))
+            self._previous = task
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
             self.requests += 1
@@ -78,7 +82,7 @@ class RelayedRtuServer:
             frame, self._from_server = self._from_server[:size], self._from_server[size:]
             self._answers.put_nowait(frame)
 
-    async def _relay(self, request: bytes, delay: float) -> None:
+    async def _relay(self, request: bytes, delay: float, previous: asyncio.Task | None) -> None:
         started = asyncio.get_running_loop().time()
         async with self._lock:  # one request at a time on the server's line
             os.write(self._server_fd, request)
@@ -89,6 +93,8 @@ class RelayedRtuServer:
         left = delay - (asyncio.get_running_loop().time() - started)
         if left > 0:
             await asyncio.sleep(left)
+        if previous is not None:
+            await asyncio.wait([previous])
         if self.wrong_slave is not None:
             body = bytes([self.wrong_slave]) + answer[1:-2]
             answer = body + crc(body)

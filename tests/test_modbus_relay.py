@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import struct
 
 import pytest
@@ -115,3 +116,21 @@ async def test_a_gateway_that_hangs_up_mid_answer_is_one_outage_with_backoff(hub
     await until(lambda: readings, timeout=10, what="a reading from the healthy gateway")
     assert {r.value for r in readings} == {6.12}
     assert "problem" not in await plugin_stats(hub)
+
+
+@pytest.mark.gen_test(timeout=90)
+@pytest.mark.parametrize("late", [0.44, 0.6])  # 2.2 and 3 times the 0.2 s timeout: past the late-answer wait
+async def test_answers_later_than_any_wait_never_become_another_registers_value(hub_factory, servers, tmp_path, late):
+    # pH at 0 and temperature at 1 of one slave: answers of the same shape.
+    # A quarter of the answers (drawn with a fixed seed) are very late; with
+    # retries: 0 the next request is often the other register, and a late pH
+    # answer used to be published as 65.0 °C.
+    draw = random.Random(13)
+    relay = await servers(RelayedRtuServer(HOLDING, tmp_path, delay=lambda n: late if draw.random() < 0.25 else 0.03))
+    hub = await hub_factory(probe_hub(f"    transport: rtu\n    port: {relay.client_port}", interval=0.45))
+    readings = collect(hub)
+    await until(lambda: relay.requests >= 45, timeout=70, what="45 requests")
+    assert wrong(readings) == []
+    assert {r.sensor.id for r in readings} == {1, 2}  # it still reads both between the late answers
+    stats = await plugin_stats(hub)
+    assert stats["resyncs"] >= 3 and stats["failed_reads"] >= 3, stats

@@ -9,7 +9,9 @@ ours: `ReadFailed` (this request got no usable answer; the bus is fine) and
 It also makes sure that an answer is the answer to *this* request, which
 pymodbus alone does not on RTU (no transaction id there): after a request goes
 unanswered, the late answer is waited out and thrown away before the next
-request (see `_wait_out_late_answer`); every answer's slave id, function code
+request (see `_wait_out_late_answer`), and a slave whose answer may still be
+on its way, later than any wait, is resynchronised before it is read again
+(see `_resync`); every answer's slave id, function code
 and register count must match the request; leading noise bytes are skipped;
 and a malformed frame (say a TCP answer whose byte count disagrees with its
 MBAP length) fails the read at once instead of escaping into asyncio and
@@ -48,6 +50,10 @@ class BusDown(Exception):
     """The bus itself is unreachable: the serial port or the TCP connection is gone."""
 
 
+class _ExceptionAnswer(ReadFailed):
+    """The probe answered with a Modbus exception response."""
+
+
 class _Refused(Exception):
     """Raised into pymodbus' pending request when the bytes that came back cannot be a frame."""
 
@@ -83,6 +89,7 @@ class ModbusBus:
         self.late_window = options.timeout
         self.late_answers = 0  # answers that came after their request had given up
         self.malformed = 0  # frames that could not be decoded
+        self.resyncs = 0  # resynchronising reads answered (after a request went without its answer)
         self._expect: tuple[int, int] | None = None  # (slave, function code) of the request awaiting its answer
         self._gave_up_at: float | None = None  # loop time the last unanswered request timed out
         self._heard_at = 0.0  # loop time bytes last arrived
@@ -92,6 +99,17 @@ class ModbusBus:
         # reconnect churn would hide the real problem. A gateway that really
         # went away resets or refuses the connection, which is seen at once.
         self._client.set_max_no_responses(1_000_000)
+        # RTU slaves whose last request went without its answer (timed out, or
+        # got a refused or exception answer): that answer may still be on its
+        # way, later than any wait, and would fit the next request of the same
+        # shape. Such a slave is read again only after a resynchronising read
+        # of a shape none of its items uses has been answered in that shape:
+        # a probe answers in order, so everything asked before has then come.
+        self._unsynced: set[int] = set()
+        self._sync_count: dict[int, int] = {}
+        for item in options.sensors:
+            if item.register_type == "holding":
+                self._sync_count[item.slave] = max(self._sync_count.get(item.slave, 0), item.count)
         self._lock = asyncio.Lock()
         self._quiet_from = 0.0  # loop time when the bus may carry the next request
 
@@ -120,12 +138,40 @@ class ModbusBus:
                 await asyncio.sleep(wait)
             if self._gave_up_at is not None:
                 await self._wait_out_late_answer()
-            self._expect = (slave, FUNCTION_CODES[register])
             try:
+                if slave in self._unsynced:
+                    await self._resync(slave)
+                self._expect = (slave, FUNCTION_CODES[register])
                 return await self._read(slave, register, address, count)
+            except ReadFailed:
+                if self.rtu:
+                    self._unsynced.add(slave)
+                raise
             finally:
                 self._expect = None
                 self._quiet_from = loop.time() + self.gap
+
+    async def _resync(self, slave: int) -> None:
+        """Read `slave` in a shape of its own until it answers in that shape. Raises ReadFailed.
+
+        The answer's content does not matter (an exception answer will do: it
+        cannot be mistaken for a value), only that it is no older request's.
+        An older request's late answer, refused here for its shape, leaves the
+        slave out of step, and the read that needed the resync fails.
+        """
+        count = self._sync_count.get(slave, 0) + 1  # a holding-register count no item of this slave reads
+        self._expect = (slave, FUNCTION_CODES["holding"])
+        try:
+            await self._read(slave, "holding", 0, count)
+        except _ExceptionAnswer:
+            pass
+        except ReadFailed as exc:
+            raise ReadFailed(f"not read: slave {slave} is out of step after a failed read ({exc})") from None
+        finally:
+            self._expect = None
+        self._unsynced.discard(slave)
+        self.resyncs += 1
+        await asyncio.sleep(self.gap)  # the bus's quiet time before the read this cleared the way for
 
     async def _read(self, slave: int, register: str, address: int, count: int) -> list[int]:
         if not self._client.connected:
@@ -145,7 +191,7 @@ class ModbusBus:
             raise ReadFailed(f"no answer within the timeout ({_short(exc)})") from None
         if response.isError():
             code = getattr(response, "exception_code", None)
-            raise ReadFailed(f"exception response {code}: {EXCEPTION_CODES.get(code, 'unknown code')}")
+            raise _ExceptionAnswer(f"exception response {code}: {EXCEPTION_CODES.get(code, 'unknown code')}")
         # pymodbus skips frames from other slaves, but checks neither the function
         # code nor the size: an FC 4 answer to an FC 3 request decodes just fine.
         if slave and response.dev_id != slave:

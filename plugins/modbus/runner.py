@@ -51,7 +51,7 @@ class _Poller:
         self.behind_logged = 0.0
         self.stats = ctx.stats
         # setdefault: counts go on across a restart of this task after a crash.
-        for counter in ("reads", "failed_reads", "reconnects", "late_answers", "malformed_answers"):
+        for counter in ("reads", "failed_reads", "reconnects", "late_answers", "malformed_answers", "resyncs"):
             self.stats.setdefault(counter, 0)
         self.stats.setdefault("last_error", None)
         self._bus_counts: dict[str, int] = {}
@@ -151,7 +151,7 @@ class _Poller:
 
     def _count_bus_events(self) -> None:
         # The bus counts for its own life; a restarted task starts a new bus, hence the deltas.
-        for counter, now in (("late_answers", self.bus.late_answers), ("malformed_answers", self.bus.malformed)):
+        for counter, now in (("late_answers", self.bus.late_answers), ("malformed_answers", self.bus.malformed), ("resyncs", self.bus.resyncs)):
             seen = self._bus_counts.get(counter, 0)
             self.stats[counter] += now - seen
             self._bus_counts[counter] = now
