@@ -134,3 +134,16 @@ async def test_answers_later_than_any_wait_never_become_another_registers_value(
     assert {r.sensor.id for r in readings} == {1, 2}  # it still reads both between the late answers
     stats = await plugin_stats(hub)
     assert stats["resyncs"] >= 3 and stats["failed_reads"] >= 3, stats
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_timeout_says_the_timeout_not_pymodbus_retry_count(hub_factory, servers, tmp_path):
+    relay = await servers(RelayedRtuServer(HOLDING, tmp_path, delay=lambda n: 0.5))
+    hub = await hub_factory(probe_hub(f"    transport: rtu\n    port: {relay.client_port}"))
+    await until(lambda: relay.requests >= 2, timeout=10, what="2 requests")
+
+    async def failed():
+        return (await plugin_stats(hub))["last_error"]
+
+    await until(failed, what="a failed read")
+    assert (await plugin_stats(hub))["last_error"] == "sensor 1 (slave 1): no answer within the timeout (0.2 s)"

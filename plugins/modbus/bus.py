@@ -86,6 +86,7 @@ class ModbusBus:
         # bytes and the decoded answer) for noise skipping and malformed frames.
         framer = self._client.ctx.framer
         framer.handleFrame = self._guard_frames(framer.handleFrame)
+        self.timeout = options.timeout
         self.late_window = options.timeout
         self.late_answers = 0  # answers that came after their request had given up
         self.malformed = 0  # frames that could not be decoded
@@ -188,7 +189,10 @@ class ModbusBus:
             if not self._client.connected:
                 raise BusDown(f"{self.name}: connection lost") from None
             self._gave_up_at = asyncio.get_running_loop().time()
-            raise ReadFailed(f"no answer within the timeout ({_short(exc)})") from None
+            # pymodbus says "No response received after 0 retries": its retries are
+            # off (ours are counted in the stats), so its wording would mislead.
+            detail = f"{self.timeout:g} s" if "No response received" in str(exc) else _short(exc)
+            raise ReadFailed(f"no answer within the timeout ({detail})") from None
         if response.isError():
             code = getattr(response, "exception_code", None)
             raise _ExceptionAnswer(f"exception response {code}: {EXCEPTION_CODES.get(code, 'unknown code')}")

@@ -174,10 +174,14 @@ class _Poller:
         # A probe that never answers is as much a problem as a dead bus: the
         # device may stay `active` on its other probes' readings, so without
         # this only the log would tell that one sensor gets no values.
+        # set_problem also records the problem as last_error; here last_error
+        # keeps its documented meaning, the latest failed read.
+        last_error = self.stats.get("last_error")
         if self.failing:
             self.ctx.set_problem(f"{len(self.failing)} of {len(self.options.sensors)} register(s) failing: " + "; ".join(self.failing.values()))
         else:
             self.ctx.set_problem(None)
+        self.stats["last_error"] = last_error
 
     def _mark_bus_down(self, reason: str) -> None:
         self.ctx.set_problem(reason)
