@@ -5,7 +5,7 @@ private and may change. docs/writing-plugins.md is the guide.
 """
 
 from smartanom.errors import ConfigError
-from smartanom.events import DeviceStatus, DeviceStatusChanged, SensorReading
+from smartanom.events import AlertChanged, DeviceStatus, DeviceStatusChanged, SensorReading
 from smartanom.hookspecs import hookimpl
 from smartanom.hubview import HubView
 from smartanom.platform import Platform, PlatformOptions, PluginContext
@@ -14,6 +14,7 @@ from smartanom.throttle import LogThrottle
 from smartanom.protocol import to_millis
 
 __all__ = [
+    "AlertChanged",
     "ConfigError",
     "DeviceStatus",
     "DeviceStatusChanged",

@@ -11,22 +11,28 @@ core/openapi.py the machine-readable description.
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import dataclasses
 import io
 import json
+import logging
 import re
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+import tornado.iostream
 import tornado.web
 
-from smartanom import history
+from smartanom import cursors, history
 from smartanom.auth import token_from_request
 from smartanom.protocol import format_timestamp
+from smartanom.throttle import LogThrottle
 
 if TYPE_CHECKING:
+    from smartanom.alerts.engine import AlertEngine
     from smartanom.auth import Authenticator
     from smartanom.watchdog import LoopWatchdog
     from smartanom.registry import Device, Registry, Sensor
@@ -34,11 +40,21 @@ if TYPE_CHECKING:
     from smartanom.storage import Storage
     from smartanom.websocket import FanOut
 
+log = logging.getLogger("smartanom.api")
+
 # Readings (or buckets) per page: the default, and the most one request may ask for.
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
+# A CSV of a whole range goes out in chunks of this many rows, each fetched and
+# formatted off the event loop, so a long export never holds up live readings.
+CSV_CHUNK = 2000
+# Rows formatted between two hand-overs of the GIL to the event loop (see _page_body).
+JSON_SLICE = 250
+# The longest rest HistoryLane takes after a job (seconds).
+MAX_REST = 0.5
 
-READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor", "calibration")
+# `token` is the access token (core/auth.py), accepted on every route.
+READINGS_PARAMETERS = ("since", "until", "limit", "order", "bucket", "format", "cursor", "calibration", "token")
 
 
 class APIError(tornado.web.HTTPError):
@@ -165,34 +181,41 @@ class SensorHandler(JSONHandler):
 
 
 class ReadingsHandler(JSONHandler):
-    """A sensor's stored readings, raw or as min/mean/max buckets, as JSON or CSV."""
+    """A sensor's stored readings, raw or as min/mean/max buckets, as JSON or CSV.
+
+    Rows are fetched and formatted on the history pool, never on the event loop,
+    one page or chunk at a time for all requests together (`HistoryLane`). A CSV
+    without `limit` is the whole requested range, streamed in chunks.
+    """
+
+    def initialize(self, lane: "HistoryLane", **collaborators) -> None:
+        super().initialize(**collaborators)
+        self.lane = lane
 
     async def get(self, sensor_id: str) -> None:
         sensor = self.sensor_or_404(sensor_id)
         query, as_csv = self._parse(sensor)
-        page = await self.history.run(history.fetch, query)
-        next_url = self._next_url(page) if page.next_cursor is not None else None
+        if as_csv and self.get_query_argument("limit", None) is None:
+            return await self._stream_csv(sensor, query)
+        params = {k: v[0].decode() for k, v in self.request.query_arguments.items() if k != "cursor"}
+        head = {
+            "sensor_id": sensor.id,
+            "unit": sensor.unit,
+            "order": "desc" if query.newest_first else "asc",
+            "bucket": self.get_query_argument("bucket", None),
+        }
+        job = (_page_body, query, as_csv, head, self.request.path, params)
+        if as_csv or not query.bucket:
+            body, next_url = await self.lane.run(self.history, *job)
+        else:
+            # Buckets: SQLite aggregates (without the GIL) and few rows are formatted,
+            # so chart queries run side by side on the pool as before.
+            body, next_url = await self.history.run(*job)
         if next_url:
             self.set_header("Link", f'<{next_url}>; rel="next"')
         if as_csv:
-            return self._send_csv(sensor, query, page)
-        key = "buckets" if query.bucket else "readings"
-        if query.bucket:
-            rows = [_bucket_json(b) for b in page.rows]
-        elif query.calibration:
-            rows = [dict(reading_json(r), raw=r.raw, calibration_id=r.calibration_id) for r in page.rows]
-        else:
-            rows = [reading_json(r) for r in page.rows]
-        self.send_json(
-            {
-                "sensor_id": sensor.id,
-                "unit": sensor.unit,
-                "order": "desc" if query.newest_first else "asc",
-                "bucket": self.get_query_argument("bucket", None),
-                key: rows,
-                "next": next_url,
-            }
-        )
+            self._csv_headers(sensor)
+        self.finish(body)
 
     def _parse(self, sensor: "Sensor") -> tuple[history.Query, bool]:
         for name, values in self.request.query_arguments.items():
@@ -218,7 +241,7 @@ class ReadingsHandler(JSONHandler):
         if fmt not in (None, "json", "csv"):
             raise bad_parameter("format", f"must be 'json' or 'csv', got {fmt!r}")
         as_csv = fmt == "csv" or (fmt is None and "text/csv" in self.request.headers.get("Accept", ""))
-        cursor = parse_cursor(arg("cursor", None), bucketed=bucket is not None)
+        cursor = parse_cursor(arg("cursor", None), sensor.id, bucket)
         calibration = arg("calibration", "false")
         if calibration not in ("true", "false"):
             raise bad_parameter("calibration", f"must be 'true' (add each reading's raw value and calibration id) or 'false', got {calibration!r}")
@@ -226,26 +249,102 @@ class ReadingsHandler(JSONHandler):
             raise bad_parameter("calibration", "applies to raw readings, not to buckets")
         return history.Query(sensor.id, since, until, limit, order == "desc", bucket, cursor, calibration == "true"), as_csv
 
-    def _next_url(self, page: history.Page) -> str:
-        params = {k: v[0].decode() for k, v in self.request.query_arguments.items() if k != "cursor"}
-        params["cursor"] = format_cursor(page.next_cursor)
-        return f"{self.request.path}?{urlencode(params)}"
-
-    def _send_csv(self, sensor: "Sensor", query: history.Query, page: history.Page) -> None:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        if query.bucket:
-            writer.writerow(["timestamp", "min", "mean", "max", "count"])
-            writer.writerows([format_timestamp(b.start), b.min, b.mean, b.max, b.count] for b in page.rows)
-        elif query.calibration:
-            writer.writerow(["timestamp", "value", "raw", "calibration_id"])
-            writer.writerows([format_timestamp(r.ts), r.value, r.raw, r.calibration_id] for r in page.rows)
-        else:
-            writer.writerow(["timestamp", "value"])
-            writer.writerows([format_timestamp(r.ts), r.value] for r in page.rows)
+    def _csv_headers(self, sensor: "Sensor") -> None:
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="sensor-{sensor.id}-readings.csv"')
-        self.finish(out.getvalue())
+
+    async def _stream_csv(self, sensor: "Sensor", query: history.Query) -> None:
+        self._csv_headers(sensor)
+        query = dataclasses.replace(query, limit=CSV_CHUNK)
+        first = True
+        while True:
+            chunk, cursor = await self.lane.run(self.history, _csv_chunk, query, first)
+            first = False
+            self.write(chunk)
+            try:
+                await self.flush()  # waits until the client has taken it: a slow reader slows only itself
+            except tornado.iostream.StreamClosedError:
+                return
+            if cursor is None:
+                break
+            query = dataclasses.replace(query, cursor=cursor)
+        self.finish()
+
+
+class HistoryLane:
+    """One formatting-heavy history job (a page of raw readings, a CSV chunk) at a
+    time for all HTTP requests, each followed by a rest as long as the job took.
+
+    A job's thread competes with the event loop for the GIL, and the loop is what
+    carries live readings. So however many exports run, formatting takes at most
+    about half of one thread's time, and a live reading's round trip stays short
+    (bench/exports.py). A single request is not slowed: the rest comes after it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._free_at = 0.0
+
+    async def run(self, history_: history.History, fn, *args):
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            if self._free_at > loop.time():
+                await asyncio.sleep(self._free_at - loop.time())
+            started = loop.time()
+            try:
+                return await history_.run(fn, *args)
+            finally:
+                now = loop.time()
+                self._free_at = now + min(now - started, MAX_REST)
+
+
+def _page_body(conn, query: history.Query, as_csv: bool, head: dict, path: str, params: dict) -> tuple[bytes, str | None]:
+    """One page as a response body, and its `next` URL. Runs on the history pool."""
+    page = history.fetch(conn, query)
+    next_url = None
+    if page.next_cursor is not None:
+        next_url = f"{path}?{urlencode(dict(params, cursor=cursors.encode(query.sensor_id, query.bucket, page.next_cursor)))}"
+    if as_csv:
+        return _csv_rows(query, page.rows, header=True), next_url
+    key = "buckets" if query.bucket else "readings"
+    shape = _bucket_json if query.bucket else _calibrated_json if query.calibration else reading_json
+    # json.dumps of a whole page is one C call that holds the GIL for tens of
+    # milliseconds, and the event loop waits for the GIL: encode in slices.
+    rows = ",".join(_encode_slice(page.rows[i : i + JSON_SLICE], shape) for i in range(0, len(page.rows), JSON_SLICE))
+    body = json.dumps(dict(head, **{key: [], "next": next_url})).replace(f'"{key}": []', f'"{key}": [{rows}]', 1)
+    return body.encode(), next_url
+
+
+def _calibrated_json(reading: history.Reading) -> dict:
+    return dict(reading_json(reading), raw=reading.raw, calibration_id=reading.calibration_id)
+
+
+def _csv_chunk(conn, query: history.Query, header: bool) -> tuple[bytes, tuple[float, int] | float | None]:
+    page = history.fetch(conn, query)
+    return _csv_rows(query, page.rows, header), page.next_cursor
+
+
+def _encode_slice(rows: list, shape) -> str:
+    text = json.dumps([shape(r) for r in rows])[1:-1]
+    time.sleep(0)  # hand the GIL to the event loop now, if it waits, rather than at the switch interval
+    return text
+
+
+def _csv_rows(query: history.Query, rows: list, header: bool) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    if query.bucket:
+        columns, cells = ["timestamp", "min", "mean", "max", "count"], lambda b: [format_timestamp(b.start), b.min, b.mean, b.max, b.count]
+    elif query.calibration:
+        columns, cells = ["timestamp", "value", "raw", "calibration_id"], lambda r: [format_timestamp(r.ts), r.value, r.raw, r.calibration_id]
+    else:
+        columns, cells = ["timestamp", "value"], lambda r: [format_timestamp(r.ts), r.value]
+    if header:
+        writer.writerow(columns)
+    for i in range(0, len(rows), JSON_SLICE):
+        writer.writerows(map(cells, rows[i : i + JSON_SLICE]))
+        time.sleep(0)  # as in _encode_slice
+    return out.getvalue().encode()
 
 
 def _bucket_json(bucket: history.Bucket) -> dict:
@@ -291,23 +390,14 @@ def parse_limit(text: str | None) -> int:
     return limit
 
 
-def format_cursor(cursor: tuple[float, int] | float) -> str:
-    if isinstance(cursor, tuple):
-        return f"{cursor[0]!r}_{cursor[1]}"
-    return repr(cursor)
-
-
-def parse_cursor(text: str | None, bucketed: bool) -> tuple[float, int] | float | None:
-    """The `cursor` of a `next` link back into a history.Query cursor."""
+def parse_cursor(text: str | None, sensor_id: int, bucket: int | None) -> tuple[float, int] | float | None:
+    """The `cursor` of a `next` link back into a history.Query cursor (core/cursors.py)."""
     if text is None:
         return None
     try:
-        if bucketed:
-            return float(text)
-        ts, row_id = text.split("_")
-        return float(ts), int(row_id)
-    except ValueError:
-        raise bad_parameter("cursor", "not a cursor from a 'next' link of the same query (with the same 'bucket')") from None
+        return cursors.decode(text, sensor_id, bucket)
+    except ValueError as exc:
+        raise bad_parameter("cursor", f"{exc}; copy the whole 'next' URL of the same query") from None
 
 
 class NotFoundHandler(JSONHandler):
@@ -333,16 +423,53 @@ class PluginsHandler(JSONHandler):
         )
 
 
-class HealthHandler(JSONHandler):
-    """For monitoring probes: 200 when all is well, 503 when storage is failing or a plugin is crash-looping."""
+class HealthWatch:
+    """Logs the health a probe sees when it changes, and a reminder at most once a minute.
 
-    def initialize(self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float, watchdog: "LoopWatchdog | None") -> None:
+    A monitoring probe asks every few seconds; a 503 per probe in the log would
+    bury everything else (the access log line of a health answer is DEBUG).
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.reminder = LogThrottle()
+
+    def saw(self, problems: list[str]) -> None:
+        if bool(problems) == bool(self.problems):
+            self.problems = problems
+            if problems and self.reminder.allow():
+                log.warning("Health still degraded (%d probes since the last line): %s", self.reminder.skipped, "; ".join(problems))
+            return
+        if problems:
+            log.error("Health degraded: %s", "; ".join(problems))
+        else:
+            log.warning("Health ok again")
+        self.problems = problems
+        self.reminder.reset()
+        self.reminder.allow()
+
+
+class HealthHandler(JSONHandler):
+    """For monitoring probes: 200 when all is well, 503 when storage is failing,
+    a reading was ever dropped, or a plugin is crash-looping. HEAD answers like GET."""
+
+    quiet_log = True  # HealthWatch logs changes instead (core/websurface.log_request)
+
+    def initialize(
+        self, auth: "Authenticator", storage: "Storage", fanout: "FanOut", instances: dict, started_at: float,
+        watchdog: "LoopWatchdog | None", alerts: "AlertEngine", watch: HealthWatch,
+    ) -> None:
         super().initialize(auth)
+        self.alerts = alerts
         self.watchdog = watchdog
         self.storage = storage
         self.fanout = fanout
         self.instances = instances
         self.started_at = started_at
+        self.watch = watch
+
+    def head(self) -> None:
+        self.get()  # Tornado sends the headers without the body
 
     def get(self) -> None:
         storage, stats = self.storage, self.fanout.stats
@@ -350,11 +477,16 @@ class HealthHandler(JSONHandler):
         problems = []
         if storage.error is not None:
             problems.append(storage.error)
+        if storage.dropped:
+            problems.append(f"{storage.dropped} accepted readings were dropped, not stored (see the log)")
         problems += [f"plugin instance {i['label']} is {i['state']}: {i['last_error']}" for i in instances if i["state"] == "restarting"]
         # Reported by a running instance (PluginContext.set_problem): not a crash, but its device gets no data.
         problems += [f"plugin instance {i['label']}: {i['stats']['problem']} (since {i['stats']['problem_since']})"
                      for i in instances if i["stats"].get("problem")]
+        if self.alerts.store.error is not None:
+            problems.append(f"alerts cannot be stored: {self.alerts.store.error}")
         started = self.started_at
+        self.watch.saw(problems)
         self.set_status(503 if problems else 200)
         self.send_json(
             {
@@ -378,6 +510,7 @@ class HealthHandler(JSONHandler):
                     "lag": round(storage.lag, 3),
                     "purged": storage.purged,
                 },
+                "alerts": self.alerts.health(),
                 "websocket": {
                     "errors": stats.errors,
                     "rate_limited": stats.rate_limited,

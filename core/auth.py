@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import enum
 import hmac
+import logging
+import re
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,6 +74,14 @@ class Authenticator:
         self.enabled = enabled
         self._tokens = [(t, t.secret.encode()) for t in tokens]
 
+    def replace(self, tokens: list[Token]) -> None:
+        """Take a new set of tokens (a reload); connections already in keep their role."""
+        self._tokens = [(t, t.secret.encode()) for t in tokens]
+
+    @property
+    def count(self) -> int:
+        return len(self._tokens)
+
     def identify(self, presented: str | None) -> Token | None:
         """The token matching `presented`, or None. Constant time in the token's content."""
         if presented is None:
@@ -94,3 +104,32 @@ def token_from_request(request) -> str | None:
     if values:
         return values[-1].decode("utf-8", "replace")
     return None
+
+
+# `token=VALUE` in a query string or URL, up to the next separator. Percent-encoded
+# forms (token%3D) are covered too, as a logged URL may carry either.
+_TOKEN_IN_URL = re.compile(r"(token(?:=|%3[dD]))[^&\s\"'#;]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with the value of every `token=` replaced, for log lines."""
+    return _TOKEN_IN_URL.sub(r"\1REDACTED", text)
+
+
+class RedactTokens(logging.Filter):
+    """A logging filter that redacts `token=` values from every record it sees.
+
+    The hub never logs a URL's query itself (core/websurface.py redacts Tornado's
+    request lines); this is the second line: installed on Tornado's loggers and on
+    the command's log handler, so a library's message cannot carry a token out either.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True  # a broken format string is the logging module's to report
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True

@@ -9,21 +9,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import logging
 import os
 import signal
 import socket
 import sys
 
+from smartanom.alerts.rules import skipped_for_unit as alert_notes
 from smartanom import backup_cli, logsetup, schema
+from smartanom.auth import RedactTokens
 from smartanom.calibration import cli as calibrate_cli
 from smartanom.config import load_config
 from smartanom.errors import ConfigError, PluginError
 from smartanom.plugins import PluginHost
+from smartanom.storage import REFUSE_AT, WAKE_AT
 
 log = logging.getLogger("smartanom")
 
 DEFAULT_CONFIG = "config/smartanom.yaml"
+SWITCH_INTERVAL = 0.001  # seconds
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -68,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
     logsetup.configure(level)  # journald's format when systemd runs the hub (core/logsetup.py)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())  # no token in any line, whoever logs it (docs/security.md)
     # One line per HTTP request would wear out a Pi's SD card; DEBUG shows them.
     logging.getLogger("tornado.access").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     try:
@@ -91,6 +98,26 @@ def main(argv: list[str] | None = None) -> int:
     except schema.SchemaTooNew as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
+
+
+def _storage_warnings(config) -> list[str]:
+    """Does one flush interval's worth of the configured plugins' readings fit under max_pending?"""
+    registry = config.build_registry()
+    rates = [i.options.readings_per_second(registry) for i in config.plugins]
+    rate = sum(r for r in rates if r)
+    store = config.storage
+    held = rate * store.flush_interval
+    room = int(store.max_pending * REFUSE_AT)
+    if held < room * WAKE_AT / REFUSE_AT:
+        return []
+    # The writer is woken early, so this is not yet a refusal; but near it, one slow
+    # write (an SD card's pause) turns into refused readings.
+    verdict = "more than" if held >= room else "close to"
+    return [
+        f"{config.file}: storage.flush_interval {store.flush_interval:g} s at the plugins' {rate:g} readings/s "
+        f"(plus whatever WebSocket clients send) gathers {held:.0f} readings per flush, {verdict} storage.max_pending "
+        f"({store.max_pending}; new readings are refused from {room} held): raise max_pending or lower flush_interval"
+    ]
 
 
 def _env_log_level(parser: argparse.ArgumentParser) -> str:
@@ -136,6 +163,7 @@ def _warnings(config) -> list[str]:
         found.append(f"{config.file} defines no devices: the hub would serve nothing (see docs/configuration.md)")
     elif not config.plugins:
         found.append(f"{config.file} has no plugin instances: only WebSocket clients can send readings")
+    found += _storage_warnings(config)
     if config.auth.enabled and config.auth.tokens_file:
         secrets = os.path.join(os.path.dirname(config.file), config.auth.tokens_file)
         try:
@@ -151,6 +179,7 @@ def _warnings(config) -> list[str]:
     target = path if os.path.exists(path) else parent
     if not os.access(target, os.W_OK):
         found.append(f"storage.path {path}: {target} is not writable by this user; readings would only be kept in memory")
+    found += alert_notes(config.devices, config.profiles)
     return found
 
 
@@ -176,6 +205,11 @@ def _run(args) -> int:
     if args.port is not None:
         config.server.port = args.port
     hub = Hub(config, plugins)
+    # The event loop shares the GIL with the storage writer and the history pool.
+    # A thread that wants the GIL waits up to this long for it: Python's default
+    # of 5 ms, a few times per round trip, is what a live reading would wait for
+    # while an export is formatted (docs/perf.md, "Live readings during exports").
+    sys.setswitchinterval(SWITCH_INTERVAL)
     return asyncio.run(_serve(hub))
 
 
@@ -185,12 +219,17 @@ async def _serve(hub) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hub.reload_tokens)
     try:
         await hub.start()
     except OSError as exc:
         print(f"Cannot start: {_explain_start_error(exc, hub.config.server)}", file=sys.stderr)
         await hub.stop()
         return 2
+    # What exists once the hub has started lives as long as it does: keep it out of
+    # the cyclic collector's full passes, which otherwise hold the GIL (and so the
+    # event loop) for tens of milliseconds while exports churn through objects.
+    gc.freeze()
     registry = hub.registry
     log.info("Config %s: %s, %s", hub.config.file, _count(len(registry.devices), "device"), _count(len(registry.sensors), "sensor"))
     for device in registry.devices.values():

@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from smartanom.alerts import config as alerts_config
+from smartanom.alerts.config import AlertsConfig, ProfileConfig, SensorAlertConfig
 from smartanom.calibration import config as calibration_config
 from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from smartanom.errors import ConfigError, ConfigIssue
@@ -68,6 +70,15 @@ class ServerConfig(_Section):
     ping_interval: float = Field(20.0, ge=0)
     ping_timeout: float = Field(20.0, ge=0)
     ssl: SSLConfig | None = None
+    # Host names the hub answers to besides IP addresses, localhost and the
+    # machine's own names (DNS-rebinding protection, docs/security.md); ["*"] = any.
+    allowed_hosts: list[str] = []
+    # Open connections (HTTP and WebSocket) at most, in total and from one client
+    # address; one more gets a 503 and is closed (0 = no cap).
+    max_connections: int = Field(1024, ge=0)
+    max_connections_per_client: int = Field(256, ge=0)
+    # Seconds an HTTP connection may stay open without sending a (next) request.
+    idle_timeout: float = Field(10.0, gt=0)
 
 
 class AuthConfig(_Section):
@@ -88,6 +99,10 @@ class StorageConfig(_Section):
     # Readings held in memory while the database cannot be written (disk full,
     # read-only); beyond this new readings are not stored (only broadcast) and counted as dropped.
     max_pending: int = Field(100_000, ge=100)
+    # Where readings still in memory at a stop that cannot write them (disk full)
+    # are saved, to be imported at the next start. Default: beside the database
+    # (PATH.recovery); another file system survives a full disk better.
+    recovery_path: str | None = None
     # Delete readings and status changes older than this many days (null keeps all).
     keep_days: float | None = Field(None, gt=0)
     # Seconds between retention purges (the first runs at start-up).
@@ -103,6 +118,8 @@ class SensorConfig(_Section):
     # a plugin's is counted as bad), so one garbage value cannot wreck a chart.
     min: float | None = None
     max: float | None = None
+    # Alert range and timing for this sensor, over its device's profile (core/alerts/).
+    alert: SensorAlertConfig | None = None
 
     @model_validator(mode="after")
     def _range_in_order(self):
@@ -129,6 +146,8 @@ class DeviceConfig(_Section):
     name: str = Field(min_length=1)
     # Seconds without a reading after which the device is marked inactive.
     offline_after: float = Field(30.0, gt=0)
+    # A plant profile (core/alerts/profiles.py or `profiles:`): alert ranges for its sensors.
+    profile: str | None = None
     sensors: list[SensorConfig] = []
 
     @field_validator("sensors", mode="before")
@@ -144,6 +163,8 @@ class _Root(_Section):
     watchdog: WatchdogConfig = WatchdogConfig()
     devices: list[DeviceConfig] = []
     plugins: list[dict[str, Any]] = []
+    alerts: AlertsConfig = AlertsConfig()
+    profiles: dict[str, ProfileConfig] = {}
     calibration: calibration_config.CalibrationConfig = calibration_config.CalibrationConfig()
     derived: list[calibration_config.DerivedConfig] = []
 
@@ -183,6 +204,8 @@ class HubConfig:
     tokens: list[Token] = field(default_factory=list)
     # Entries whose platform is provided by no loaded plugin (only when some plugin failed to load).
     unavailable: list[ConfigIssue] = field(default_factory=list)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    profiles: dict[str, ProfileConfig] = field(default_factory=dict)
     calibration: calibration_config.CalibrationConfig = field(default_factory=calibration_config.CalibrationConfig)
     derived: list[calibration_config.DerivedConfig] = field(default_factory=list)
     # Built-in sensor types plus the loaded plugins' (register_sensor_types).
@@ -247,8 +270,9 @@ def load_config(
 
     config = HubConfig(
         filename, root.server, root.storage, root.devices, auth=root.auth, calibration=root.calibration,
-        derived=root.derived, sensor_types=sensor_types, watchdog=root.watchdog,
+        derived=root.derived, sensor_types=sensor_types, watchdog=root.watchdog, alerts=root.alerts, profiles=root.profiles,
     )
+    alerts_config.check(root.devices, root.profiles, data, filename, issues)
     issues.extend(calibration_config.check(root.calibration, root.derived, registry, data, filename))
     config_dir = Path(filename).parent
     if root.server.ssl is not None:
@@ -351,7 +375,9 @@ def _load_tokens(auth: AuthConfig, data, filename: str, issues: list[ConfigIssue
     if auth.tokens_file is not None:
         path = Path(filename).parent / auth.tokens_file
         loc = ("auth", "tokens_file")
-        if not path.is_file():
+        if path.is_dir():
+            issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"{path} is a directory; auth.tokens_file names a YAML file of tokens"))
+        elif not path.is_file():
             issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"no such file: {path}"))
         else:
             try:
@@ -384,6 +410,16 @@ def _load_tokens(auth: AuthConfig, data, filename: str, issues: list[ConfigIssue
         if token.secret in seen:
             issues.append(ConfigIssue(filename, locate(data, ("auth",)), "auth", f"token {token.name!r} is used twice; give each client its own"))
         seen.add(token.secret)
+    return tokens
+
+
+def reload_tokens(config: HubConfig) -> list[Token]:
+    """Read auth.tokens_file / auth.tokens_env again (SIGHUP). Raises ConfigError."""
+    data = load_yaml_file(config.file)
+    issues: list[ConfigIssue] = []
+    tokens = _load_tokens(config.auth, data if isinstance(data, dict) else {}, config.file, issues)
+    if issues:
+        raise ConfigError(issues)
     return tokens
 
 
@@ -487,15 +523,20 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        fld = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        fld = _field(current, part) if isinstance(current, type) and issubclass(current, BaseModel) else None
         if fld is None:
             return []
         current = _inner_model(fld.annotation)
         if current is None:
             return []
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [f.alias or name for name, f in current.model_fields.items()]  # `for` rather than for_
     return []
+
+
+def _field(model: type[BaseModel], key: str):
+    """The field that YAML key `key` fills (by alias first, as in `for:`)."""
+    return next((f for name, f in model.model_fields.items() if f.alias == key), None) or model.model_fields.get(key)
 
 
 def _inner_model(annotation) -> type[BaseModel] | None:

@@ -45,3 +45,17 @@ class DeviceStatusChanged:
     timestamp: float
     previous: DeviceStatus | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChanged:
+    """An alert started, escalated, was acknowledged or resolved (core/alerts/).
+
+    `alert` is the alert as GET /api/alerts shows it (id, device_id, sensor_id,
+    severity, state, value, threshold, message, ...); `key` names its rule, stable
+    across episodes (e.g. sensor_2_range), for a plugin that mirrors rules elsewhere.
+    """
+
+    event: str  # started | escalated | acknowledged | resolved
+    key: str
+    alert: dict

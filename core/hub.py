@@ -13,16 +13,17 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-import tornado.httpserver
 import tornado.netutil
 
+from smartanom.alerts.engine import AlertEngine
 from smartanom.auth import Authenticator
 from smartanom.bus import EventBus
 from smartanom.calibration.latest import LatestReadings
 from smartanom.calibration.service import CalibrationService
 from smartanom.calibration.store import CalibrationStore
-from smartanom.config import HubConfig, PluginInstanceConfig
+from smartanom.config import HubConfig, PluginInstanceConfig, reload_tokens
 from smartanom.derived.service import DerivedSensors
+from smartanom.errors import ConfigError
 from smartanom.events import SensorReading
 from smartanom.history import History
 from smartanom.hubview import HubView
@@ -37,6 +38,7 @@ from smartanom.storage import Storage
 from smartanom.watchdog import LoopWatchdog, Stall
 from smartanom.web import make_app
 from smartanom.websocket import FanOut
+from smartanom.websurface import MAX_HEADER_BYTES, HubHTTPServer, raise_open_files_limit
 
 log = logging.getLogger("smartanom.hub")
 
@@ -48,6 +50,8 @@ MAX_RESTART_DELAY = 60.0
 STOP_TIMEOUT = 10.0
 # Seconds a stopping hub waits for WebSocket clients to finish the closing handshake.
 CLOSE_GRACE = 3.0
+# File descriptors kept for the database, plugins' ports and sockets, and logs.
+FD_RESERVE = 64
 
 
 @dataclass
@@ -75,12 +79,14 @@ class Hub:
         self.storage = Storage(
             store.path, store.flush_interval,
             max_pending=store.max_pending, keep_days=store.keep_days, purge_interval=store.purge_interval,
+            recovery_path=store.recovery_path,
         )
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)
         self.fanout = FanOut()
+        self.alerts = AlertEngine(config, self.registry, self.bus, self.fanout, self.status)
         self.latest = LatestReadings()
-        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest)
+        self.calibration = CalibrationService(self.registry, config.calibration, CalibrationStore(store.path), self.latest, alerts=self.alerts)
         self.derived = DerivedSensors(self.registry, config.derived, self.latest, self.accept_reading)
         self.auth = Authenticator(config.auth.enabled, config.tokens)
         self.watchdog = LoopWatchdog(config.watchdog.threshold, self._count_stall) if config.watchdog.enabled else None
@@ -90,7 +96,7 @@ class Hub:
         self.instances: dict[str, InstanceState] = {}
         self.view = HubView(self)  # what plugins get instead of this object
         self.loop_lag = LoopLag()  # for GET /metrics
-        self._server: tornado.httpserver.HTTPServer | None = None
+        self._server: HubHTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribers: list = []
         self._stopped = False
@@ -109,8 +115,31 @@ class Hub:
         """Put a validated reading on the bus. Call on the loop (plugins use PluginContext)."""
         self.bus.publish(SensorReading(sensor, value, time.time() if timestamp is None else timestamp, source, raw, calibration_id))
 
+    def reload_tokens(self) -> bool:
+        """Read the tokens again (SIGHUP). On a problem the old tokens stay; False."""
+        if not self.config.auth.enabled:
+            log.info("Token reload asked for, but auth is off")
+            return False
+        try:
+            tokens = reload_tokens(self.config)
+        except ConfigError as exc:
+            log.error("Tokens not reloaded, the old ones stay in force: %s", exc)
+            return False
+        self.auth.replace(tokens)
+        log.info("Tokens reloaded: %d in force (connections already open keep their role)", len(tokens))
+        return True
+
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        before, after = raise_open_files_limit()
+        if after != before:
+            log.info("Open-files limit raised from %d to %d", before, after)
+        caps = self.config.server.max_connections
+        if caps == 0 or caps + FD_RESERVE > after:
+            log.warning(
+                "server.max_connections (%s) is not below the open-files limit %d minus %d for the hub's own files: "
+                "past it connections fail with 'Too many open files' instead of a 503", caps or "no cap", after, FD_RESERVE,
+            )
         self.bus.bind_loop(self.loop)
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
@@ -119,6 +148,7 @@ class Hub:
         self.status.start()
         self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus) + self.plugins.listen(self.bus)
+        await self.alerts.start()
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
         await self.calibration.start()
 
@@ -126,7 +156,11 @@ class Hub:
         sockets = tornado.netutil.bind_sockets(server.port, server.host or None)
         self.port = sockets[0].getsockname()[1]
         self.started_at = time.time()
-        self._server = tornado.httpserver.HTTPServer(make_app(self, collect_routes(self.plugins, self.view, self.auth)), xheaders=True, ssl_options=self._ssl_context())
+        self._server = HubHTTPServer(
+            make_app(self, collect_routes(self.plugins, self.view, self.auth)), xheaders=True, ssl_options=self._ssl_context(),
+            idle_connection_timeout=server.idle_timeout, max_header_size=MAX_HEADER_BYTES,
+            max_connections=server.max_connections, max_per_client=server.max_connections_per_client,
+        )
         self._server.add_sockets(sockets)
 
         for issue in self.config.unavailable:
@@ -165,6 +199,7 @@ class Hub:
         await self.calibration.stop()
         if self.watchdog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.watchdog.stop)
+        await self.alerts.stop()  # after calibration, which may still resolve a reminder
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         loop = asyncio.get_running_loop()

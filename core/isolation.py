@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import time
 from contextvars import ContextVar
 from typing import Any, Callable, Iterator
 
@@ -28,6 +29,10 @@ import pluggy
 
 # Hooks whose implementations may be `async def`: the hub awaits them, one plugin at a time.
 ASYNC_HOOKS = frozenset({"on_startup", "on_shutdown"})
+# Hooks called on the event loop for every reading or status change: an implementation
+# slower than this stalls every client and plugin, so it is reported (like a failure).
+LISTENER_HOOKS = frozenset({"on_reading", "on_device_status"})
+SLOW_LISTENER = 0.1  # seconds
 
 # What a guarded coroutine returns when its plugin raised (None is a valid result).
 FAILED = object()
@@ -89,12 +94,28 @@ def _raised(hook: str, exc: BaseException, where: str = "") -> str:
 
 
 def _guard(function, plugin: str, hook: str, argnames, fail: Fail, trace: Trace):
+    timed = hook in LISTENER_HOOKS
+
     @functools.wraps(function)
     def guarded(*args):
+        started = time.monotonic() if timed else 0.0
         try:
             result = function(*args)
         except Exception as exc:
             fail(plugin, _raised(hook, exc), exc)
+            return None
+        finally:
+            took = time.monotonic() - started if timed else 0.0
+            if took > SLOW_LISTENER:
+                fail(plugin, (
+                    f"blocked the event loop in {hook}: took {took:.2f} s (more than {SLOW_LISTENER} s); "
+                    "return at once and queue slow work for a task of your own"
+                ))
+        if inspect.isawaitable(result) and hook not in ASYNC_HOOKS:
+            # A plain function handing back a coroutine slips past the `async def` check at load.
+            getattr(result, "close", lambda: None)()  # no "never awaited" warning later
+            exc = TypeError(f"it returned a coroutine, but the hub calls {hook} synchronously and would never await it")
+            fail(plugin, _raised(hook, exc), None)
             return None
         if inspect.isawaitable(result):
             result = _awaited(result, plugin, hook, fail)

@@ -91,6 +91,7 @@ class HubCollector(Collector):
         yield from self._storage()
         yield from self._websocket()
         yield from self._plugins()
+        yield from self._alerts()
         lag = getattr(self.hub, "loop_lag", None)
         if lag is not None:
             yield GaugeMetricFamily("smartanom_event_loop_lag_seconds", "How late the event loop ran a timer, worst of the last minute", value=lag.worst)
@@ -123,6 +124,18 @@ class HubCollector(Collector):
         yield GaugeMetricFamily("smartanom_websocket_clients", "Open WebSocket connections", value=len(fanout.connections))
         yield CounterMetricFamily("smartanom_websocket_sent_bytes", "Bytes written to WebSocket clients' sockets (handshakes included)", value=stats.bytes_sent + open_bytes)
         yield CounterMetricFamily("smartanom_websocket_closed_too_slow", "Clients closed because they did not read fast enough", value=stats.too_slow)
+
+    def _alerts(self):
+        engine = self.hub.alerts
+        active = GaugeMetricFamily("smartanom_alerts_active", "Active alerts (firing or acknowledged), by severity", labels=["severity"])
+        for severity in ("warning", "critical"):
+            active.add_metric([severity], sum(1 for a in engine.active() if a.severity == severity))
+        attempts = CounterMetricFamily("smartanom_alert_notifications", "Notification attempts, by result (docs/alerts.md)", labels=["result"])
+        attempts.add_metric(["sent"], engine.notifier.sent)
+        attempts.add_metric(["failed"], engine.notifier.failed)
+        yield active
+        yield attempts
+        yield GaugeMetricFamily("smartanom_alert_notifications_pending", "Notices waiting to be sent or retried", value=engine.notifier.pending)
 
     def _plugins(self):
         labels = ["instance", "platform", "plugin"]

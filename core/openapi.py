@@ -7,6 +7,7 @@ keeps it true by calling every route and checking each answer against the schema
 from __future__ import annotations
 
 from smartanom import api, history
+from smartanom.alerts import openapi as alerts_openapi
 from smartanom.calibration import api as calibration_api
 
 _TIME = {"type": "string", "format": "date-time", "examples": ["2025-09-11T15:30:00Z"]}
@@ -53,6 +54,12 @@ SCHEMAS = {
                 },
             },
             "websocket": {"type": "object", "additionalProperties": _COUNT},
+            "alerts": {
+                "type": "object",
+                "description": "active alerts, notification attempts sent, failed and waiting (docs/alerts.md)",
+                "required": ["active", "notifications", "store_error"],
+                "properties": {"active": _COUNT, "notifications": {"type": "object", "additionalProperties": _COUNT}, "store_error": {"type": ["string", "null"]}},
+            },
             "loop": {
                 "type": ["object", "null"],
                 "description": "event-loop stalls seen by the watchdog (null when watchdog.enabled is false)",
@@ -161,16 +168,17 @@ READINGS_PARAMETERS = [
     _query(
         "limit",
         {"type": "integer", "minimum": 1, "maximum": api.MAX_LIMIT, "default": api.DEFAULT_LIMIT},
-        "readings (or buckets) per page",
+        "readings (or buckets) per page; a CSV without it is the whole range in one response",
     ),
     _query("order", {"enum": ["desc", "asc"], "default": "desc"}, "desc: newest first; asc: oldest first"),
     _query("bucket", {"enum": list(history.BUCKETS)}, "min/mean/max per bucket of this width instead of raw readings"),
     _query("format", {"enum": ["json", "csv"], "default": "json"}, "csv is also chosen by 'Accept: text/csv'"),
-    _query("cursor", {"type": "string"}, "where to continue: copied from the 'next' link of the previous page"),
+    _query("cursor", {"type": "string"}, "where to continue: copied from the 'next' link of the previous page (opaque; only valid for the same sensor and bucket)"),
     _query(
         "calibration", {"enum": ["true", "false"], "default": "false"},
         "true: each raw reading also has 'raw' (what the hardware said; null if the value was not calibrated) and 'calibration_id'",
     ),
+    _query("token", {"type": "string"}, "access token when auth is on (as on every route; the Authorization header is preferred)"),
 ]
 
 
@@ -243,17 +251,18 @@ def spec() -> dict:
                     "summary": "For monitoring probes: uptime, plugin instances, clients, reading counters, storage state",
                     "responses": {
                         "200": _json(_ref("Health"), "all is well"),
-                        "503": _json(_ref("Health"), "degraded: storage failing or a plugin instance crash-looping (see problems)"),
+                        "503": _json(_ref("Health"), "degraded: storage failing, readings dropped, or a plugin instance crash-looping (see problems)"),
                     },
                 }
             },
             "/api/openapi.json": {
                 "get": {"summary": "This description", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
             },
+            **alerts_openapi.PATHS,
             **calibration_api.openapi_paths(),
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **alerts_openapi.SCHEMAS},
             "responses": {"Error": _json(_ref("Error"), "an error the client can act on")},
         },
     }

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from pydantic import BaseModel, ConfigDict
 
 from smartanom.hubview import HubView, admit
+from smartanom.throttle import LogThrottle
 from smartanom.validity import Refusals, parse_reading
 from smartanom.protocol import format_timestamp
 
@@ -40,6 +41,12 @@ class PlatformOptions(BaseModel):
     platform: str
     device: int | None = None
     name: str | None = None
+
+    def readings_per_second(self, registry: "Registry") -> float | None:
+        """About how many readings this instance publishes per second, or None if
+        unknown. check-config adds these up to tell whether storage.flush_interval
+        fits under storage.max_pending; override it when the options say the rate."""
+        return None
 
     def exclusive_resources(self) -> dict[str, str]:
         """What this entry opens exclusively, as {its key: resource}, e.g.
@@ -88,28 +95,54 @@ class PluginContext:
         # e.g. messages dropped while a broker was away. Plain JSON values only.
         self.stats: dict[str, int | float | str | bool | dict | None] = {}
         self._refusals = Refusals(label)
+        self._overload_log = LogThrottle()
+
+    @property
+    def overloaded(self) -> bool:
+        """True while the hub refuses new readings: storage holds nearly all the
+        unwritten readings it may (storage.max_pending). Send fewer, or hold them."""
+        return self._hub.storage.backlogged
 
     def publish_reading(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> bool:
         """Put one reading on the bus (after its sensor's calibration). Call on the event loop.
 
         `timestamp` is UTC epoch seconds or an aware datetime; None means now.
-        Returns False, without raising, when the reading went no further: its
-        (calibrated) value lies outside the sensor's plausible range, so it is
-        refused, counted in `stats["refused"]` (per sensor id) and logged at most
-        once a minute per sensor; or the sensor is being calibrated.
+        Returns False, without raising, when the reading went no further: the hub
+        is `overloaded` (counted in `stats["refused_overloaded"]`; nothing accepted
+        is ever dropped, so this one was not accepted); its (calibrated) value lies
+        outside the sensor's plausible range, so it is refused, counted in
+        `stats["refused"]` (per sensor id) and logged at most once a minute per
+        sensor; or the sensor is being calibrated.
         Raises ValueError for an unknown or derived sensor, a value that is not a
         finite number or a bad timestamp (bugs to fix in the plugin, not data).
         """
         sensor, raw, epoch = parse_reading(self.registry, sensor_id, value, timestamp, self.label)
+        if self._refused_overloaded():
+            return False
         return self._admit(sensor, raw, epoch)
 
-    def publish_reading_threadsafe(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> None:
+    def publish_reading_threadsafe(self, sensor_id: int, value: float, timestamp: float | datetime | None = None) -> bool:
         """Like publish_reading, from a thread that is not running the event loop.
 
-        The same ValueErrors are raised in the calling thread; a refusal is counted
-        and logged on the loop (there is no result to return)."""
+        The same ValueErrors are raised in the calling thread. False if the hub is
+        overloaded (nothing is queued); otherwise True, and a refusal by the
+        plausible range is counted and logged on the loop."""
         sensor, raw, epoch = parse_reading(self.registry, sensor_id, value, timestamp, self.label)
+        if self._refused_overloaded():
+            return False
         self._hub.loop.call_soon_threadsafe(self._admit, sensor, raw, epoch)
+        return True
+
+    def _refused_overloaded(self) -> bool:
+        if not self._hub.storage.backlogged:
+            return False
+        self.stats["refused_overloaded"] = self.stats.get("refused_overloaded", 0) + 1
+        if self._overload_log.allow():
+            self.log.warning(
+                "%s: the hub is overloaded (storage is behind or failing); readings refused, %d so far",
+                self.label, self.stats["refused_overloaded"],
+            )
+        return True
 
     def calibration_standard(self, sensor_id: int) -> float | None:
         """While the sensor is being calibrated, the standard its probe is in (a
@@ -141,6 +174,16 @@ class PluginContext:
         """The device's current status (None for an unknown device), e.g. to
         report it to an outside system that connects after it last changed."""
         return self._hub.status.of(device_id)
+
+    def alert_rules(self) -> list[dict]:
+        """The conditions the hub raises alerts for, e.g. to mirror them elsewhere (MQTT):
+        each `{"key", "name", "device_id", "sensor_id"}` (sensor_id None for a device's).
+        Alerts other subsystems raise have keys not listed here: see AlertChanged."""
+        return self._hub.alerts.catalog()
+
+    def active_alerts(self) -> list[dict]:
+        """The active alerts, as GET /api/alerts shows them."""
+        return [alert.as_json() for alert in self._hub.alerts.active()]
 
     def _admit(self, sensor: "Sensor", raw: float, epoch: float) -> bool:
         admitted = admit(self._hub, sensor, raw, epoch, self.label, self._refusals)

@@ -60,8 +60,14 @@ def collect_routes(host: "PluginHost", view: "HubView", auth: Authenticator) -> 
                 continue
             pattern, handler, *kwargs = entry
             guarded = type(handler.__name__, (TokenRequired, handler), {"__module__": handler.__module__})
-            routes.append((prefix + pattern.lstrip("/"), guarded, {"smartanom_auth": auth, **(kwargs[0] if kwargs else {})}))
+            routes.append((prefix + _relative(pattern), guarded, {"smartanom_auth": auth, **(kwargs[0] if kwargs else {})}))
     return routes
+
+
+def _relative(pattern: str) -> str:
+    """`pattern` as a group after the prefix: an alternation (`a|/api/x`) must not
+    match outside it, and Tornado-style anchors (`^/page$`) mean the prefix's start."""
+    return "(?:" + pattern.removeprefix("^").lstrip("/") + ")"
 
 
 def _problem(entry: object) -> str | None:

@@ -82,12 +82,18 @@ class PluginHost:
     def load_entry_points(self) -> None:
         only = {n.strip() for n in os.environ.get("SMARTANOM_PLUGINS", "").split(",") if n.strip()}
         loaded = []
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        # By name, then package: of two packages declaring one name, the same one wins on every machine.
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, _package(e))):
             if only and ep.name not in only:
                 log.info("Plugin %s skipped (SMARTANOM_PLUGINS=%s)", ep.name, ",".join(sorted(only)))
                 continue
             if ep.name in self.records:
-                continue  # the same distribution seen twice on sys.path
+                if _package(ep) != self.records[ep.name].package:
+                    self._fail(ep.name, (
+                        f"entry point name '{ep.name}' is also declared by {_package(ep)} {ep.dist.version} "
+                        f"({ep.value}), which is not loaded: uninstall one of the two packages"
+                    ))
+                continue  # otherwise the same distribution seen twice on sys.path
             dist = getattr(ep, "dist", None)
             self.records[ep.name] = PluginRecord(ep.name, dist.name if dist else "", dist.version if dist else "")
             try:
@@ -103,6 +109,9 @@ class PluginHost:
         """Register a plugin object directly (tests, embedding); isolated like an entry point.
 
         Its hooks run before those of the plugins registered earlier (pluggy's order)."""
+        if self.pm.has_plugin(name):
+            self._fail(name, f"a second plugin named '{name}' is not loaded: the name is taken")
+            return
         self.records[name] = PluginRecord(name, package, version)
         self._register(plugin, name)
 
@@ -111,14 +120,16 @@ class PluginHost:
         # a hook no spec declares (check_pending); isolation.unsupported what the
         # hub could not honour. Checking after each plugin pins the blame on that
         # plugin, and only it is dropped.
+        registered = False
         try:
             self.pm.register(plugin, name=name)
+            registered = True
             self.pm.check_pending()
             problem = isolation.unsupported(self.pm, name)
             if problem:
                 raise PluginError(problem)
         except Exception as exc:
-            if self.pm.has_plugin(name):
+            if registered:  # not another plugin that holds the name
                 self.pm.unregister(name=name)
             self._fail(name, f"is not a valid plugin: {type(exc).__name__}: {exc}", exc, loaded=False)
             return
@@ -235,6 +246,11 @@ class PluginHost:
     def _trace(self, hook_name: str, plugin_name: str, kwargs: dict, result: Any) -> None:
         if self.trace:
             log.info("hook %s(%s) on %s -> %r", hook_name, ", ".join(kwargs), plugin_name, result)
+
+
+def _package(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist else ""
 
 
 def _platform_problem(platform: object) -> str | None:

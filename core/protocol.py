@@ -30,7 +30,7 @@ ERROR_CODES = {
     "MESSAGE_TOO_BIG": "the frame is larger than `server.max_message_size`; the connection stays open (frames over 4 times that size are refused by closing with 1009)",
     "RATE_LIMITED": "the client sent more messages than `server.rate_limit` allows; the message was ignored, the connection stays open",
     "UNAUTHORIZED": "authentication is on and the token is missing or wrong; the hub closes the connection with 4001",
-    "OVERLOADED": "the hub is writing a backlog of readings to its database and did not accept this one; send it again shortly (nothing accepted is ever dropped for overload)",
+    "OVERLOADED": "the hub holds as many unwritten readings as it may (its database is behind or failing) and did not accept this one; send it again shortly (nothing accepted is ever dropped)",
     "FORBIDDEN": "the token's role is `read`: it may subscribe but not send sensor_data or device_status; the connection stays open",
 }
 

@@ -59,6 +59,47 @@ CREATE TABLE IF NOT EXISTS device_status (
 );
 CREATE INDEX IF NOT EXISTS device_status_device_ts ON device_status (device_id, ts);
 """),
+    Migration(2, "alerts, their history, and every notification attempt (core/alerts/store.py)", """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,           -- the condition, e.g. sensor_2_range; one active alert per key
+    kind TEXT NOT NULL,
+    device_id INTEGER,
+    sensor_id INTEGER,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,         -- firing | acknowledged | resolved
+    value REAL,
+    threshold REAL,
+    trigger TEXT NOT NULL DEFAULT '',
+    message TEXT NOT NULL,
+    recommendation TEXT NOT NULL DEFAULT '',
+    started_at REAL NOT NULL,
+    acknowledged_at REAL,
+    acknowledged_by TEXT,
+    resolved_at REAL
+);
+CREATE INDEX IF NOT EXISTS alerts_state_started ON alerts (state, started_at);
+CREATE TABLE IF NOT EXISTS alert_events (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    event TEXT NOT NULL,         -- started | escalated | acknowledged | resolved
+    severity TEXT NOT NULL,
+    value REAL
+);
+CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events (alert_id, ts);
+CREATE TABLE IF NOT EXISTS alert_notifications (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    notice TEXT NOT NULL,        -- started | escalated | repeat | resolved
+    target TEXT NOT NULL,        -- the Apprise URL with secrets masked
+    attempt INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS alert_notifications_alert ON alert_notifications (alert_id, ts);
+"""),
     Migration(3, "calibrations, and each reading's raw value and calibration", """
 CREATE TABLE IF NOT EXISTS calibrations (
     id INTEGER PRIMARY KEY,

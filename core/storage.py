@@ -7,9 +7,12 @@ waits on the disk, a clean shutdown flushes everything, and a crash loses at
 most what arrived in the last flush interval.
 
 When the database cannot be written (disk full, read-only) the failure is
-logged loudly, readings wait in memory (up to `max_pending`, then they are
-counted as dropped) and the writer retries every flush interval. The writer
-thread also runs the retention purge (`keep_days`), so it never stalls the loop.
+logged loudly, readings wait in memory and the writer retries every flush
+interval. Nothing accepted is dropped: before memory holds `max_pending`
+readings, new ones are refused (`refusing`: WebSocket clients get OVERLOADED,
+plugins a False from publish_reading), and a stop that still cannot write saves
+what it holds to a recovery file that the next start imports (core/recovery.py).
+The writer thread also runs the retention purge (`keep_days`), so it never stalls the loop.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from smartanom.bus import EventBus
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom import schema
+from smartanom.recovery import RecoveryFile
 from smartanom.throttle import LogThrottle
 
 log = logging.getLogger("smartanom.storage")
@@ -33,11 +37,12 @@ log = logging.getLogger("smartanom.storage")
 # Rows deleted per transaction by the retention purge: short transactions, so
 # the writer goes on flushing readings between them.
 PURGE_CHUNK = 5000
-# A healthy writer holds one flush interval's worth of readings (a few
-# thousand at most). Backpressure starts at half of max_pending but never below
-# this, so a small max_pending (a tight memory budget for a failing disk) does
-# not turn ordinary bursts into refusals.
-BACKPRESSURE_MIN = 10_000
+# New readings are refused once this share of max_pending is held, which leaves
+# room for readings already on their way (from plugin threads) to be kept.
+REFUSE_AT = 0.9
+# The writer is woken before its flush interval is up once this share is held,
+# so a healthy database never comes near refusing (a long flush_interval at a high rate).
+WAKE_AT = 0.25
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -50,6 +55,17 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def open_database(path: str | Path) -> sqlite3.Connection:
+    """A connection with the schema brought up to date (core/schema.py)."""
+    conn = connect(path)
+    try:
+        schema.upgrade(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class Storage:
     def __init__(
         self,
@@ -59,18 +75,25 @@ class Storage:
         max_pending: int = 100_000,
         keep_days: float | None = None,
         purge_interval: float = 3600.0,
+        recovery_path: str | Path | None = None,
     ):
         self.path = Path(path)
         self.flush_interval = flush_interval
         self.max_pending = max_pending
-        # Readings queued at which `backlogged` turns true (backpressure on clients).
-        self.backlog_at = max(max_pending // 2, BACKPRESSURE_MIN)
+        # Readings held at which `backlogged` turns true (new readings refused).
+        self.backlog_at = int(max_pending * REFUSE_AT)
+        self._wake_at = max(1, int(max_pending * WAKE_AT))
         self.keep_days = keep_days
         self.purge_interval = purge_interval
         self.accepted = 0
         self.stored = 0
         self.dropped = 0
         self.purged = 0
+        self.imported = 0  # readings read back from the recovery file at open
+        self.saved = 0  # readings saved to the recovery file at close
+        memory = str(self.path) == ":memory:"
+        self.recovery = None if memory else RecoveryFile(recovery_path or f"{os.fspath(self.path)}.recovery", max_pending)
+        self._recovery_unwritten = False  # recovered readings not yet in the database
         # None while the database is writable; the last error text otherwise.
         self.error: str | None = None
         self._readings: collections.deque = collections.deque()
@@ -90,7 +113,9 @@ class Storage:
         An unusable path (read-only, missing permission, full disk) is reported
         and does not stop the hub: readings are still broadcast, held in memory
         up to `max_pending`, and written once the database can be written.
+        Readings a previous stop saved to the recovery file are written first.
         """
+        self._open_recovery()
         try:
             conn = self._connect()
             conn.close()
@@ -99,16 +124,32 @@ class Storage:
         self._thread = threading.Thread(target=self._run, name="smartanom-storage", daemon=True)
         self._thread.start()
 
+    def _open_recovery(self) -> None:
+        if self.recovery is None:
+            return
+        try:
+            found = self.recovery.load()
+        except OSError as exc:
+            log.error("Cannot read the recovery file %s: %s", os.fspath(self.recovery.path), exc)
+            found = []
+        if found:
+            self._held = found[: self.max_pending]
+            self.imported = len(self._held)
+            self._recovery_unwritten = True
+            log.warning("Importing %d readings that the last stop could not write, from %s", self.imported, os.fspath(self.recovery.path))
+        try:
+            self.recovery.reserve()
+        except OSError as exc:
+            log.warning(
+                "Cannot reserve %d bytes for the recovery file %s (%s): a stop on a full disk may lose "
+                "the readings held in memory; set storage.recovery_path to another file system",
+                self.recovery.size, os.fspath(self.recovery.path), exc,
+            )
+
     def _connect(self) -> sqlite3.Connection:
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path)
-        try:
-            schema.upgrade(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return open_database(self.path)
 
     def attach(self, bus: EventBus) -> None:
         self._unsubscribers = [
@@ -118,10 +159,14 @@ class Storage:
 
     def _on_reading(self, reading: SensorReading) -> None:
         self.accepted += 1
-        if len(self._readings) + len(self._held) >= self.max_pending:
+        held = len(self._readings) + len(self._held)
+        if held >= self.max_pending:
+            # Only a publisher that ignored `refusing` gets here; counted, and health turns degraded.
             self.dropped += 1
             return
         self._readings.append((reading.sensor.id, reading.timestamp, reading.value, reading.raw, reading.calibration_id))
+        if held + 1 == self._wake_at:
+            self._wake.set()
 
     def _on_status(self, event: DeviceStatusChanged) -> None:
         self._statuses.append((event.device.id, event.timestamp, event.status.value, event.reason))
@@ -133,14 +178,14 @@ class Storage:
 
     @property
     def backlogged(self) -> bool:
-        """The database works but has fallen far behind.
+        """Memory holds nearly `max_pending` unwritten readings: refuse new ones.
 
-        Publishers that can send again (WebSocket clients) are then refused
-        before their reading is accepted, so that overload never costs an
-        accepted reading. A failing database is not backlogged: then readings
-        stay live, and what cannot be held is counted as dropped.
+        The database has fallen behind or cannot be written. Publishers are
+        refused before their reading is accepted (WebSocket clients get
+        OVERLOADED and may send again; plugins get False from publish_reading),
+        so that neither overload nor a failing disk costs an accepted reading.
         """
-        return len(self._readings) + len(self._held) >= self.backlog_at and self.error is None
+        return len(self._readings) + len(self._held) >= self.backlog_at
 
     @property
     def lag(self) -> float:
@@ -159,12 +204,29 @@ class Storage:
             self._thread.join()
             self._thread = None
         if self.pending:
-            lost = self.pending
-            self.dropped += lost
-            self._readings.clear()
+            self._save_for_next_start(self._held + _drain(self._readings))
             self._held = []
-            log.error("Storage closed with %d readings that could not be written to %s: they are lost", lost, os.fspath(self.path))
-        log.info("Storage closed: %d readings accepted, %d stored, %d dropped", self.accepted, self.stored, self.dropped)
+        log.info(
+            "Storage closed: %d readings accepted, %d stored, %d dropped, %d saved for the next start, %d imported",
+            self.accepted, self.stored, self.dropped, self.saved, self.imported,
+        )
+
+    def _save_for_next_start(self, readings: list) -> None:
+        where = os.fspath(self.recovery.path) if self.recovery is not None else None
+        if where is not None:
+            try:
+                self.recovery.save(readings)
+            except OSError as exc:
+                log.error("Cannot save to the recovery file %s: %s", where, exc)
+            else:
+                self.saved = len(readings)
+                log.warning(
+                    "Storage closed with %d readings that could not be written to %s: saved to %s, "
+                    "imported at the next start", len(readings), os.fspath(self.path), where,
+                )
+                return
+        self.dropped += len(readings)
+        log.error("Storage closed with %d readings that could not be written to %s: they are lost", len(readings), os.fspath(self.path))
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -210,6 +272,9 @@ class Storage:
         statuses = _drain(self._statuses)
         if not readings and not statuses:
             self._caught_up = time.monotonic()
+            if self.error is not None:  # the connection opened again, with nothing to write yet
+                log.warning("Storage %s can be opened again", os.fspath(self.path))
+                self.error = None
             return True
         for attempt in range(3):
             try:
@@ -227,6 +292,9 @@ class Storage:
                 return False
             self.stored += len(readings)
             self._held = []
+            if self._recovery_unwritten:
+                self._recovery_unwritten = False
+                self._clear_recovery()
             if not self._readings:
                 self._caught_up = time.monotonic()
             if self.error is not None:
@@ -255,9 +323,9 @@ class Storage:
         if self._error_log.allow():
             log.error(
                 "STORAGE FAILING: %s. Readings are still broadcast live and held in memory "
-                "(%d now, at most %d); %d dropped so far. Free disk space or fix the permissions; "
-                "writing resumes by itself.",
-                self.error, self.pending, self.max_pending, self.dropped,
+                "(%d now; new ones are refused from %d on, storage.max_pending); %d dropped so far. "
+                "Free disk space or fix the permissions; writing resumes by itself.",
+                self.error, self.pending, self.backlog_at, self.dropped,
             )
 
     def _purge_if_due(self, conn: sqlite3.Connection) -> None:
@@ -287,6 +355,16 @@ class Storage:
             return
         if deleted:
             log.info("Retention: deleted %d rows older than %g days from %s", deleted, self.keep_days, os.fspath(self.path))
+
+
+    def _clear_recovery(self) -> None:
+        try:
+            self.recovery.clear()
+        except OSError as exc:
+            # Its readings are in the database now; importing them again would duplicate them.
+            log.error("Cannot empty the recovery file %s (%s): remove it before the next start", os.fspath(self.recovery.path), exc)
+        else:
+            log.info("Imported %d readings from %s", self.imported, os.fspath(self.recovery.path))
 
 
 def _drain(queue: collections.deque) -> list:

@@ -12,6 +12,7 @@ so that it cannot hold the hub's memory either.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import time
@@ -72,6 +73,11 @@ class FanOut:
             return
         self._broadcast(protocol.encode_status(event.device, event.status, event.timestamp), (self.all, device_subs))
 
+    def broadcast(self, text: str, *, device_id: int | None = None, sensor_id: int | None = None) -> None:
+        """Send an already encoded message to /ws/sensor-data/ and to one device's and one sensor's
+        streams (an extension message, such as the alert engine's)."""
+        self._broadcast(text, (self.all, self.by_device.get(device_id), self.by_sensor.get(sensor_id)))
+
     def _broadcast(self, text: str, groups: tuple) -> None:
         frame = text_frame(text)
         add = self.outbox.add
@@ -87,6 +93,12 @@ class FanOut:
 # Refused browser origins, logged at most once a minute each (a page retrying in a
 # loop must not flood the log); module-wide, since each attempt is a new handler.
 _REFUSED_ORIGINS = LogThrottle()
+# Connections refused for a missing or wrong token: a client retrying in a loop
+# gets one line, then one a minute with the count (not one per attempt).
+_UNAUTHORIZED_LOG = LogThrottle()
+# Messages one connection may have handled before it lets the loop serve others:
+# a flooding client's buffered frames are otherwise all handled in one go.
+FAIR_SHARE = 16
 
 
 @dataclass
@@ -155,6 +167,7 @@ class StreamHandler(WebSocketHandler):
         self._rate = _RateLimit(limit.per_second, limit.burst) if limit is not None else None
         self._refused = 0
         self._refusal_log = LogThrottle()  # this connection's refusals
+        self._handled = 0  # messages since this connection last let the loop serve others
 
     def check_origin(self, origin: str) -> bool:
         # Same-origin always (the hub's own pages); other browser origins only when listed.
@@ -226,7 +239,9 @@ class StreamHandler(WebSocketHandler):
 
     def _unauthorized(self, why: str) -> None:
         self.fanout.stats.unauthorized += 1
-        log.warning("WebSocket %s from %s refused: %s", self.request.path, self.request.remote_ip, why)
+        if _UNAUTHORIZED_LOG.allow():
+            more = f" ({_UNAUTHORIZED_LOG.skipped} more refused since the last line; logged at most once a minute)" if _UNAUTHORIZED_LOG.skipped else ""
+            log.warning("WebSocket %s from %s refused: %s%s", self.request.path, self.request.remote_ip, why, more)
         self._error(
             "UNAUTHORIZED",
             f"{why}: authentication is on; pass a token as ?token=..., in an 'Authorization: Bearer' header, "
@@ -303,7 +318,16 @@ class StreamHandler(WebSocketHandler):
         self.send_buffer.lift_cap()
         self.close(protocol.CLOSE_TOO_SLOW, "too slow: unread messages piled up")
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes):
+        self._handle(message)
+        self._handled += 1
+        if self._handled >= FAIR_SHARE:
+            # Tornado waits for a returned awaitable before reading the next frame.
+            self._handled = 0
+            return asyncio.sleep(0)
+        return None
+
+    def _handle(self, message: str | bytes) -> None:
         if self._closed:
             return  # arrived after we closed: not accepted, so not acknowledged either
         if self._rate is not None and not self._rate.allow():

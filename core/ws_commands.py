@@ -81,7 +81,7 @@ class Commands:
         if problem:
             raise ProtocolError("INVALID_VALUE", problem)
         if self.overloaded():
-            raise ProtocolError("OVERLOADED", "the hub is writing a backlog of readings; this one was not accepted, send it again shortly")
+            raise ProtocolError("OVERLOADED", "the hub holds as many unwritten readings as it may (storage is behind or failing); this one was not accepted, send it again shortly")
         self.accept_reading(sensor, request.value, request.timestamp, "websocket")
 
     def _device_status(self, session: Session, request: protocol.DeviceStatusRequest) -> str | None:

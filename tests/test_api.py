@@ -176,3 +176,37 @@ async def test_bad_parameters_are_400s_that_name_the_parameter(hub):
         assert f"'{parameter}'" in body["error"]["message"], query
     # A bad request breaks nothing: the next one is answered.
     assert (await get_json(hub, "/api/sensors/1/readings"))["readings"] == []
+
+
+@pytest.mark.gen_test
+async def test_cursors_are_opaque_and_checked_for_kind_sensor_and_range(hub):
+    await store(hub, [(1, T0 + i, float(i)) for i in range(5)] + [(2, T0, 1.0), (2, T0 + 1, 2.0)])
+    raw = await get_json(hub, "/api/sensors/1/readings?limit=2")
+    cursor = raw["next"].split("cursor=")[1]
+    bucketed = await get_json(hub, "/api/sensors/1/readings?limit=1&bucket=1m&order=asc&since=" + quote(format_timestamp(T0 - 3600)))
+    # The cases: overflowing numbers were a 500, nan and negative ids a 200,
+    # a raw cursor was taken by a bucket query and one sensor's by another.
+    for query in (
+        "cursor=1.0_99999999999999999999999999",
+        "cursor=1_9223372036854775808",
+        "cursor=nan_1",
+        "cursor=1_-1",
+        f"bucket=1m&cursor={cursor}",
+        f"limit=2&cursor={bucketed['next'].split('cursor=')[1]}" if bucketed["next"] else "cursor=%00",
+    ):
+        body = await get_json(hub, f"/api/sensors/1/readings?{query}", status=400)
+        assert body["error"]["parameter"] == "cursor", query
+    other = await get_json(hub, f"/api/sensors/2/readings?limit=2&cursor={cursor}", status=400)
+    assert "another sensor" in other["error"]["message"]
+    # The real one still works.
+    assert [r["value"] for r in (await get_json(hub, raw["next"]))["readings"]] == [2.0, 1.0]
+
+
+@pytest.mark.gen_test
+async def test_a_csv_without_limit_is_the_whole_range_with_one_header(hub):
+    await store(hub, [(1, T0 + i, float(i)) for i in range(12_345)])
+    response = await get(hub, "/api/sensors/1/readings?format=csv&order=asc")
+    assert response.code == 200 and "Link" not in response.headers
+    rows = list(csv.reader(io.StringIO(response.body.decode())))
+    assert rows[0] == ["timestamp", "value"] and len(rows) == 12_346
+    assert [float(r[1]) for r in rows[1:]] == [float(i) for i in range(12_345)]

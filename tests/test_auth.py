@@ -1,6 +1,9 @@
 """Authentication and roles (core/auth.py) over real WebSocket and HTTP connections."""
 
 import json
+import logging
+import time
+import signal
 import textwrap
 
 import pytest
@@ -9,7 +12,7 @@ import tornado.websocket
 
 from smartanom.config import load_config
 from smartanom.errors import ConfigError
-from smartanom.testing import HubClient, make_plugin_host
+from smartanom.testing import HubClient, HubProcess, make_plugin_host
 
 READ = "read-token-0123456789abcdef"
 WRITE = "write-token-0123456789abcdef"
@@ -30,6 +33,25 @@ tokens:
     role: write
     token: {WRITE}
 """
+
+
+def token_fragments(*tokens: str) -> list[str]:
+    """Every 8-character piece of each token: not even part of one may be logged."""
+    return [t[i : i + 8] for t in tokens for i in range(0, len(t) - 7)]
+
+
+@pytest.fixture(autouse=True)
+def no_token_in_the_log(caplog):
+    """After every test here: grep everything logged, at every level, for the tokens."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    text = caplog.text + "".join(str(r.args) for r in caplog.records)
+    found = sorted({piece for piece in token_fragments(READ, WRITE, *EXTRA_TOKENS) if piece in text})
+    assert not found, f"token pieces in the log: {found}"
+
+
+# Other tokens the tests present (wrong ones included): none may be logged either.
+EXTRA_TOKENS = ["wrong-token-0123456789", "nope-nope-nope-nope", "fresh-read-token-4242424242"]
 
 
 @pytest.fixture
@@ -235,3 +257,94 @@ def test_the_secrets_example_in_security_md_works(tmp_path, monkeypatch):
     config = load_config(tmp_path / "env.yaml", make_plugin_host().collect_platforms())
     assert [t.role.value for t in config.tokens] == ["read", "write"]
     assert {t.secret for t in config.tokens} == {t.secret for t in load_config(tmp_path / "smartanom.yaml", make_plugin_host().collect_platforms()).tokens}
+
+
+@pytest.mark.gen_test
+async def test_every_route_takes_the_token_in_the_url_and_none_is_logged(hub, ws_client):
+    http = tornado.httpclient.AsyncHTTPClient()
+    base = f"http://127.0.0.1:{hub.port}"
+    routes = ["/api/devices", "/api/devices/1", "/api/sensors", "/api/sensors/1", "/api/plugins", "/api/health",
+              "/api/openapi.json", "/api/sensors/1/readings?limit=5", "/api/sensors/1/readings?format=csv&order=asc"]
+    for route in routes:
+        joiner = "&" if "?" in route else "?"
+        ok = await http.fetch(f"{base}{route}{joiner}token={READ}", raise_error=False)
+        assert ok.code == 200, (route, ok.body)
+        refused = await http.fetch(f"{base}{route}{joiner}token={WRITE}x", raise_error=False)
+        assert refused.code == 401, route
+    # 4xx answers that are logged as warnings: a bad parameter, an unknown id, a bad cursor, a 404 page.
+    for bad in ("/api/sensors/1/readings?limit=0&token=", "/api/sensors/99/readings?token=", "/api/sensors/1/readings?cursor=x&token=", "/nowhere?token="):
+        response = await http.fetch(f"{base}{bad}{WRITE}", raise_error=False)
+        assert 400 <= response.code < 500, bad
+    # A refused WebSocket with a wrong token and one with a right token on an unknown sensor.
+    refused = await ws_client(hub, "/ws/sensor-data/?token=wrong-token-0123456789")
+    assert (await refused.receive())["code"] == "UNAUTHORIZED"
+    unknown = await ws_client(hub, f"/ws/sensor/99/?token={READ}")
+    assert (await unknown.receive())["code"] == "UNKNOWN_SENSOR"
+    csv_download = await http.fetch(f"{base}/api/sensors/1/readings?format=csv&token={READ}")
+    assert csv_download.headers["Content-Type"].startswith("text/csv")
+
+
+def test_the_command_logs_no_token_at_debug_level(tmp_path):
+    (tmp_path / "secrets.yaml").write_text(SECRETS)
+    (tmp_path / "hub.yaml").write_text(DEVICES + "auth:\n  enabled: true\n  tokens_file: secrets.yaml\n" + f"storage:\n  path: {tmp_path}/hub.db\n")
+    import urllib.error
+    import urllib.request
+
+    import websocket
+
+    with HubProcess(tmp_path / "hub.yaml", env={"SMARTANOM_LOG_LEVEL": "DEBUG"}) as hub:
+        for url in (f"{hub.url}/api/health?token={READ}", f"{hub.url}/api/sensors/1/readings?limit=0&token={WRITE}", f"{hub.url}/api/devices?token={WRITE}x"):
+            try:
+                urllib.request.urlopen(url, timeout=10).read()
+            except urllib.error.HTTPError:
+                pass
+        ws = websocket.create_connection(f"ws://127.0.0.1:{hub.port}/ws/sensor-data/?token={READ}x", timeout=10)
+        ws.recv()
+        ws.close()
+        code, output = hub.stop()
+    assert "Serving on" in output and "/api/health?token=REDACTED" in output  # DEBUG shows every request
+    found = sorted({piece for piece in token_fragments(READ, WRITE) if piece in output})
+    assert not found, f"token pieces in the log: {found}"
+
+
+def test_sighup_reloads_the_tokens(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    (tmp_path / "secrets.yaml").write_text(SECRETS)
+    (tmp_path / "hub.yaml").write_text(DEVICES + "auth:\n  enabled: true\n  tokens_file: secrets.yaml\n" + f"storage:\n  path: {tmp_path}/hub.db\n")
+    fresh = EXTRA_TOKENS[2]
+
+    def status(token):
+        try:
+            return urllib.request.urlopen(f"{hub.url}/api/health?token={token}", timeout=10).status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    with HubProcess(tmp_path / "hub.yaml") as hub:
+        assert status(READ) == 200 and status(fresh) == 401
+        (tmp_path / "secrets.yaml").write_text(f"tokens:\n  - name: new-tablet\n    role: read\n    token: {fresh}\n")
+        hub.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while status(fresh) != 200:
+            assert time.monotonic() < deadline, hub.output
+            time.sleep(0.05)
+        assert status(READ) == 401
+        # A broken file keeps the tokens in force and says why.
+        (tmp_path / "secrets.yaml").write_text("tokens: [")
+        hub.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "Tokens not reloaded" not in hub.output:
+            assert time.monotonic() < deadline, hub.output
+            time.sleep(0.05)
+        assert status(fresh) == 200
+        code, output = hub.stop()
+    assert code == 0 and "Tokens reloaded: 1 in force" in output and fresh[:8] not in output
+
+
+def test_a_tokens_path_that_is_a_directory_says_so(tmp_path):
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "hub.yaml").write_text(DEVICES + "auth:\n  enabled: true\n  tokens_file: secrets\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "hub.yaml", make_plugin_host().collect_platforms())
+    assert "is a directory" in str(caught.value) and "auth.tokens_file" in str(caught.value)

@@ -15,14 +15,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quick_benchmark_runs_and_reports_no_loss(tmp_path):
-    out = tmp_path / "bench.json"
+def quick_run(script: str, tmp_path: Path) -> tuple[dict, str]:
+    """`bench/SCRIPT --quick --json FILE`: the report, and what it printed."""
+    out = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(ROOT / "bench" / script), "--quick", "--json", str(out)],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_quick_benchmark_runs_and_reports_no_loss(tmp_path):
+    report, stdout = quick_run("run.py", tmp_path)
     summary = report["summary"]
     for kind in ("hub", "bare"):
         figures = summary[kind]
@@ -36,4 +41,11 @@ def test_quick_benchmark_runs_and_reports_no_loss(tmp_path):
         assert loss["errors"] == 0, (phase, loss)
     assert summary["hub"]["simulator_stored"] > 0
     assert set(summary["hub_over_bare"]) >= {"cpu_us_per_update", "accepted_per_s"}
-    assert "server CPU us / delivered update" in done.stdout  # the table
+    assert "server CPU us / delivered update" in stdout  # the table
+
+
+def test_exports_benchmark_runs(tmp_path):
+    """bench/exports.py (live round trip during exports and a flood): complete, no timing asserted."""
+    report, _ = quick_run("exports.py", tmp_path)
+    assert report["round_trip_ms_alone"]["count"] > 10 and report["round_trip_ms_during_exports_and_flood"]["count"] > 10
+    assert report["load"]["csv_exports"] >= 1 and report["load"]["json_pages"] >= 1 and report["load"]["flooded"] > 0

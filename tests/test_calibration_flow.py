@@ -235,7 +235,7 @@ def test_ec_compensation_and_its_stale_rule(db, caplog):
 
 def test_reminders_when_due_once_a_day(db, monkeypatch):
     raised = []
-    monkeypatch.setattr(service_module, "raise_calibration_reminder", lambda sensor, state: raised.append((sensor.id, state["due"])))
+    monkeypatch.setattr(service_module, "raise_calibration_reminder", lambda alerts, sensor, state: raised.append((sensor.id, state["due"])))
     config = CalibrationConfig.model_validate({"reminder_days": 30, "sensors": [{"sensor": 2, "reminder_days": 7}]})
     wall = Clock(1_700_000_000.0)
     svc, registry, _, _ = make_service(db, config=config, wall=wall)
@@ -267,7 +267,7 @@ def test_migration_3_keeps_old_readings_and_adds_the_columns(tmp_path):
     conn.execute("INSERT INTO readings (sensor_id, ts, value) VALUES (1, 1.0, 6.2)")
     conn.commit()
     done = schema.upgrade(conn)
-    assert [m.version for m in done] == [3] and schema.version(conn) == 3
+    assert [m.version for m in done] == [2, 3] and schema.version(conn) == 3  # 2: the alerts tables
     assert conn.execute("SELECT sensor_id, value, raw, calibration_id FROM readings").fetchall() == [(1, 6.2, None, None)]
     assert conn.execute("SELECT count(*) FROM calibrations").fetchone() == (0,)
     conn.close()

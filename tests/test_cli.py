@@ -165,3 +165,16 @@ def test_check_config_warns_about_a_tokens_file_others_can_read(tmp_path):
     assert f"chmod 600 {secrets}" in loose.stderr
     secrets.chmod(0o600)
     assert "chmod 600" not in smartanom("check-config", config).stderr
+
+
+def test_check_config_warns_when_a_flush_interval_does_not_fit_under_max_pending(tmp_path):
+    # The config: 150 readings/s with flush_interval 5 is 750 readings a flush; max_pending is 500.
+    path = write_config(tmp_path, "")
+    text = open(path).read().replace("flush_interval: 0.2", "flush_interval: 5\n  max_pending: 500").replace("interval: 0.1", "interval: 0.01333")
+    open(path, "w").write(text)
+    result = smartanom("check-config", path)
+    assert result.returncode == 0, result.stderr
+    assert "storage.flush_interval 5 s" in result.stderr and "more than storage.max_pending (500" in result.stderr
+    # The shipped defaults at the same rate fit.
+    open(path, "w").write(text.replace("flush_interval: 5\n  max_pending: 500", "flush_interval: 0.5"))
+    assert "max_pending" not in smartanom("check-config", path).stderr

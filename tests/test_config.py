@@ -79,7 +79,7 @@ def test_every_problem_is_reported_at_once(tmp_path, platforms):
     """
     found = errors(tmp_path, text, platforms)
     assert any("line 2: server.port: Input should be a valid integer (found: 'eighty')" in e for e in found)
-    assert any("line 6: devices[0].colour: unknown key (allowed: id, name, offline_after, sensors)" in e for e in found)
+    assert any("line 6: devices[0].colour: unknown key (allowed: id, name, offline_after, profile, sensors)" in e for e in found)
 
 
 def test_duplicate_sensor_ids_across_devices(tmp_path, platforms):

@@ -2,7 +2,9 @@
 each plugin's failure stays its own, and what the hub cannot honour is refused at load."""
 
 import asyncio
+import time
 import logging
+import re
 
 import pytest
 
@@ -155,3 +157,63 @@ def test_an_old_style_hookwrapper_that_raises_after_yield_is_reported():
     host = host_with(("a", provider("a_probe")), ("old", Old()))
     assert list(host.collect_platforms()) == ["a_probe"]
     assert host.records["old"].errors == ["raised in register_platforms (hookwrapper, after yield): KeyError: 'oops'"]
+
+
+def test_a_plain_function_returning_a_coroutine_from_a_synchronous_hook_is_reported_and_closed():
+    # Not `async def` (so not refused at load), e.g. a lambda or a decorator that hides it.
+    returned = []
+
+    async def export(reading):
+        pass
+
+    class Sneaky:
+        @hookimpl
+        def on_reading(self, reading):
+            returned.append(export(reading))
+            return returned[-1]
+
+    host = host_with(("sneaky", Sneaky()))
+    assert host.call_each_sync("on_reading", reading=None) == []  # left out, as when it raises
+    assert host.records["sneaky"].errors == [
+        "raised in on_reading: TypeError: it returned a coroutine, but the hub calls on_reading synchronously and would never await it"
+    ]
+    assert returned[0].cr_frame is None  # closed: no "coroutine ... was never awaited" later
+
+
+def test_a_listener_hook_that_blocks_the_event_loop_is_reported():
+    class Blocking:
+        @hookimpl
+        def on_reading(self, reading):
+            time.sleep(0.15)  # e.g. a synchronous HTTP call to InfluxDB
+
+    host = host_with(("blocking", Blocking()))
+    host.call_each_sync("on_reading", reading=None)
+    (problem,) = host.records["blocking"].errors
+    assert re.fullmatch(
+        r"blocked the event loop in on_reading: took \d+\.\d\d s \(more than 0\.1 s\); "
+        r"return at once and queue slow work for a task of your own", problem
+    ), problem
+
+
+def test_a_wrapper_observes_but_what_it_returns_does_not_change_what_the_hub_takes():
+    seen = []
+
+    class Hides:
+        @hookimpl(wrapper=True)
+        def register_platforms(self):
+            seen.extend(name for result in (yield) for name in [p.name for p in result])
+            return []  # as the guide says: pluggy's result, not the hub's
+
+    host = host_with(("a", provider("a_probe")), ("hides", Hides()))
+    assert list(host.collect_platforms()) == ["a_probe"]
+    assert seen == ["a_probe"]
+
+
+def test_a_second_plugin_object_under_a_taken_name_leaves_the_first_loaded():
+    host = PluginHost()
+    host.register(provider("first"), "probe", "smartanom-first", "1.0")
+    host.register(provider("second"), "probe")
+    assert list(host.collect_platforms()) == ["first"]
+    record = host.records["probe"]
+    assert (record.package, record.loaded) == ("smartanom-first", True)
+    assert record.errors == ["a second plugin named 'probe' is not loaded: the name is taken"]

@@ -85,3 +85,18 @@ async def test_a_plugin_reading_outside_the_plausible_range_is_refused_counted_a
         "probe#0: refused a reading: value 99999 is outside sensor 1's plausible range (0 to 14, min/max in the config "
         "or the sensor type's range); 1 refused for this sensor so far (logged at most once a minute per sensor)"
     ]
+
+
+@pytest.mark.gen_test
+async def test_a_plugin_is_told_when_the_hub_refuses_readings(hub_factory, tmp_path, caplog):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the database's folder should be: storage fails")
+    hub = await hub_factory(HUB + f"storage:\n  path: {blocker}/hub.db\n  max_pending: 100\n")
+    ctx = context(hub)
+    assert ctx.overloaded is False
+    results = [ctx.publish_reading(1, 6.0 + i / 1000) for i in range(100)]
+    assert results == [True] * 90 + [False] * 10 and ctx.overloaded
+    assert ctx.publish_reading_threadsafe(1, 6.5) is False
+    assert ctx.stats["refused_overloaded"] == 11
+    assert hub.storage.accepted == 90 and hub.storage.dropped == 0
+    assert len([r for r in caplog.records if "overloaded" in r.getMessage()]) == 1  # once a minute

@@ -143,36 +143,37 @@ storage:
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_an_unwritable_database_is_loud_counts_its_losses_and_recovers(hub_factory, ws_client, tmp_path, caplog):
+async def test_an_unwritable_database_is_loud_refuses_before_dropping_and_recovers(hub_factory, ws_client, tmp_path, caplog):
     # A regular file where the database's directory should be: no one, root included, can create it.
     blocker = tmp_path / "data"
     blocker.write_text("not a directory")
     db = blocker / "hub.db"
     caplog.set_level(logging.ERROR, logger="smartanom.storage")
-    hub = await hub_factory(BROKEN.replace("{path}", str(db)))
+    hub = await hub_factory(BROKEN.replace("{path}", str(db)).replace("max_pending: 100", f"max_pending: 100\n  recovery_path: {tmp_path / 'recovery'}"))
     assert any("STORAGE FAILING" in r.getMessage() for r in caplog.records)
 
-    client = await ws_client(hub, "/ws/sensor-data/")
-    for i in range(150):  # every one is still broadcast live
-        update = await client.request({"type": "sensor_data", "sensor_id": 1, "value": float(i)}, type="sensor_data_update")
-        assert update["value"] == float(i)
-    assert await wait_for(lambda: hub.storage.dropped == 50)
+    client = await ws_client(hub, "/ws/sensor/1/")
+    replies = [await client.request({"type": "sensor_data", "sensor_id": 1, "value": float(i)}) for i in range(150)]
+    kinds = [r.get("code", r["type"]) for r in replies]
+    # Live until memory holds 90% of max_pending; then refused, so nothing accepted is dropped.
+    assert kinds == ["sensor_data_update"] * 90 + ["OVERLOADED"] * 60
 
     response = await tornado.httpclient.AsyncHTTPClient().fetch(f"http://127.0.0.1:{hub.port}/api/health", raise_error=False)
     health = json.loads(response.body)
     assert response.code == 503 and health["status"] == "degraded"
     assert health["storage"]["ok"] is False and "hub.db" in health["storage"]["error"]
-    assert health["readings"] == {"accepted": 150, "stored": 0, "dropped": 50, "pending": 100}
+    assert health["readings"] == {"accepted": 90, "stored": 0, "dropped": 0, "pending": 90}
     assert health["storage"]["lag"] > 0
     errors = [r for r in caplog.records if "STORAGE FAILING" in r.getMessage()]
     assert len(errors) == 1  # loud, but not once per flush
 
-    # The disk is fixed: what was held in memory is written (the first 100; the rest were counted).
+    # The disk is fixed: what was held in memory is written, and readings are accepted again.
     blocker.unlink()
     blocker.mkdir()
-    assert await wait_for(lambda: hub.storage.stored == 100)
+    assert await wait_for(lambda: hub.storage.stored == 90)
     assert hub.storage.error is None and hub.storage.pending == 0
-    assert count(str(db)) == 100 and count(str(db), "value >= 100") == 0
+    assert (await client.request({"type": "sensor_data", "sensor_id": 1, "value": 500.0}))["type"] == "sensor_data_update"
+    assert count(str(db)) >= 90 and count(str(db), "value >= 90 AND value < 500") == 0
 
 
 def test_history_queries_read_only_the_index_also_on_databases_made_before(tmp_path):
@@ -202,25 +203,39 @@ def test_history_queries_read_only_the_index_also_on_databases_made_before(tmp_p
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_backlog_refuses_new_websocket_readings_instead_of_dropping_accepted_ones(hub_factory, ws_client, tmp_path):
-    # The writer flushes only every 10 s, so the queue reaches half of max_pending (10,000).
+async def test_a_long_flush_interval_and_a_small_max_pending_drop_nothing(hub_factory, ws_client, tmp_path):
+    # The config: flush_interval 5 with max_pending 500 dropped 761 of 3,001 acknowledged
+    # readings while health said ok. Now the writer is woken early, and what it cannot take is refused.
     hub = await hub_factory(
         "server: {rate_limit: null}\n"
-        "storage: {path: %s, flush_interval: 10, max_pending: 20000}\n"
+        "storage: {path: %s, flush_interval: 5, max_pending: 500}\n"
         "devices: [{id: 1, name: Tank, sensors: [{id: 1, type: ph}]}]\n" % (tmp_path / "b.db")
     )
     client = await ws_client(hub, "/ws/sensor/1/")
-    for i in range(10_100):
+    for i in range(3001):
         client.conn.write_message('{"type":"sensor_data","value":%d}' % i)
-    replies = [await client.receive(timeout=20) for _ in range(10_100)]
-    kinds = [r.get("code", r["type"]) for r in replies]
-    assert kinds == ["sensor_data_update"] * 10_000 + ["OVERLOADED"] * 100
+    replies = [await client.receive(timeout=20) for _ in range(3001)]
+    acked = [r["value"] for r in replies if r["type"] == "sensor_data_update"]
+    assert {r.get("code") for r in replies if r["type"] == "error"} <= {"OVERLOADED"}
     await hub.stop()
-    assert (hub.storage.accepted, hub.storage.stored, hub.storage.dropped) == (10_000, 10_000, 0)
-    assert rows(tmp_path / "b.db")[-1][2] == 9_999.0
+    assert hub.storage.dropped == 0 and hub.storage.accepted == hub.storage.stored == len(acked)
+    assert sorted(v for _, _, v in rows(tmp_path / "b.db")) == sorted(acked)
 
 
-def test_backpressure_never_starts_below_its_floor():
-    # A tight memory budget for a failing disk must not refuse ordinary bursts.
-    assert Storage(":memory:", max_pending=500).backlog_at == storage.BACKPRESSURE_MIN
-    assert Storage(":memory:", max_pending=100_000).backlog_at == 50_000
+def test_refusal_and_early_flush_thresholds():
+    small = Storage(":memory:", max_pending=500)
+    assert (small._wake_at, small.backlog_at) == (125, 450)
+    assert Storage(":memory:", max_pending=100_000).backlog_at == 90_000
+
+
+@pytest.mark.gen_test
+async def test_health_turns_degraded_the_moment_a_reading_is_dropped(hub_factory, caplog):
+    hub = await hub_factory("devices: [{id: 1, name: Tank, sensors: [{id: 1, type: ph}]}]\n")
+    http = tornado.httpclient.AsyncHTTPClient()
+    assert (await http.fetch(f"{hub.url}/api/health")).code == 200
+    hub.storage.dropped = 1  # as when a plugin thread's reading arrives past max_pending
+    for _ in range(5):  # a probe every few seconds: one log line, not one per probe
+        response = await http.fetch(f"{hub.url}/api/health", raise_error=False)
+        assert response.code == 503 and "dropped" in json.loads(response.body)["problems"][0]
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name in ("smartanom.api", "tornado.access")]
+    assert [r.getMessage()[:16] for r in lines] == ["Health degraded:"]

@@ -56,6 +56,7 @@ class CalibrationService:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        alerts=None,  # the alert engine (core/alerts/engine.py): a due calibration is an alert
     ):
         self.registry = registry
         self.config = config
@@ -63,6 +64,7 @@ class CalibrationService:
         self.latest = latest
         self.clock = clock
         self.wall = wall
+        self.alerts = alerts
         self.settings: dict[int, SensorCalibrationConfig] = {s.sensor: s for s in config.sensors}
         self.active: dict[int, Calibration] = {}
         self.sessions: dict[int, Session] = {}
@@ -242,6 +244,8 @@ class CalibrationService:
             return
         self.active[sensor.id] = cal  # the one step that applies it
         self._reminded.pop(sensor.id, None)
+        if self.alerts is not None:
+            self.alerts.resolve_alert(reminder_key(sensor))
         session.finish("done", report["message"], report, cal.id)
         log.info("Sensor %d (%s): calibration %d applied: %s", sensor.id, sensor.name, cal.id, report["message"])
 
@@ -300,7 +304,7 @@ class CalibrationService:
                 continue
             self._reminded[sensor.id] = now
             log.warning("Calibration due: %s (docs/calibration.md)", state["message"])
-            raise_calibration_reminder(sensor, state)
+            raise_calibration_reminder(self.alerts, sensor, state)
             reminded.append(sensor.id)
         return reminded
 
@@ -335,9 +339,21 @@ class CalibrationService:
         return [self.registry.sensors[i] for i in sorted(ids) if i in self.registry.sensors]
 
 
-def raise_calibration_reminder(sensor: Sensor, state: dict) -> None:
-    """Where a calibration reminder becomes an alert once the alerts module exists
-    (issue 16): today the reminder is logged by the caller and shown on the API."""
+def reminder_key(sensor: Sensor) -> str:
+    return f"sensor_{sensor.id}_calibration_due"
+
+
+def raise_calibration_reminder(alerts, sensor: Sensor, state: dict) -> None:
+    """A due calibration as a `warning` alert (docs/alerts.md): shown, streamed and notified
+    like any other, resolved when the sensor is calibrated. Raising it again while it is
+    active changes nothing (the alert's repeat interval does the reminding)."""
+    if alerts is None:
+        return
+    alerts.raise_alert(
+        reminder_key(sensor), "calibration_due", state["message"], severity="warning",
+        device_id=sensor.device.id, sensor_id=sensor.id,
+        recommendation=f"Calibrate it: smartanom calibrate {sensor.id}, or from the API (docs/calibration.md)",
+    )
 
 
 def _default_standards(sensor: Sensor) -> list[float] | None:

@@ -46,6 +46,9 @@ function setConnection(kind, text) {
   const el = $("#connection");
   el.dataset.state = kind;
   el.textContent = text;
+  // Without the hub, a device's last known status may be long wrong: say so.
+  // A reconnect reloads everything, statuses included.
+  if (kind === "reconnecting") for (const id of state.devices.keys()) showStatus(id, "unknown");
 }
 
 // "live" means data flows: the API answered and the hub answered on the socket
@@ -85,6 +88,7 @@ function connect() {
     }
     if (message.type === "sensor_data_update") onReading(message);
     else if (message.type === "device_status") onStatus(message);
+    else if (message.type === "alert") document.dispatchEvent(new CustomEvent("smartanom:alert", { detail: message })); // alerts.js
   };
   socket.onclose = (event) => {
     if (state.socket !== socket) return;
@@ -130,6 +134,7 @@ function showProblem(text) {
 async function reload() {
   const generation = ++state.generation;
   state.loaded = false;
+  document.dispatchEvent(new Event("smartanom:reload")); // alerts.js loads the alerts too
   try {
     const [{ devices }, { sensors }] = await Promise.all([getJSON("/api/devices"), getJSON("/api/sensors")]);
     if (generation !== state.generation) return;
@@ -300,6 +305,7 @@ function showStatus(deviceId, status) {
   if (!device) return;
   device.statusEl.dataset.status = status;
   device.statusEl.textContent = status;
+  device.statusEl.title = status === "unknown" ? "the hub cannot be reached, so the device's status is not known" : "";
   device.card.dataset.status = status;
 }
 
@@ -331,7 +337,7 @@ class Chart {
   }
 
   size() {
-    return { width: Math.max(200, this.container.clientWidth), height: 130 };
+    return { width: Math.max(200, this.container.clientWidth), height: CHART_HEIGHT };
   }
 
   setHistory(win, buckets, raw) {
@@ -355,17 +361,16 @@ class Chart {
       series,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
-      axes: [
-        { stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, space: 80 },
-        { stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, size: 48, label: this.unitLabel, labelSize: 14 },
-      ],
+      scales: { x: { time: true }, y: yScale() },
+      axes: [{ stroke: "#5f6f66", grid: { stroke: "#eef1ef" }, space: 80 }, yAxis(this.unitLabel)],
     };
     if (bucketed) {
       const faint = "rgba(44,110,155,.35)";
       series.push({ label: "min", stroke: faint, width: 1 }, { label: "max", stroke: faint, width: 1 });
       options.bands = [{ series: [3, 2], fill: "rgba(44,110,155,.12)" }];
     }
+    // Other scripts draw on the charts (alerts.js: the good and critical bands).
+    options.plugins = (window.smartanomChartPlugins || []).map((make) => make(this.container));
     this.plot = new uPlot(options, this.series(), this.container);
     this.container.dataset.points = this.data[0].length;
     this.container.dataset.chartWindow = Object.keys(WINDOWS).find((k) => WINDOWS[k] === this.win);

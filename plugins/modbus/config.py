@@ -83,6 +83,9 @@ class ModbusOptions(PlatformOptions):
     reconnect_delay_max: float = Field(30.0, gt=0, description="longest wait between reconnection attempts")
     sensors: list[RegisterSensor] = Field(min_length=1)
 
+    def readings_per_second(self, registry) -> float | None:
+        return sum(1.0 / s.interval for s in self.sensors)
+
     @field_validator("port")
     @classmethod
     def _port_matches_transport(cls, value, info: ValidationInfo):

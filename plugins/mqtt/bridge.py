@@ -18,7 +18,8 @@ from importlib import metadata
 
 import aiomqtt
 
-from smartanom import DeviceStatus, DeviceStatusChanged, LogThrottle, PluginContext, SensorReading
+from smartanom import AlertChanged, DeviceStatus, DeviceStatusChanged, LogThrottle, PluginContext, SensorReading
+from smartanom.builtin.mqtt import alerts
 from smartanom.builtin.mqtt.config import MqttOptions, TlsOptions
 from smartanom.builtin.mqtt.discovery import discovery_messages
 from smartanom.builtin.mqtt.inbound import PayloadError, Route, routes_from
@@ -60,6 +61,7 @@ class Bridge:
             queue_size=options.queue_size, received=0, rejected=0, retained_skipped=0, last_error=None,
         )
         self._warned = LogThrottle()  # per kind of warning: one a minute each
+        self._announced_alerts: set[str] = set()
 
     @property
     def _discovery(self) -> bool:
@@ -73,6 +75,8 @@ class Bridge:
             unsubscribe.append(bus.subscribe(SensorReading, self._on_reading))
         if self.options.publish_status:
             unsubscribe.append(bus.subscribe(DeviceStatusChanged, self._on_status))
+        if self.options.publish_alerts:
+            unsubscribe.append(bus.subscribe(AlertChanged, self._on_alert))
         delay = self.options.reconnect_min_delay
         try:
             while True:
@@ -100,6 +104,14 @@ class Bridge:
 
     def _on_status(self, event: DeviceStatusChanged) -> None:
         self._enqueue(status_message(self.topics, event, self.options.qos, self.options.retain_status))
+
+    def _on_alert(self, event: AlertChanged) -> None:
+        if self._discovery and event.key not in self._announced_alerts:
+            # Raised by another subsystem (not among ctx.alert_rules()): announce it now.
+            self._announced_alerts.add(event.key)
+            rule = {"key": event.key, "name": event.alert["message"][:80], "device_id": event.alert["device_id"]}
+            self._enqueue(alerts.discovery_messages([rule], self.options.hub_id, self.options.homeassistant.prefix, self.topics, _version())[0])
+        self._enqueue(alerts.state_message(self.topics, event.key, event.alert, self.options.qos))
 
     def _enqueue(self, message: Message) -> None:
         before = self.outbox.dropped
@@ -175,6 +187,11 @@ class Bridge:
             # change happened before this task subscribed to the bus.
             for message in self._status_snapshot():
                 self.outbox.put(message)
+        if self.options.publish_alerts:
+            # Straight to the broker, not through the bounded outbox, where current states would
+            # push out queued readings; changes queued meanwhile follow them, in order.
+            snapshot = alerts.snapshot(self.ctx.alert_rules(), self.ctx.active_alerts(), self.topics, self.options.qos)
+            await asyncio.gather(*(client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain) for m in snapshot))
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         """The hub is stopping: say goodbye ourselves (a clean disconnect sends no will)."""
@@ -260,9 +277,8 @@ class Bridge:
     # --- what is announced on each connection --------------------------------------
 
     def _discovery_messages(self) -> list[Message]:
-        if not self.options.publish_readings:
-            return []  # the sensors' state topics would stay empty: announce nothing (check-config warns)
-        return discovery_messages(
+        # Without readings the sensors' state topics would stay empty: no sensor entities (check-config warns).
+        messages = [] if not self.options.publish_readings else discovery_messages(
             self.ctx.registry,
             self.options.hub_id,
             self.options.homeassistant.prefix,
@@ -270,6 +286,11 @@ class Bridge:
             device_availability=self.options.publish_status and self.options.retain_status,
             version=_version(),
         )
+        if self.options.publish_alerts:
+            rules = self.ctx.alert_rules()
+            self._announced_alerts.update(rule["key"] for rule in rules)
+            messages += alerts.discovery_messages(rules, self.options.hub_id, self.options.homeassistant.prefix, self.topics, _version())
+        return messages
 
     def _status_snapshot(self) -> list[Message]:
         now = time.time()

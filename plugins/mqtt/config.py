@@ -183,6 +183,7 @@ class MqttOptions(PlatformOptions):
     retain_status: bool = Field(True, description="retain device status messages")
     publish_readings: bool = True
     publish_status: bool = True
+    publish_alerts: bool = Field(True, description="alert states on <topic_prefix>/<hub_id>/alert/<key>/state (and binary_sensors with discovery)")
     queue_size: int = Field(10000, ge=1, le=1_000_000, description="messages kept while the broker is away; the oldest are dropped beyond")
     reconnect_min_delay: float = Field(1.0, gt=0, le=60)
     reconnect_max_delay: float = Field(60.0, gt=0, le=3600)

@@ -35,6 +35,11 @@ class SimulatedOptions(PlatformOptions):
     dropout: Dropout | None = None
     raw: list[RawSignal] = Field([], description="sensors whose probe reads offset and scaled (raw mode)")
 
+    def readings_per_second(self, registry) -> float | None:
+        device = registry.device(self.device) if self.device is not None else None
+        count = len(self.sensors) if self.sensors is not None else len(device.sensors) if device else 0
+        return count / self.interval
+
     @field_validator("sensors")
     @classmethod
     def _sensors_on_device(cls, value, info: ValidationInfo):
