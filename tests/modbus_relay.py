@@ -4,7 +4,9 @@ The hub opens `client_port`; the relay passes each request to a pymodbus RTU
 server (tests/modbus_server.RtuProbeServer, on its own pty pair) and passes
 the server's answer back, after `delay(n)` seconds for the n-th request, with
 `noise` before it, the request echoed first (`echo`), the slave id replaced
-(`wrong_slave`), or the last `truncate` bytes cut off. Unlike
+(`wrong_slave`), or the last `truncate` bytes cut off; requests for which
+`ignores(function, address, count)` is true get no answer at all, as from a
+probe that stays silent on registers or functions it does not have. Unlike
 tests/modbus_misbehaving.py the answers are pymodbus' own, so this also checks
 that peer's assumptions. Written for the fresh-eyes review of issue 13.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import subprocess
 
 from modbus_misbehaving import crc
@@ -29,6 +32,7 @@ class RelayedRtuServer:
         self.noise = b""
         self.wrong_slave: int | None = None
         self.truncate = 0
+        self.ignores = lambda function, address, count: False  # requests the probe never answers
         self.requests = 0
         self._socat: subprocess.Popen | None = None
         self._hub_fd: int | None = None
@@ -62,6 +66,9 @@ class RelayedRtuServer:
                 return
             if self.echo:
                 os.write(self._hub_fd, frame)
+            if self.ignores(*struct.unpack(">BHH", frame[1:6])):
+                self.requests += 1
+                continue
             # Answers leave in the order of their requests, as from a probe that
             # works through them one at a time: a late answer delays the next.
             task = asyncio.get_running_loop().create_task(self._relay(frame, self.delay(self.requests), self._previous))

@@ -147,3 +147,22 @@ async def test_a_timeout_says_the_timeout_not_pymodbus_retry_count(hub_factory, 
 
     await until(failed, what="a failed read")
     assert (await plugin_stats(hub))["last_error"] == "sensor 1 (slave 1): no answer within the timeout (0.2 s)"
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_resynchronising_reads_only_registers_the_probe_serves(hub_factory, servers, tmp_path):
+    # An input-register-only probe that stays silent on anything else: the
+    # resynchronising read must use its own registers (input 0-1 as one read),
+    # or after the first late answer it would never be read again.
+    relay = RelayedRtuServer({1: {"input": {0: 650, 1: 235}}}, tmp_path)
+    draw = random.Random(7)
+    relay.delay = lambda n: 0.6 if draw.random() < 0.25 else 0.03
+    relay.ignores = lambda function, address, count: function != 4 or address + count > 2
+    await servers(relay)
+    config = probe_hub(f"    transport: rtu\n    port: {relay.client_port}", interval=0.45)
+    hub = await hub_factory(config.replace("address: 0,", "register_type: input, address: 0,").replace("address: 1,", "register_type: input, address: 1,"))
+    readings = collect(hub)
+    await until(lambda: (relay.requests >= 45 and {r.sensor.id for r in readings[-4:]} == {1, 2}), timeout=70,
+                what="45 requests and both registers read lately")
+    assert wrong(readings) == []
+    assert (await plugin_stats(hub))["resyncs"] >= 3

@@ -107,10 +107,7 @@ class ModbusBus:
         # of a shape none of its items uses has been answered in that shape:
         # a probe answers in order, so everything asked before has then come.
         self._unsynced: set[int] = set()
-        self._sync_count: dict[int, int] = {}
-        for item in options.sensors:
-            if item.register_type == "holding":
-                self._sync_count[item.slave] = max(self._sync_count.get(item.slave, 0), item.count)
+        self._sync_reads = {slave: _sync_read(options.sensors, slave) for slave in {s.slave for s in options.sensors}}
         self._lock = asyncio.Lock()
         self._quiet_from = 0.0  # loop time when the bus may carry the next request
 
@@ -145,7 +142,7 @@ class ModbusBus:
                 self._expect = (slave, FUNCTION_CODES[register])
                 return await self._read(slave, register, address, count)
             except ReadFailed:
-                if self.rtu:
+                if self.rtu and self._sync_reads[slave] is not None:
                     self._unsynced.add(slave)
                 raise
             finally:
@@ -160,10 +157,10 @@ class ModbusBus:
         An older request's late answer, refused here for its shape, leaves the
         slave out of step, and the read that needed the resync fails.
         """
-        count = self._sync_count.get(slave, 0) + 1  # a holding-register count no item of this slave reads
-        self._expect = (slave, FUNCTION_CODES["holding"])
+        register, address, count = self._sync_reads[slave]
+        self._expect = (slave, FUNCTION_CODES[register])
         try:
-            await self._read(slave, "holding", 0, count)
+            await self._read(slave, register, address, count)
         except _ExceptionAnswer:
             pass
         except ReadFailed as exc:
@@ -264,6 +261,35 @@ class ModbusBus:
         pending = self._client.ctx.response_future
         if self._expect is not None and not pending.done():
             pending.set_exception(_Refused(reason))
+
+
+def _sync_read(items, slave: int) -> tuple[str, int, int] | None:
+    """A read (register type, address, count) for resynchronising `slave`, or None if it needs none.
+
+    Its shape (function code, count) is one that none of the slave's items has,
+    so no answer to them can pass for its answer; and it stays within registers
+    the items read (adjacent ones joined), which the probe is known to serve: a
+    probe may stay silent on a register it does not have. None when the items'
+    shapes all differ (an answer can then only be taken for its own item's,
+    which the shape check refuses) or when no such read exists (same-shaped
+    items on registers apart; documented).
+    """
+    mine = [s for s in items if s.slave == slave]
+    shapes = {(s.register_type, s.count) for s in mine}
+    if len(shapes) == len(mine):
+        return None
+    for register in ("holding", "input"):
+        blocks: list[list[int]] = []  # [start, length] of adjacent item registers
+        for s in sorted((s for s in mine if s.register_type == register), key=lambda s: s.address):
+            if blocks and blocks[-1][0] + blocks[-1][1] >= s.address:
+                blocks[-1][1] = max(blocks[-1][1], s.address + s.count - blocks[-1][0])
+            else:
+                blocks.append([s.address, s.count])
+        for start, length in blocks:
+            count = next((c for c in range(min(length, 125), 0, -1) if (register, c) not in shapes), None)
+            if count is not None:
+                return register, start, count
+    return None
 
 
 def _short(exc: Exception) -> str:
