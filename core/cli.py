@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     backup_cli.add_commands(sub, common, DEFAULT_CONFIG)
     calibrate_cli.add_parser(sub, [common])
 
+    rebuild = sub.add_parser("rebuild-rollups", help="fold stored readings into the history rollups (progress bar, ETA)", parents=[common])
+    rebuild.add_argument("--config", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG), help="YAML config file whose storage.path is the database")
+    rebuild.add_argument("--from-scratch", action="store_true", help="forget every rollup first (also those whose raw readings retention deleted)")
+
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
     logsetup.configure(level)  # journald's format when systemd runs the hub (core/logsetup.py)
@@ -82,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "check-config":
             return _check(args.config)
+        if args.command == "rebuild-rollups":
+            from smartanom.rollup_rebuild import main as rebuild_rollups
+
+            return rebuild_rollups(_load(args.config)[1].storage.path, args.from_scratch)
         if args.command in ("backup", "restore"):
             return backup_cli.run(args, lambda path: _load(path)[1])
         if args.command == "calibrate":
@@ -134,7 +142,7 @@ def _load(path: str):
     platforms = plugins.collect_platforms()
     return plugins, load_config(
         path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers(),
-        sensor_types=plugins.collect_sensor_types(),
+        sensor_types=plugins.collect_sensor_types(), output_kinds=plugins.collect_outputs(),
     )
 
 
@@ -152,7 +160,12 @@ def _check(path: str) -> int:
         print(f"{config.file}: storage.path: {problem}", file=sys.stderr)
         return 2
     sensors = sum(len(d.sensors) for d in config.devices)
-    print(f"{path}: OK ({_count(len(config.devices), 'device')}, {_count(sensors, 'sensor')}, {_count(len(config.plugins), 'plugin instance')})")
+    counts = [_count(len(config.devices), 'device'), _count(sensors, 'sensor'), _count(len(config.plugins), 'plugin instance')]
+    if config.outputs:
+        control = config.control
+        rules = len(control.schedules) + len(control.thresholds) + len(control.dosing)
+        counts += [_count(len(config.outputs), "output"), _count(rules, "control rule")]
+    print(f"{path}: OK ({', '.join(counts)})")
     return 0
 
 
@@ -238,6 +251,8 @@ async def _serve(hub) -> int:
     for instance in hub.config.plugins:
         device = instance.options.device
         log.info("  plugin instance %s: platform %s%s", instance.label, instance.platform.name, "" if device is None else f", device {device}")
+    for output in hub.config.outputs:
+        log.info("  output %s (%s, type %s, safe %s)", output.id, output.name, output.type, "on" if output.safe_state else "off")
     records = hub.plugins.records.values()
     log.info("Plugins loaded: %s", ", ".join(hub.plugins.describe(r.name) for r in records if r.loaded) or "none")
     failed = [hub.plugins.describe(r.name) for r in records if not r.loaded]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from smartanom import api, history
 from smartanom.alerts import openapi as alerts_openapi
+from smartanom.control.api import OPENAPI_PATHS as OUTPUT_PATHS
 from smartanom.calibration import api as calibration_api
 
 _TIME = {"type": "string", "format": "date-time", "examples": ["2025-09-11T15:30:00Z"]}
@@ -151,6 +152,19 @@ SCHEMAS = {
         },
         "oneOf": [{"required": ["readings"]}, {"required": ["buckets"]}],
     },
+    "ManyReadings": {
+        "type": "object",
+        "required": ["order", "bucket", "sensors"],
+        "properties": {
+            "order": {"enum": ["desc", "asc"]},
+            "bucket": {"enum": [*history.BUCKETS, None]},
+            "sensors": {
+                "type": "array",
+                "items": _ref("ReadingsPage"),
+                "description": "per sensor, what /api/sensors/{sensor_id}/readings answers; its 'next' continues there",
+            },
+        },
+    },
 }
 
 
@@ -240,6 +254,20 @@ def spec() -> dict:
                     },
                 }
             },
+            "/api/readings": {
+                "get": {
+                    "summary": "The first page of several sensors' readings or buckets in one answer (a dashboard opening)",
+                    "description": (
+                        "The same query for each sensor in 'sensors' (default: every sensor). Each sensor's "
+                        "'next' continues on /api/sensors/{sensor_id}/readings. JSON only."
+                    ),
+                    "parameters": [
+                        _query("sensors", {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"}, "comma-separated sensor ids"),
+                        *[p for p in READINGS_PARAMETERS if p["name"] not in ("format", "cursor")],
+                    ],
+                    "responses": {"200": _json(_ref("ManyReadings"), "one page per sensor"), "400": _ERROR},
+                }
+            },
             "/api/plugins": {
                 "get": {
                     "summary": "Loaded plugins and the state of each configured plugin instance",
@@ -259,6 +287,7 @@ def spec() -> dict:
                 "get": {"summary": "This description", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
             },
             **alerts_openapi.PATHS,
+            **OUTPUT_PATHS,
             **calibration_api.openapi_paths(),
         },
         "components": {

@@ -10,6 +10,8 @@ import tornado.web
 from smartanom import api, metrics, openapi
 from smartanom.alerts import api as alerts_api
 from smartanom.calibration import api as calibration_api
+from smartanom.control import api as control_api
+from smartanom.readings_batch import ManyReadingsHandler
 from smartanom.websocket import StreamHandler
 from smartanom.websurface import HubApplication, SafeStaticFileHandler, host_checker
 from smartanom.ws_commands import Commands
@@ -59,6 +61,7 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
     # The API handlers' collaborators (core/api.py), likewise.
     auth = {"auth": hub.auth}
     registry = {**auth, "registry": hub.registry, "status": hub.status, "history": hub.history}
+    lane = api.HistoryLane()  # one for both history routes: raw pages and exports take turns
     routes = [
         (r"/ws/sensor-data/?", StreamHandler, {"scope": "all", **streams}),
         (r"/ws/device/([^/]+)/?", StreamHandler, {"scope": "device", **streams}),
@@ -69,12 +72,14 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
         (r"/api/devices/([^/]+)/?", api.DeviceHandler, registry),
         (r"/api/sensors/?", api.SensorsHandler, registry),
         (r"/api/sensors/([^/]+)/?", api.SensorHandler, registry),
-        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {**registry, "lane": api.HistoryLane()}),
+        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {**registry, "lane": lane}),
+        (r"/api/readings/?", ManyReadingsHandler, {**registry, "lane": lane}),
         (r"/api/plugins/?", api.PluginsHandler, {**auth, "records": hub.plugins.records, "instances": hub.instances}),
         (r"/api/health/?", api.HealthHandler, {
             **auth, "storage": hub.storage, "fanout": hub.fanout, "instances": hub.instances, "started_at": hub.started_at,
             "watchdog": hub.watchdog, "alerts": hub.alerts, "watch": api.HealthWatch(),
         }),
+        *control_api.routes(hub),
         (r"/api/openapi.json", openapi.OpenAPIHandler, auth),
         *alerts_api.routes(hub),
         *calibration_api.routes(hub),

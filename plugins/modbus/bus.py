@@ -59,6 +59,7 @@ class _Refused(Exception):
 
 
 FUNCTION_CODES = {"holding": 3, "input": 4}
+WRITE_FUNCTION_CODES = {"coil": 5, "holding": 6}  # write single coil / single register
 # Silence on the line that means a frame is over (3.5 characters at 1200 baud,
 # with room for USB adapters that deliver bytes in bursts).
 QUIET = 0.03
@@ -129,6 +130,24 @@ class ModbusBus:
 
         Raises ReadFailed or BusDown; never returns a partial or made-up result.
         """
+        return await self._request(slave, FUNCTION_CODES[register], self._reader(slave, register, address, count), _registers(count))
+
+    async def write(self, slave: int, register: str, address: int, value: int) -> None:
+        """Write one coil (register 'coil', value 0/1) or one holding register, in turn
+        with the reads (modbus outputs, output.py). Raises ReadFailed (no usable answer) or BusDown."""
+        if register == "coil":
+            send = lambda: self._client.write_coil(address, bool(value), device_id=slave)  # noqa: E731
+        else:
+            send = lambda: self._client.write_register(address, value, device_id=slave)  # noqa: E731
+        await self._request(slave, WRITE_FUNCTION_CODES[register], send)
+
+    def _reader(self, slave: int, register: str, address: int, count: int):
+        call = self._client.read_holding_registers if register == "holding" else self._client.read_input_registers
+        return lambda: call(address, count=count, device_id=slave)
+
+    async def _request(self, slave: int, function: int, send, check=lambda response: response):
+        """One request at a time, after the quiet gap and any late answer; the answer checked
+        (slave, function code, then `check`, which returns the result or raises ReadFailed)."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             wait = self._quiet_from - loop.time()
@@ -139,10 +158,10 @@ class ModbusBus:
             try:
                 if slave in self._unsynced:
                     await self._resync(slave)
-                self._expect = (slave, FUNCTION_CODES[register])
-                return await self._read(slave, register, address, count)
+                self._expect = (slave, function)
+                return check(await self._answer(slave, function, send))
             except ReadFailed:
-                if self.rtu and self._sync_reads[slave] is not None:
+                if self.rtu and self._sync_reads.get(slave) is not None:
                     self._unsynced.add(slave)
                 raise
             finally:
@@ -158,9 +177,10 @@ class ModbusBus:
         slave out of step, and the read that needed the resync fails.
         """
         register, address, count = self._sync_reads[slave]
-        self._expect = (slave, FUNCTION_CODES[register])
+        function = FUNCTION_CODES[register]
+        self._expect = (slave, function)
         try:
-            await self._read(slave, register, address, count)
+            _registers(count)(await self._answer(slave, function, self._reader(slave, register, address, count)))
         except _ExceptionAnswer:
             pass
         except ReadFailed as exc:
@@ -171,12 +191,11 @@ class ModbusBus:
         self.resyncs += 1
         await asyncio.sleep(self.gap)  # the bus's quiet time before the read this cleared the way for
 
-    async def _read(self, slave: int, register: str, address: int, count: int) -> list[int]:
+    async def _answer(self, slave: int, function: int, send):
         if not self._client.connected:
             raise BusDown(f"{self.name} is not connected")
-        call = self._client.read_holding_registers if register == "holding" else self._client.read_input_registers
         try:
-            response = await call(address, count=count, device_id=slave)
+            response = await send()
         except (ConnectionException, OSError) as exc:
             raise BusDown(f"{self.name}: {_short(exc)}") from None
         except _Refused as exc:
@@ -197,13 +216,9 @@ class ModbusBus:
         # code nor the size: an FC 4 answer to an FC 3 request decodes just fine.
         if slave and response.dev_id != slave:
             raise ReadFailed(f"answer from slave {response.dev_id}, asked slave {slave}; refused")
-        function = FUNCTION_CODES[register]
         if response.function_code != function:
             raise ReadFailed(f"answer has function code {response.function_code}, the request had {function}; refused")
-        registers = list(getattr(response, "registers", []) or [])
-        if len(registers) != count:
-            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}; refused")
-        return registers
+        return response
 
     async def _wait_out_late_answer(self) -> None:
         """Let the answer to a request that timed out come, and throw it away.
@@ -290,6 +305,16 @@ def _sync_read(items, slave: int) -> tuple[str, int, int] | None:
             if count is not None:
                 return register, start, count
     return None
+
+
+def _registers(count: int):
+    """The check of a read's answer: exactly `count` registers, returned as a list."""
+    def check(response) -> list[int]:
+        registers = list(getattr(response, "registers", []) or [])
+        if len(registers) != count:
+            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}; refused")
+        return registers
+    return check
 
 
 def _short(exc: Exception) -> str:
