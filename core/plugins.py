@@ -173,15 +173,30 @@ class PluginHost:
                 continue
             for sensor_type in result or ():
                 problem = sensortypes.problem(sensor_type)
+                if problem is None and sensor_type.name in owners:
+                    if catalog[sensor_type.name] == sensor_type:
+                        continue  # the same definition twice (a shared helper package): one type
+                    self._type_clash(sensor_type.name, owners[sensor_type.name], plugin_name)
                 if problem is None and sensor_type.name in catalog:
-                    owner = self._describe(owners[sensor_type.name]) if sensor_type.name in owners else "the hub"
-                    problem = f"sensor type '{sensor_type.name}' is already provided by {owner}"
+                    problem = f"sensor type '{sensor_type.name}' is already provided by the hub"
                 if problem:
                     self._fail(plugin_name, f"register_sensor_types returned an unusable type: {problem}")
                     continue
                 catalog[sensor_type.name] = sensor_type
                 owners[sensor_type.name] = plugin_name
         return catalog
+
+    def _type_clash(self, type_name: str, first: str, second: str) -> None:
+        """Two plugins define one sensor type differently: which unit and range would
+        the YAML's sensors get? A start-up error, like two plugins' platform names."""
+        pair = sorted((first, second))  # named alike whatever the call order
+        by = f"twice, differently, by {self._describe(first)}" if first == second else (
+            f"differently by two plugins: {self._describe(pair[0])} and {self._describe(pair[1])}"
+        )
+        raise PluginError(
+            f"sensor type '{type_name}' is provided {by}; "
+            "uninstall one of them or load only one with SMARTANOM_PLUGINS"
+        )
 
     def call_each_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a hook through pluggy; each plugin's result with its name, failures left out."""
