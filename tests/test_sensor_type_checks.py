@@ -5,6 +5,7 @@ import pytest
 
 from smartanom import SensorType, hookimpl
 from smartanom.errors import PluginError
+from smartanom.sensortypes import BUILTIN, HA_DEVICE_CLASSES
 
 HUB = """
 devices:
@@ -44,3 +45,19 @@ async def test_two_plugins_defining_one_sensor_type_identically_share_it(hub_fac
     hub = await hub_factory(HUB, plugins=[("alpha", providing(ORP)), ("beta", providing(same))], entry_points=False)
     assert hub.registry.sensor(1).unit == "mV"
     assert hub.plugins.records["alpha"].errors == [] and hub.plugins.records["beta"].errors == []
+
+
+@pytest.mark.gen_test
+async def test_an_unknown_device_class_is_reported_against_the_plugin_and_the_type_left_out(hub_factory):
+    typo = SensorType("co2", "ppm", "CO2", device_class="carbon_dioxid")
+    hub = await hub_factory(HUB, plugins=[("gas", providing(ORP, typo, SensorType("lux2", "lux", device_class=None)))], entry_points=False)
+    assert hub.registry.sensor(1).unit == "mV"  # the plugin's other types still load
+    assert hub.plugins.records["gas"].errors == [
+        "register_sensor_types returned an unusable type: 'co2': device_class 'carbon_dioxid' is not one of "
+        "Home Assistant's sensor device classes (see https://www.home-assistant.io/integrations/sensor/#device-class), "
+        "or None. Did you mean 'carbon_dioxide'?"
+    ]
+
+
+def test_the_hubs_own_types_use_home_assistant_device_classes():
+    assert {t.device_class for t in BUILTIN} - {None} <= HA_DEVICE_CLASSES
