@@ -229,9 +229,10 @@ class PluginHost:
             unsubscribe.append(bus.subscribe(DeviceStatusChanged, lambda event: on_device_status(change=event)))
         return unsubscribe
 
-    def report(self, plugin_name: str, message: str) -> None:
-        """Record and log a problem with what a plugin handed over (e.g. an unusable route)."""
-        self._fail(plugin_name, message)
+    def report(self, plugin_name: str, message: str, exc_info: tuple | None = None) -> None:
+        """Record and log a problem with what a plugin handed over (e.g. an unusable route),
+        or an error it raised outside a hook (in a route's handler: `exc_info`)."""
+        self._fail(plugin_name, message, exc_info[1] if exc_info else None)
 
     def describe(self, plugin_name: str) -> str:
         """`name (package version)`, how every report names a plugin."""
