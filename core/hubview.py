@@ -27,13 +27,13 @@ if TYPE_CHECKING:
 class HubView:
     """What a plugin may use of the running hub."""
 
-    __slots__ = ("_hub", "_config", "_refusals")
+    __slots__ = ("_hub", "_config", "_publishing")
 
     def __init__(self, hub: "Hub"):
         self._hub = hub
         self._config = ReadOnly(hub.config)
         # Readings published through the view itself (not through a PluginContext).
-        self._refusals = Refusals("hub view")
+        self._publishing: Publishing = hub.plugins.publishing
 
     def __repr__(self) -> str:
         return f"<HubView {self.url}>"
@@ -66,7 +66,7 @@ class HubView:
         Raises ValueError for an unknown sensor or a malformed value.
         """
         sensor, raw, epoch = parse_reading(self.registry, sensor_id, value, timestamp, source)
-        return admit(self._hub, sensor, raw, epoch, source, self._refusals)
+        return admit(self._hub, sensor, raw, epoch, source, self._publishing.refusals)
 
     def device_status(self, device_id: int) -> "DeviceStatus | None":
         """A device's current status, or None for an unknown device."""
@@ -83,6 +83,18 @@ def admit(hub: "Hub", sensor: "Sensor", raw: float, epoch: float, source: str, r
         return False
     hub.accept_reading(sensor, calibrated.value, epoch, source, calibrated.raw, calibrated.calibration_id)
     return True
+
+
+class Publishing:
+    """What became of the readings published through the hub view: GET /api/plugins
+    shows it as `hub_view` (the view is shared, so its refusals are counted here,
+    as a PluginContext's are in its instance's stats)."""
+
+    def __init__(self) -> None:
+        self.refusals = Refusals("hub view")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"refused": self.refusals.counts}
 
 
 # Attributes of the configuration a plugin has no business reading.

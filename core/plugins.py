@@ -22,6 +22,7 @@ import pluggy
 
 from smartanom import hookspecs, isolation, sensortypes
 from smartanom.errors import PluginError
+from smartanom.hubview import Publishing
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom.platform import Platform, PlatformOptions
 from smartanom.sensortypes import BUILTIN_TYPES, SensorType
@@ -73,6 +74,8 @@ class PluginHost:
         self.platform_owner: dict[str, str] = {}
         self.trace = os.environ.get("SMARTANOM_TRACE_HOOKS", "") not in ("", "0")
         self._error_log = LogThrottle()
+        # Readings plugins publish through the hub view (hubview.py), counted for /api/plugins.
+        self.publishing = Publishing()
 
     @property
     def failed(self) -> list[str]:
