@@ -225,12 +225,23 @@ class PluginHost:
         hook = self.pm.hook
         unsubscribe = []
         if hook.on_reading.get_hookimpls():
-            on_reading = hook.on_reading
-            unsubscribe.append(bus.subscribe(SensorReading, lambda event: on_reading(reading=event)))
+            unsubscribe.append(bus.subscribe(SensorReading, self._listener(hook.on_reading, "reading")))
         if hook.on_device_status.get_hookimpls():
-            on_device_status = hook.on_device_status
-            unsubscribe.append(bus.subscribe(DeviceStatusChanged, lambda event: on_device_status(change=event)))
+            unsubscribe.append(bus.subscribe(DeviceStatusChanged, self._listener(hook.on_device_status, "change")))
         return unsubscribe
+
+    def _listener(self, hook, argument: str):
+        publishing = self.publishing
+
+        def listener(event) -> None:
+            # While it runs, the hub view queues what the hooks publish (hubview.Publishing).
+            publishing.listening += 1
+            try:
+                hook(**{argument: event})
+            finally:
+                publishing.listening -= 1
+
+        return listener
 
     def report(self, plugin_name: str, message: str, exc_info: tuple | None = None) -> None:
         """Record and log a problem with what a plugin handed over (e.g. an unusable route),
