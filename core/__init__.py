@@ -4,6 +4,7 @@ A plugin imports only what `__all__` lists here; everything else in `smartanom` 
 private and may change. docs/writing-plugins.md is the guide.
 """
 
+from smartanom.control.outputs import OutputChanged, OutputContext, OutputError, OutputKind, OutputOptions, OverrideRequest
 from smartanom.errors import ConfigError
 from smartanom.events import AlertChanged, DeviceStatus, DeviceStatusChanged, SensorReading
 from smartanom.hookspecs import hookimpl
@@ -20,6 +21,12 @@ __all__ = [
     "DeviceStatusChanged",
     "HubView",
     "LogThrottle",
+    "OutputChanged",
+    "OutputContext",
+    "OutputError",
+    "OutputKind",
+    "OutputOptions",
+    "OverrideRequest",
     "Platform",
     "PlatformOptions",
     "PluginContext",

@@ -134,7 +134,7 @@ def _load(path: str):
     platforms = plugins.collect_platforms()
     return plugins, load_config(
         path, platforms, failed_plugins=plugins.failed, providers=plugins.platform_providers(),
-        sensor_types=plugins.collect_sensor_types(),
+        sensor_types=plugins.collect_sensor_types(), output_kinds=plugins.collect_outputs(),
     )
 
 
@@ -152,7 +152,12 @@ def _check(path: str) -> int:
         print(f"{config.file}: storage.path: {problem}", file=sys.stderr)
         return 2
     sensors = sum(len(d.sensors) for d in config.devices)
-    print(f"{path}: OK ({_count(len(config.devices), 'device')}, {_count(sensors, 'sensor')}, {_count(len(config.plugins), 'plugin instance')})")
+    counts = [_count(len(config.devices), 'device'), _count(sensors, 'sensor'), _count(len(config.plugins), 'plugin instance')]
+    if config.outputs:
+        control = config.control
+        rules = len(control.schedules) + len(control.thresholds) + len(control.dosing)
+        counts += [_count(len(config.outputs), "output"), _count(rules, "control rule")]
+    print(f"{path}: OK ({', '.join(counts)})")
     return 0
 
 
@@ -238,6 +243,8 @@ async def _serve(hub) -> int:
     for instance in hub.config.plugins:
         device = instance.options.device
         log.info("  plugin instance %s: platform %s%s", instance.label, instance.platform.name, "" if device is None else f", device {device}")
+    for output in hub.config.outputs:
+        log.info("  output %s (%s, type %s, safe %s)", output.id, output.name, output.type, "on" if output.safe_state else "off")
     records = hub.plugins.records.values()
     log.info("Plugins loaded: %s", ", ".join(hub.plugins.describe(r.name) for r in records if r.loaded) or "none")
     failed = [hub.plugins.describe(r.name) for r in records if not r.loaded]

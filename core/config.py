@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from smartanom.alerts import config as alerts_config
 from smartanom.alerts.config import AlertsConfig, ProfileConfig, SensorAlertConfig
+from smartanom.control.checks import check_control, check_outputs
+from smartanom.control.config import ControlConfig
+from smartanom.control.outputs import OutputKind, OutputOptions
 from smartanom.calibration import config as calibration_config
 from smartanom.auth import MIN_TOKEN_LENGTH, TOKEN_HINT, Token, TokensFile, parse_tokens_env
 from smartanom.errors import ConfigError, ConfigIssue
@@ -165,6 +168,9 @@ class _Root(_Section):
     plugins: list[dict[str, Any]] = []
     alerts: AlertsConfig = AlertsConfig()
     profiles: dict[str, ProfileConfig] = {}
+    # Checked by core/control/checks.py against the output types plugins provide.
+    outputs: list[dict[str, Any]] = []
+    control: dict[str, Any] = {}
     calibration: calibration_config.CalibrationConfig = calibration_config.CalibrationConfig()
     derived: list[calibration_config.DerivedConfig] = []
 
@@ -206,6 +212,8 @@ class HubConfig:
     unavailable: list[ConfigIssue] = field(default_factory=list)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     profiles: dict[str, ProfileConfig] = field(default_factory=dict)
+    outputs: list[OutputOptions] = field(default_factory=list)
+    control: ControlConfig = field(default_factory=ControlConfig)
     calibration: calibration_config.CalibrationConfig = field(default_factory=calibration_config.CalibrationConfig)
     derived: list[calibration_config.DerivedConfig] = field(default_factory=list)
     # Built-in sensor types plus the loaded plugins' (register_sensor_types).
@@ -228,6 +236,7 @@ def load_config(
     failed_plugins: typing.Collection[str] = (),
     providers: typing.Mapping[str, str] = {},
     sensor_types: typing.Mapping[str, SensorType] | None = None,
+    output_kinds: typing.Mapping[str, OutputKind] = {},
 ) -> HubConfig:
     """Read and validate a config file. Raises ConfigError listing every problem.
 
@@ -237,6 +246,7 @@ def load_config(
     An entry whose options validator crashes is set aside there too.
     `providers` maps platform names to the plugin providing each, for reports.
     `sensor_types` is the catalog `type:` may name (default: the built-in types).
+    `output_kinds` are the output types plugins provide (`type:` under `outputs:`).
     """
     sensor_types = dict(sensor_types if sensor_types is not None else BUILTIN_TYPES)
     context = {"sensor_types": sensor_types}
@@ -263,6 +273,8 @@ def load_config(
     broken_devices = {d.get("id") for d in raw_devices if isinstance(d, dict)} - {d.id for d in devices}
     _check_unique(data, filename, issues, raw_devices)
     registry = Registry.from_config(devices, sensor_types)
+    outputs, output_ids = check_outputs(data, filename, issues, registry, output_kinds)
+    control = check_control(data, filename, issues, registry, outputs, output_ids)
     if root is None:
         issues.extend(calibration_config.check_valid_parts(data, registry, filename))
         _check_plugins(data, filename, issues, registry, platforms, broken_devices, None, failed_plugins, providers)
@@ -271,6 +283,7 @@ def load_config(
     config = HubConfig(
         filename, root.server, root.storage, root.devices, auth=root.auth, calibration=root.calibration,
         derived=root.derived, sensor_types=sensor_types, watchdog=root.watchdog, alerts=root.alerts, profiles=root.profiles,
+        outputs=outputs, control=control or ControlConfig(),
     )
     alerts_config.check(root.devices, root.profiles, data, filename, issues)
     issues.extend(calibration_config.check(root.calibration, root.derived, registry, data, filename))

@@ -27,6 +27,17 @@ def register_platforms():
 
 
 @hookspec
+def register_outputs():
+    """Return a list of `smartanom.OutputKind` objects this plugin provides.
+
+    Called once at start-up, like `register_platforms`, so that each entry of
+    the configuration's `outputs:` can name one with `type: NAME`. Synchronous.
+    Return an empty list (or None) to provide none. Two plugins providing the
+    same output kind is a start-up error.
+    """
+
+
+@hookspec
 def on_startup(hub):
     """Called once the hub is serving, after every platform instance has started.
 

@@ -22,6 +22,9 @@ from smartanom.calibration.latest import LatestReadings
 from smartanom.calibration.service import CalibrationService
 from smartanom.calibration.store import CalibrationStore
 from smartanom.config import HubConfig, PluginInstanceConfig, reload_tokens
+from smartanom.control import stream as output_stream
+from smartanom.control.interlocks import BeingCalibrated, SensorFaultAlert
+from smartanom.control.setup import build_control
 from smartanom.derived.service import DerivedSensors
 from smartanom.errors import ConfigError
 from smartanom.events import SensorReading
@@ -95,6 +98,9 @@ class Hub:
         self.started_at: float | None = None
         self.instances: dict[str, InstanceState] = {}
         self.view = HubView(self)  # what plugins get instead of this object
+        # Objects a plugin's platform instances and outputs share (PluginContext.shared, OutputContext.shared).
+        self.shared: dict = {}
+        self.control = None  # smartanom.control.engine.Control, built at start
         self.loop_lag = LoopLag()  # for GET /metrics
         self._server: HubHTTPServer | None = None
         self._tasks: list[asyncio.Task] = []
@@ -148,6 +154,11 @@ class Hub:
         self.status.start()
         self.loop_lag.start(self.loop)
         self._unsubscribers = self.fanout.attach(self.bus) + self.plugins.listen(self.bus)
+        self.control = build_control(
+            self.config.control, self.config.outputs, self.plugins.output_kinds, self.bus, self.shared, self.config.storage.path
+        )
+        self.control.interlocks += [BeingCalibrated(self.calibration), SensorFaultAlert(self.alerts, self.registry)]
+        self._unsubscribers.append(output_stream.attach(self.bus, self.fanout))
         await self.alerts.start()
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]
         await self.calibration.start()
@@ -169,6 +180,7 @@ class Hub:
             owner = self.plugins.platform_owner.get(instance.platform.name, "?")
             self.instances[instance.label] = InstanceState(instance.label, instance.platform.name, owner)
             self._tasks.append(self.loop.create_task(self._supervise(instance), name=f"plugin:{instance.label}"))
+        await self.control.start()
         await self.plugins.call_each("on_startup", hub=self.view)
 
     async def stop(self) -> None:
@@ -179,6 +191,9 @@ class Hub:
         self.loop_lag.stop()
         if self._server is not None:
             self._server.stop()
+        if self.control is not None:
+            # Outputs to their safe state while the plugins that reach them still run.
+            await self.control.stop()
         for task in self._tasks:
             task.cancel()
         if self._tasks:

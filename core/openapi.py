@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from smartanom import api, history
 from smartanom.alerts import openapi as alerts_openapi
+from smartanom.control.api import OPENAPI_PATHS as OUTPUT_PATHS
 from smartanom.calibration import api as calibration_api
 
 _TIME = {"type": "string", "format": "date-time", "examples": ["2025-09-11T15:30:00Z"]}
@@ -259,6 +260,7 @@ def spec() -> dict:
                 "get": {"summary": "This description", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
             },
             **alerts_openapi.PATHS,
+            **OUTPUT_PATHS,
             **calibration_api.openapi_paths(),
         },
         "components": {

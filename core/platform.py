@@ -95,6 +95,9 @@ class PluginContext:
         # e.g. messages dropped while a broker was away. Plain JSON values only.
         self.stats: dict[str, int | float | str | bool | dict | None] = {}
         self._refusals = Refusals(label)
+        # Shared with this plugin's outputs (OutputContext.shared): put the connection
+        # an output needs here, keyed by your plugin's name and this instance's label.
+        self.shared: dict = hub.shared
         self._overload_log = LogThrottle()
 
     @property

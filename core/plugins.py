@@ -21,6 +21,7 @@ from typing import Any
 import pluggy
 
 from smartanom import hookspecs, isolation, sensortypes
+from smartanom.control.outputs import OutputKind, OutputOptions
 from smartanom.errors import PluginError
 from smartanom.hubview import Publishing
 from smartanom.events import DeviceStatusChanged, SensorReading
@@ -72,6 +73,8 @@ class PluginHost:
         self.records: dict[str, PluginRecord] = {}
         self.platforms: dict[str, Platform] = {}
         self.platform_owner: dict[str, str] = {}
+        self.output_kinds: dict[str, OutputKind] = {}
+        self.output_owner: dict[str, str] = {}
         self.trace = os.environ.get("SMARTANOM_TRACE_HOOKS", "") not in ("", "0")
         self._error_log = LogThrottle()
         # Readings plugins publish through the hub view (hubview.py), counted for /api/plugins.
@@ -164,6 +167,26 @@ class PluginHost:
                 if plugin_name in self.records:
                     self.records[plugin_name].platforms.append(platform.name)
         return self.platforms
+
+    def collect_outputs(self) -> dict[str, OutputKind]:
+        """Ask every plugin for its output kinds. Raises PluginError on a name clash."""
+        for plugin_name, result in self.call_each_sync("register_outputs"):
+            if result is not None and not isinstance(result, (list, tuple)):
+                self._fail(plugin_name, f"register_outputs must return a list of smartanom.OutputKind, got {type(result).__name__}")
+                continue
+            for kind in result or ():
+                problem = _output_kind_problem(kind)
+                if problem:
+                    self._fail(plugin_name, f"register_outputs returned an unusable output kind: {problem}")
+                    continue
+                if kind.name in self.output_owner:
+                    raise PluginError(
+                        f"output type '{kind.name}' is provided by {self._describe(self.output_owner[kind.name])} and by "
+                        f"{self._describe(plugin_name)}; uninstall one of them or load only one with SMARTANOM_PLUGINS"
+                    )
+                self.output_owner[kind.name] = plugin_name
+                self.output_kinds[kind.name] = kind
+        return self.output_kinds
 
     def collect_sensor_types(self) -> dict[str, SensorType]:
         """The built-in sensor types plus every plugin's. A plugin's type that is
@@ -295,4 +318,16 @@ def _platform_problem(platform: object) -> str | None:
         return f"'{platform.name}': run must be an `async def` function taking the PluginContext"
     if not (isinstance(platform.options, type) and issubclass(platform.options, PlatformOptions)):
         return f"'{platform.name}': options must be a subclass of smartanom.PlatformOptions"
+    return None
+
+
+def _output_kind_problem(kind: object) -> str | None:
+    if not isinstance(kind, OutputKind):
+        return f"{kind!r} is not a smartanom.OutputKind"
+    if not isinstance(kind.name, str) or not kind.name:
+        return f"{kind!r} has no name"
+    if not callable(kind.create):
+        return f"'{kind.name}': create must be a callable (options, ctx) -> driver"
+    if not (isinstance(kind.options, type) and issubclass(kind.options, OutputOptions)):
+        return f"'{kind.name}': options must be a subclass of smartanom.OutputOptions"
     return None

@@ -116,6 +116,33 @@ CREATE INDEX IF NOT EXISTS calibrations_sensor ON calibrations (sensor_id, id);
 ALTER TABLE readings ADD COLUMN raw REAL;
 ALTER TABLE readings ADD COLUMN calibration_id INTEGER;
 """),
+    Migration(5, "outputs: every actuation with its reason, and every dose given", """
+CREATE TABLE IF NOT EXISTS actuations (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,               -- UTC seconds since the epoch
+    output_id TEXT NOT NULL,
+    state TEXT NOT NULL,            -- 'on' | 'off'
+    source TEXT NOT NULL,           -- start | schedule | rule | dose | manual | interlock | safe
+    reason TEXT NOT NULL DEFAULT '',
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    ok INTEGER NOT NULL DEFAULT 1,  -- 0: the driver failed (error says why)
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS actuations_ts ON actuations (ts);
+CREATE INDEX IF NOT EXISTS actuations_output_ts ON actuations (output_id, ts);
+-- Written before the pump starts, so a crash mid-dose counts the dose as given:
+-- a restart never repeats it, and the hour/day limits hold across restarts.
+CREATE TABLE IF NOT EXISTS doses (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    controller_id TEXT NOT NULL,
+    output_id TEXT NOT NULL,
+    ml REAL NOT NULL,
+    seconds REAL NOT NULL,
+    dry_run INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS doses_controller_ts ON doses (controller_id, ts);
+"""),
 ]
 
 LATEST = max(m.version for m in MIGRATIONS)

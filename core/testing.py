@@ -120,7 +120,7 @@ def hub_factory(io_loop, tmp_path):
         host = make_plugin_host(plugins, entry_points)
         config = load_config(
             path, host.collect_platforms(), failed_plugins=host.failed, providers=host.platform_providers(),
-            sensor_types=host.collect_sensor_types(),
+            sensor_types=host.collect_sensor_types(), output_kinds=host.collect_outputs(),
         )
         config.server.host, config.server.port = "127.0.0.1", 0
         if "path" not in config.storage.model_fields_set:

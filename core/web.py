@@ -10,6 +10,7 @@ import tornado.web
 from smartanom import api, metrics, openapi
 from smartanom.alerts import api as alerts_api
 from smartanom.calibration import api as calibration_api
+from smartanom.control import api as control_api
 from smartanom.websocket import StreamHandler
 from smartanom.websurface import HubApplication, SafeStaticFileHandler, host_checker
 from smartanom.ws_commands import Commands
@@ -77,6 +78,7 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
             **auth, "storage": hub.storage, "fanout": hub.fanout, "instances": hub.instances, "started_at": hub.started_at,
             "watchdog": hub.watchdog, "alerts": hub.alerts, "watch": api.HealthWatch(),
         }),
+        *control_api.routes(hub),
         (r"/api/openapi.json", openapi.OpenAPIHandler, auth),
         *alerts_api.routes(hub),
         *calibration_api.routes(hub),

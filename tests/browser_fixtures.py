@@ -43,7 +43,10 @@ class ThreadedHub:
         self.thread = threading.Thread(target=self.loop.run_forever, name="hub-under-test", daemon=True)
         self.thread.start()
         host = make_plugin_host(plugins)
-        config = load_config(config_path, host.collect_platforms(), failed_plugins=host.failed, sensor_types=host.collect_sensor_types())
+        config = load_config(
+            config_path, host.collect_platforms(), failed_plugins=host.failed,
+            sensor_types=host.collect_sensor_types(), output_kinds=host.collect_outputs(),
+        )
         config.server.host, config.server.port = "127.0.0.1", port
         config.storage.path = str(db_path)
         self.hub = Hub(config, host)

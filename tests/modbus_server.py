@@ -56,7 +56,7 @@ class ProbeServer:
                 for address, value in tables.get(table, {}).items():
                     values[address] = value
                 blocks.append([SimData(0, values=values, datatype=DataType.REGISTERS)])
-            bits = [SimData(0, values=False, datatype=DataType.BITS)]
+            bits = [SimData(0, count=SIZE, values=False, datatype=DataType.BITS)]
             devices.append(SimDevice(id=slave, simdata=(bits, list(bits), blocks[0], blocks[1])))
         return devices
 

@@ -89,6 +89,7 @@ function connect() {
     if (message.type === "sensor_data_update") onReading(message);
     else if (message.type === "device_status") onStatus(message);
     else if (message.type === "alert") document.dispatchEvent(new CustomEvent("smartanom:alert", { detail: message })); // alerts.js
+    else document.dispatchEvent(new CustomEvent("smartanom:message", { detail: message })); // other extensions: outputs.js
   };
   socket.onclose = (event) => {
     if (state.socket !== socket) return;

@@ -2,12 +2,14 @@
 
 Registered through the `smartanom` entry-point group like any third-party
 plugin. Roles: `config.py` the YAML schema, `decoding.py` registers -> value
-(pure), `bus.py` the pymodbus I/O, `runner.py` the polling task.
+(pure), `bus.py` the pymodbus I/O, `runner.py` the polling task, `output.py`
+the coil/register output.
 docs/modbus.md is the user's guide.
 """
 
 from smartanom import Platform, hookimpl
 from smartanom.builtin.modbus.config import ModbusOptions
+from smartanom.builtin.modbus.output import OUTPUT_KIND
 from smartanom.builtin.modbus.runner import run
 
 
@@ -21,3 +23,8 @@ def register_platforms():
             description="Modbus RTU (RS-485) and Modbus TCP probes: pH, EC, temperature, level, ...",
         )
     ]
+
+
+@hookimpl
+def register_outputs():
+    return [OUTPUT_KIND]

@@ -53,6 +53,7 @@ class _Refused(Exception):
 
 
 FUNCTION_CODES = {"holding": 3, "input": 4}
+WRITE_FUNCTION_CODES = {"coil": 5, "holding": 6}  # write single coil / single register
 # Silence on the line that means a frame is over (3.5 characters at 1200 baud,
 # with room for USB adapters that deliver bytes in bursts).
 QUIET = 0.03
@@ -113,6 +114,24 @@ class ModbusBus:
 
         Raises ReadFailed or BusDown; never returns a partial or made-up result.
         """
+        call = self._client.read_holding_registers if register == "holding" else self._client.read_input_registers
+        response = await self._request(slave, FUNCTION_CODES[register], lambda: call(address, count=count, device_id=slave))
+        registers = list(getattr(response, "registers", []) or [])
+        if len(registers) != count:
+            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}; refused")
+        return registers
+
+    async def write(self, slave: int, register: str, address: int, value: int) -> None:
+        """Write one coil (register 'coil', value 0/1) or one holding register, in turn
+        with the reads (modbus outputs, output.py). Raises ReadFailed (no usable answer) or BusDown."""
+        if register == "coil":
+            send = lambda: self._client.write_coil(address, bool(value), device_id=slave)  # noqa: E731
+        else:
+            send = lambda: self._client.write_register(address, value, device_id=slave)  # noqa: E731
+        await self._request(slave, WRITE_FUNCTION_CODES[register], send)
+
+    async def _request(self, slave: int, function: int, send):
+        """One request at a time, after the quiet gap and any late answer; the answer checked."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             wait = self._quiet_from - loop.time()
@@ -120,19 +139,18 @@ class ModbusBus:
                 await asyncio.sleep(wait)
             if self._gave_up_at is not None:
                 await self._wait_out_late_answer()
-            self._expect = (slave, FUNCTION_CODES[register])
+            self._expect = (slave, function)
             try:
-                return await self._read(slave, register, address, count)
+                return await self._answer(slave, function, send)
             finally:
                 self._expect = None
                 self._quiet_from = loop.time() + self.gap
 
-    async def _read(self, slave: int, register: str, address: int, count: int) -> list[int]:
+    async def _answer(self, slave: int, function: int, send):
         if not self._client.connected:
             raise BusDown(f"{self.name} is not connected")
-        call = self._client.read_holding_registers if register == "holding" else self._client.read_input_registers
         try:
-            response = await call(address, count=count, device_id=slave)
+            response = await send()
         except (ConnectionException, OSError) as exc:
             raise BusDown(f"{self.name}: {_short(exc)}") from None
         except _Refused as exc:
@@ -150,13 +168,9 @@ class ModbusBus:
         # code nor the size: an FC 4 answer to an FC 3 request decodes just fine.
         if slave and response.dev_id != slave:
             raise ReadFailed(f"answer from slave {response.dev_id}, asked slave {slave}; refused")
-        function = FUNCTION_CODES[register]
         if response.function_code != function:
             raise ReadFailed(f"answer has function code {response.function_code}, the request had {function}; refused")
-        registers = list(getattr(response, "registers", []) or [])
-        if len(registers) != count:
-            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}; refused")
-        return registers
+        return response
 
     async def _wait_out_late_answer(self) -> None:
         """Let the answer to a request that timed out come, and throw it away.

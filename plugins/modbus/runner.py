@@ -26,9 +26,11 @@ async def run(ctx: PluginContext) -> None:
     quiet_pymodbus_logging()
     bus = ModbusBus(options)
     poller = _Poller(ctx, options, bus)
+    ctx.shared[("modbus", ctx.label)] = bus  # modbus outputs write through it (output.py)
     try:
         await poller.run()
     finally:
+        ctx.shared.pop(("modbus", ctx.label), None)
         bus.close()
 
 

@@ -8,6 +8,7 @@ through the `smartanom` entry-point group like any third-party plugin.
 from smartanom import Platform, hookimpl
 from smartanom.builtin.mqtt.bridge import run
 from smartanom.builtin.mqtt.config import MqttOptions
+from smartanom.builtin.mqtt.switch import OUTPUT_KIND
 
 
 @hookimpl
@@ -21,3 +22,8 @@ def register_platforms():
             description="MQTT bridge: publish to a broker, Home Assistant discovery, MQTT sensors and edge hubs in",
         )
     ]
+
+
+@hookimpl
+def register_outputs():
+    return [OUTPUT_KIND]

@@ -18,13 +18,14 @@ from importlib import metadata
 
 import aiomqtt
 
-from smartanom import AlertChanged, DeviceStatus, DeviceStatusChanged, LogThrottle, PluginContext, SensorReading
+from smartanom import AlertChanged, DeviceStatus, DeviceStatusChanged, LogThrottle, OutputChanged, PluginContext, SensorReading
 from smartanom.builtin.mqtt import alerts
 from smartanom.builtin.mqtt.config import MqttOptions, TlsOptions
 from smartanom.builtin.mqtt.discovery import discovery_messages
 from smartanom.builtin.mqtt.inbound import PayloadError, Route, routes_from
 from smartanom.builtin.mqtt.messages import OFFLINE, ONLINE, Message, Topics, reading_message, status_message
 from smartanom.builtin.mqtt.outbox import Outbox
+from smartanom.builtin.mqtt.switch import SwitchLink
 
 # Messages handed to the client at once; a QoS 1 batch costs one round trip, not one per message.
 BATCH = 100
@@ -62,6 +63,12 @@ class Bridge:
         )
         self._warned = LogThrottle()  # per kind of warning: one a minute each
         self._announced_alerts: set[str] = set()
+        ha = options.homeassistant
+        self.switches = SwitchLink(
+            self.topics, self._enqueue, ctx.bus, ha.prefix if self._discovery else None, options.hub_id,
+            ha.override_minutes if ha is not None else 60.0,
+        )
+        ctx.shared[("mqtt", ctx.label)] = self.switches  # for mqtt_switch outputs (switch.py)
 
     @property
     def _discovery(self) -> bool:
@@ -77,6 +84,7 @@ class Bridge:
             unsubscribe.append(bus.subscribe(DeviceStatusChanged, self._on_status))
         if self.options.publish_alerts:
             unsubscribe.append(bus.subscribe(AlertChanged, self._on_alert))
+        unsubscribe.append(bus.subscribe(OutputChanged, self.switches.on_output_changed))
         delay = self.options.reconnect_min_delay
         try:
             while True:
@@ -96,6 +104,7 @@ class Bridge:
             for undo in unsubscribe:
                 undo()
             self.stats["connected"] = False
+            self.ctx.shared.pop(("mqtt", self.ctx.label), None)
 
     # --- bus -> outbox ------------------------------------------------------------
 
@@ -171,6 +180,7 @@ class Bridge:
                 raise asyncio.CancelledError from None
             raise
         finally:
+            self.switches.disconnected()
             _read_disconnect_reason(client)
 
     async def _announce(self, client: aiomqtt.Client) -> None:
@@ -180,8 +190,9 @@ class Bridge:
             if any(int(getattr(code, "value", code)) >= 0x80 for code in granted):
                 # An ACL said no: the rest still works, but this topic will stay silent.
                 self.ctx.log.error("%s: the broker %s refused the subscription to %s (check its ACL)", self.ctx.label, self.broker, topic)
+        await self.switches.connected(client)
         if self._discovery:
-            self.outbox.put_back(self._discovery_messages())
+            self.outbox.put_back(self._discovery_messages() + self.switches.discovery_messages())
         if self.options.publish_status:
             # After the backlog: the broker's retained status ends up current even if a
             # change happened before this task subscribed to the bus.
@@ -244,7 +255,10 @@ class Bridge:
             if topic == self.ha_status_topic:
                 if payload.strip() == b"online":
                     # Home Assistant restarted: it asks integrations to announce themselves again.
-                    self.outbox.put_back(self._discovery_messages())
+                    self.outbox.put_back(self._discovery_messages() + self.switches.discovery_messages())
+                _ack(client, message)
+                continue
+            if self.switches.accept(topic, payload, message.retain):
                 _ack(client, message)
                 continue
             routes = self.routes.get(topic, ())

@@ -112,6 +112,7 @@ class BrokerOptions(_Strict):
 class HomeAssistantOptions(_Strict):
     discovery: bool = Field(True, description="publish MQTT discovery messages for every sensor")
     prefix: str = Field("homeassistant", min_length=1, description="Home Assistant's discovery prefix")
+    override_minutes: float = Field(60.0, gt=0, description="how long a switch turned in Home Assistant overrides the hub's rule")
 
 
 class Subscription(_Strict):

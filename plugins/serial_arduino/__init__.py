@@ -2,11 +2,12 @@
 
 Registered through the `smartanom` entry-point group like any third-party plugin.
 `parser` holds the line protocol, `port` the serial I/O, `runner` the task that
-ties them to the hub; the sketch for the board is in `arduino/`.
+ties them to the hub, `relay` the relay output; the sketch for the board is in `arduino/`.
 """
 
 from smartanom import Platform, hookimpl
 from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
+from smartanom.builtin.serial_arduino.relay import OUTPUT_KIND
 from smartanom.builtin.serial_arduino.runner import run
 
 
@@ -20,3 +21,8 @@ def register_platforms():
             description="Sensors on an Arduino/ESP32 printing readings over USB serial",
         )
     ]
+
+
+@hookimpl
+def register_outputs():
+    return [OUTPUT_KIND]

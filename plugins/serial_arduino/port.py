@@ -154,6 +154,11 @@ class SerialConnection:
         transport, _ = await serial_asyncio.connection_for_serial(loop, lambda: reader, port)
         return cls(port, real, transport, reader)
 
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the Arduino (relay commands); the transport writes them off the loop's back."""
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
     async def wait_lost(self) -> str:
         """Wait until the port fails (unplugged, EOF); returns why."""
         exc = await asyncio.shield(self._reader.lost)

@@ -21,6 +21,7 @@ from smartanom import LogThrottle, PluginContext
 from smartanom.builtin.serial_arduino.config import SerialArduinoOptions
 from smartanom.builtin.serial_arduino.parser import BAD_VALUE, TOO_LONG, UNKNOWN_KEY, LineError, LineSplitter, TooLong, parse_line
 from smartanom.builtin.serial_arduino.port import PortUnavailable, SerialConnection
+from smartanom.builtin.serial_arduino.relay import RelayLink
 
 # At most one bad-line warning per this many seconds (the rest are counted in it).
 BAD_LINE_LOG_EVERY = 60.0
@@ -33,7 +34,17 @@ MISSING_POLL = 0.25
 
 async def run(ctx: PluginContext) -> None:
     options: SerialArduinoOptions = ctx.options
-    lines = LineHandler(ctx, options)
+    relays = RelayLink(ctx.log)
+    ctx.shared[("serial_arduino", ctx.label)] = relays  # for serial_relay outputs (relay.py)
+    try:
+        await _serve(ctx, options, relays)
+    finally:
+        relays.detach("the hub is stopping")
+        ctx.shared.pop(("serial_arduino", ctx.label), None)
+
+
+async def _serve(ctx: PluginContext, options: SerialArduinoOptions, relays: RelayLink) -> None:
+    lines = LineHandler(ctx, options, relays)
     delay = options.reconnect_min
     # An open failure is logged when it changes, and repeated only every
     # OPEN_FAILURE_REMIND_EVERY while it stays the same.
@@ -61,9 +72,11 @@ async def run(ctx: PluginContext) -> None:
         shown = options.port if conn.real_path == options.port else f"{options.port} (-> {conn.real_path})"
         ctx.log.info("%s: opened serial port %s", ctx.label, shown)
         lines.start()
+        relays.attach(conn.write)
         try:
             why = await conn.wait_lost()
         finally:
+            relays.detach("port lost")
             await conn.close()
         ctx.set_device_available(False, f"serial port {options.port} lost: {why}")
         ctx.set_problem(f"serial port {options.port} lost: {why}")
@@ -92,9 +105,10 @@ async def _wait_for_path(path: str) -> None:
 class LineHandler:
     """Bytes from one connection -> readings on the bus, and counts of what was not."""
 
-    def __init__(self, ctx: PluginContext, options: SerialArduinoOptions):
+    def __init__(self, ctx: PluginContext, options: SerialArduinoOptions, relays: RelayLink | None = None):
         self.ctx = ctx
         self.options = options
+        self.relays = relays
         self.bad = BadLineLog(ctx)
         self.readings = 0
         self.splitter = LineSplitter(options.max_line_length)
@@ -117,6 +131,11 @@ class LineHandler:
                 self.bad.report(f"{type(exc).__name__}: {exc}", item if isinstance(item, bytes) else item.head)
 
     def _line(self, raw: bytes) -> None:
+        if raw.startswith(b"!"):
+            # The relay protocol's answers (relay.py), not readings.
+            if self.relays is not None:
+                self.relays.accept(raw)
+            return
         try:
             parsed = parse_line(raw, require_checksum=self.options.checksum == "required")
         except LineError as exc:

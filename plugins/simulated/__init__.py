@@ -5,6 +5,7 @@ Registered through the `smartanom` entry-point group like any third-party plugin
 
 from smartanom import Platform, hookimpl
 from smartanom.builtin.simulated.config import SimulatedOptions
+from smartanom.builtin.simulated.outputs import OUTPUT_KIND
 from smartanom.builtin.simulated.runner import run
 
 
@@ -18,3 +19,8 @@ def register_platforms():
             description="Simulated pH, EC/TDS, temperature, humidity, level and light sensors",
         )
     ]
+
+
+@hookimpl
+def register_outputs():
+    return [OUTPUT_KIND]

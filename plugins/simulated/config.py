@@ -33,6 +33,7 @@ class SimulatedOptions(PlatformOptions):
     sensors: list[int] | None = Field(None, description="sensor ids to feed (default: all of the device's)")
     day_length: float = Field(86400.0, gt=0, description="seconds in a simulated day (shorten for demos)")
     dropout: Dropout | None = None
+    tank: bool = Field(False, description="pH, EC and water level come from the tank model that `type: simulated` outputs of this device act on")
     raw: list[RawSignal] = Field([], description="sensors whose probe reads offset and scaled (raw mode)")
 
     def readings_per_second(self, registry) -> float | None:

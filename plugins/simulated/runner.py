@@ -8,6 +8,8 @@ import time
 from smartanom import PluginContext
 from smartanom.builtin.simulated.config import SimulatedOptions
 from smartanom.builtin.simulated.model import LIGHT_PEAK, PROFILES, Simulator
+from smartanom.builtin.simulated.outputs import tank_for
+from smartanom.builtin.simulated.tank import Tank
 
 
 async def run(ctx: PluginContext) -> None:
@@ -20,7 +22,10 @@ async def run(ctx: PluginContext) -> None:
         ctx.log.warning("%s: no simulation for sensor(s) %s (their types have no model); not fed", ctx.label, unknown)
         sensors = [(sid, stype) for sid, stype in sensors if sid not in unknown]
     raw = {r.sensor: r for r in options.raw}
-    simulator = Simulator(sensors, options.seed, options.day_length)
+    tank = tank_for(ctx.shared, ctx.device.id, lambda: Tank(seed=options.seed, start=time.time())) if options.tank else None
+    # With `tank: true` these come from the tank model that the simulated outputs act on.
+    modelled = {sid: stype for sid, stype in sensors if tank is not None and stype in ("ph", "ec", "water_level")}
+    simulator = Simulator([s for s in sensors if s[0] not in modelled], options.seed, options.day_length)
     ctx.log.info("%s: simulating %d sensors every %g s", ctx.label, len(sensors), options.interval)
 
     loop = asyncio.get_running_loop()
@@ -34,7 +39,8 @@ async def run(ctx: PluginContext) -> None:
             await asyncio.sleep(dropout.duration)
             active_since = next_at = loop.time()
         now = time.time()
-        for sensor_id, value in simulator.sample(now):
+        samples = simulator.sample(now) + [(sid, tank.read(stype, now)) for sid, stype in modelled.items()]
+        for sensor_id, value in samples:
             signal = raw.get(sensor_id)
             if signal is not None:
                 standard = ctx.calibration_standard(sensor_id)

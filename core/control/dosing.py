@@ -1,0 +1,181 @@
+"""A dosing controller: pH or EC brought to a target in pulses, within limits.
+
+Every control period: if any interlock has a reason, hold (pump off, reason
+logged, stored and streamed once). Otherwise, once the mixing time after the
+last dose has passed and a reading taken after it has arrived, size a dose
+from the error (proportional, or simple-pid), cut it to the per-dose, per-hour
+and per-day limits, record it, and run the pump for ml / (ml per s) seconds.
+
+The dose row is written before the pump starts; the limits and the mixing
+wait are read back from those rows at start, so a restart neither repeats a
+dose nor lets the limits start afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from simple_pid import PID
+
+from smartanom.control.config import DosingConfig
+from smartanom.control.journal import Dose
+
+if TYPE_CHECKING:
+    from smartanom.control.engine import Control
+
+log = logging.getLogger("smartanom.control.dosing")
+
+HOUR, DAY = 3600.0, 86400.0
+
+
+class DosingController:
+    def __init__(self, config: DosingConfig, control: "Control"):
+        self.config = config
+        self.control = control
+        self.readings = control.readings  # sensor id -> (value, when it arrived)
+        self.sensor_ids = [config.sensor] + ([config.level.sensor] if config.level else [])
+        self.held: str | None = None  # why dosing is stopped now, in words
+        self._cause: object = None
+        self.mixed_at = 0.0  # readings that arrive before this do not count
+        self.pumping = False
+        self._pulse: asyncio.Task | None = None
+        self._pid: PID | None = None
+        self._pid_at: float | None = None
+        self._sign = 1.0 if config.direction == "down" else -1.0
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def resume_from(self, journal) -> None:
+        """Pick up the mixing wait of the last dose given before a restart."""
+        last = journal.last_dose(self.id)
+        if last is not None:
+            self.mixed_at = last.ts + last.seconds + self.config.mixing_seconds
+
+    def as_dict(self, now: float) -> dict:
+        journal = self.control.journal
+        c = self.config
+        return {
+            "id": c.id,
+            "sensor_id": c.sensor,
+            "output_id": c.output,
+            "target": c.target,
+            "direction": c.direction,
+            "held": self.held,
+            "pumping": self.pumping,
+            "mixing_until": self.mixed_at if self.mixed_at > now else None,
+            "ml_last_hour": round(journal.ml_since(c.id, now - HOUR), 3),
+            "ml_last_day": round(journal.ml_since(c.id, now - DAY), 3),
+        }
+
+    async def step(self, now: float) -> None:
+        cause, reason = self._hold_reason(now)
+        if self.pumping:
+            if cause in (None, "day", "hour"):
+                return  # the pulse's own task ends it (the running dose is already in the limits)
+            # A stale or faulty sensor, a low level... mid-pulse: stop the pump now. The record
+            # keeps the whole dose, so the limits count more than was given, never less.
+            self.cancel()
+            self.pumping = False
+        if cause != self._cause:
+            # Logged, stored and streamed once per cause, not again each period
+            # as the value in its text moves (a level of 9.0, 8.9, 9.1 ...).
+            self._cause = cause
+            await self._set_held(reason)
+        self.held = reason
+        if reason is not None:
+            return
+        reading = self.readings.get(self.config.sensor)
+        if now < self.mixed_at or reading[1] < self.mixed_at:
+            return  # still mixing, or no reading of the mixed tank yet
+        error = self._sign * (reading[0] - self.config.target)
+        if error <= self.config.deadband:
+            self._pid_at = None  # in band: the next excursion starts without old integral
+            return
+        wanted = self._size(error, reading[0], now)
+        ml = min(wanted, self.config.max_dose_ml, self._budget(now))
+        if ml < self.config.min_dose_ml:
+            return
+        why = f"sensor {self.config.sensor} = {reading[0]:g}, target {self.config.target:g}"
+        await self._dose(ml, now, why)
+
+    def _hold_reason(self, now: float) -> tuple[object, str | None]:
+        """(what holds, why in words), or (None, None) when nothing does."""
+        if self.control.outputs.get(self.config.output).available is False:
+            return "output", f"output {self.config.output} is unavailable"
+        for interlock in self.control.interlock_list():
+            reason = interlock.check(self, now)
+            if reason:
+                return interlock, reason
+        c = self.config
+        try:
+            hour, day = self._left(now)
+        except Exception as exc:
+            return "record", f"the dose record cannot be read ({exc})"  # no record, no dose
+        if day < c.min_dose_ml:
+            return "day", f"daily limit reached ({c.max_ml_per_day:g} ml in 24 h)"
+        if hour < c.min_dose_ml:
+            return "hour", f"hourly limit reached ({c.max_ml_per_hour:g} ml in 1 h)"
+        return None, None
+
+    def _left(self, now: float) -> tuple[float, float]:
+        """Ml the hour and day limits still allow (rolling windows, from the dose record)."""
+        c, journal = self.config, self.control.journal
+        return c.max_ml_per_hour - journal.ml_since(c.id, now - HOUR), c.max_ml_per_day - journal.ml_since(c.id, now - DAY)
+
+    def _budget(self, now: float) -> float:
+        return max(0.0, min(self._left(now)))
+
+    def _size(self, error: float, value: float, now: float) -> float:
+        c = self.config
+        if c.mode == "proportional":
+            return c.gain_ml * error
+        if self._pid is None:
+            # simple-pid's error is setpoint - input. With both negated for 'down'
+            # it is value - target, so the output (ml) grows while the value is
+            # above target; for 'up' it is target - value. One PID shape for both.
+            self._pid = PID(c.pid.kp, c.pid.ki, c.pid.kd, setpoint=-self._sign * c.target, sample_time=None,
+                            output_limits=(0, c.max_dose_ml), time_fn=self.control.clock.now)
+        if self._pid_at is None:
+            self._pid.reset()
+        dt = None if self._pid_at is None else now - self._pid_at
+        self._pid_at = now
+        return float(self._pid(-self._sign * value, dt=dt) or 0.0)
+
+    async def _dose(self, ml: float, now: float, why: str) -> None:
+        c = self.config
+        seconds = ml / c.pump_ml_per_s
+        dry = self.control.outputs.dry_run
+        if not self.control.journal.record_dose(Dose(now, c.id, c.output, ml, seconds), dry):
+            self._cause = "record"
+            await self._set_held("the dose record cannot be written")
+            return
+        self.mixed_at = now + seconds + c.mixing_seconds
+        reason = f"{c.id}: {ml:.2f} ml ({seconds:.1f} s) because {why}"
+        if not await self.control.outputs.switch(c.output, True, "dose", reason):
+            return
+        self.pumping = True
+        self._pulse = asyncio.get_running_loop().create_task(self._end_pulse(seconds), name=f"dose:{c.id}")
+
+    async def _end_pulse(self, seconds: float) -> None:
+        try:
+            await self.control.clock.sleep(seconds)
+            await self.control.outputs.switch(self.config.output, False, "dose", f"{self.id}: pulse of {seconds:.1f} s done")
+        finally:
+            self.pumping = False
+
+    async def _set_held(self, reason: str | None) -> None:
+        self.held = reason
+        if reason is not None:
+            log.warning("Dosing %s stopped: %s", self.id, reason)
+            # Stop (or keep stopped) the pump, with the reason on record and on the stream.
+            await self.control.outputs.switch(self.config.output, False, "interlock", f"{self.id}: dosing stopped: {reason}")
+        else:
+            log.info("Dosing %s may dose again", self.id)
+
+    def cancel(self) -> None:
+        if self._pulse is not None:
+            self._pulse.cancel()

@@ -1,0 +1,131 @@
+"""Interlocks: reasons a dosing controller must not dose now.
+
+Each interlock answers one question, "why not dose now?", with a reason or
+None. A controller asks all of them every period and doses only when none has
+a reason; a reason that appears or clears is logged, stored and streamed once.
+
+Built in: a stale sensor, an implausible reading, a low water level, the
+hour/day limits (core/control/dosing.py), a sensor in a calibration session
+(`BeingCalibrated`, added by the hub), a sensor-fault alert (`SensorFaultAlert`,
+added by the hub), and `SensorHolds`, the plug for any other part of the hub:
+
+    hub.control.holds.hold(sensor_id, "calibration", "being calibrated")
+    hub.control.holds.release(sensor_id, "calibration")
+
+Anything else can add an object with `check(controller, now) -> str | None`
+to `hub.control.interlocks`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from smartanom.control.dosing import DosingController
+
+
+class Interlock(Protocol):
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        """Why `controller` must not dose at `now`, or None."""
+
+
+class SensorHolds:
+    """Holds on sensors, each under a key (who holds it) with a reason."""
+
+    def __init__(self) -> None:
+        self._holds: dict[int, dict[str, str]] = {}
+
+    def hold(self, sensor_id: int, key: str, reason: str) -> None:
+        self._holds.setdefault(sensor_id, {})[key] = reason
+
+    def release(self, sensor_id: int, key: str) -> None:
+        held = self._holds.get(sensor_id, {})
+        held.pop(key, None)
+        if not held:
+            self._holds.pop(sensor_id, None)
+
+    def reasons(self, sensor_id: int) -> list[str]:
+        return list(self._holds.get(sensor_id, {}).values())
+
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        for sensor_id in controller.sensor_ids:
+            reasons = self.reasons(sensor_id)
+            if reasons:
+                return f"sensor {sensor_id} is held: {'; '.join(reasons)}"
+        return None
+
+
+class Stale:
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        seen = controller.readings.get(controller.config.sensor)
+        limit = controller.config.stale_after
+        if seen is None:
+            return f"no reading yet from sensor {controller.config.sensor}"
+        age = now - seen[1]
+        if age > limit:
+            return f"sensor {controller.config.sensor} is stale (last reading {age:.0f} s ago, limit {limit:g} s)"
+        return None
+
+
+class Implausible:
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        bounds = controller.config.plausible
+        seen = controller.readings.get(controller.config.sensor)
+        if bounds is None or seen is None:
+            return None
+        if not bounds.min <= seen[0] <= bounds.max:
+            return f"sensor {controller.config.sensor} reads {seen[0]:g}, outside the plausible {bounds.min:g} to {bounds.max:g}"
+        return None
+
+
+class LowLevel:
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        guard = controller.config.level
+        if guard is None:
+            return None
+        seen = controller.readings.get(guard.sensor)
+        if seen is None or now - seen[1] > controller.config.stale_after:
+            return f"water level unknown (sensor {guard.sensor} has no recent reading)"
+        if seen[0] < guard.min:
+            return f"water level {seen[0]:g} is below {guard.min:g}"
+        return None
+
+
+class BeingCalibrated:
+    """Dosing holds while a sensor it reads is in a calibration session: the probe is
+    in a buffer, not in the tank (core/calibration/service.py)."""
+
+    def __init__(self, calibration) -> None:
+        self.calibration = calibration
+
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        for sensor_id in controller.sensor_ids:
+            if self.calibration.is_calibrating(sensor_id):
+                return f"sensor {sensor_id} is being calibrated"
+        return None
+
+
+# Alert kinds that say a sensor cannot be trusted (a range alert is about the tank, not the probe:
+# pH above its range is exactly when dosing should act). Other subsystems may raise "*_fault".
+FAULT_KINDS = ("no_data", "inactive")
+
+
+class SensorFaultAlert:
+    """Dosing holds while an alert says one of its sensors (or that sensor's device) is at fault
+    (core/alerts/engine.py)."""
+
+    def __init__(self, alerts, registry) -> None:
+        self.alerts = alerts
+        self.registry = registry
+
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        for sensor_id in controller.sensor_ids:
+            sensor = self.registry.sensor(sensor_id)
+            found = self.alerts.active_for_sensor(sensor_id) + (self.alerts.active_for_device(sensor.device.id) if sensor else [])
+            for alert in found:
+                if alert.kind in FAULT_KINDS or alert.kind.endswith("_fault"):
+                    return f"alert on sensor {sensor_id}: {alert.message}"
+        return None
+
+
+BUILT_IN: tuple[Interlock, ...] = (Stale(), Implausible(), LowLevel())
