@@ -153,15 +153,7 @@ class PluginHost:
                     self._fail(plugin_name, f"register_platforms returned an unusable platform: {problem}")
                     continue
                 if platform.name in self.platform_owner:
-                    first = self.platform_owner[platform.name]
-                    pair = sorted((first, plugin_name))  # named alike whatever the call order
-                    by = f"twice by {self._describe(first)}" if first == plugin_name else (
-                        f"by two plugins: {self._describe(pair[0])} and {self._describe(pair[1])}"
-                    )
-                    raise PluginError(
-                        f"platform '{platform.name}' is provided {by}; "
-                        "uninstall one of them or load only one with SMARTANOM_PLUGINS"
-                    )
+                    self._clash(f"platform '{platform.name}'", self.platform_owner[platform.name], plugin_name)
                 self.platform_owner[platform.name] = plugin_name
                 self.platforms[platform.name] = platform
                 if plugin_name in self.records:
@@ -202,7 +194,8 @@ class PluginHost:
                 if problem is None and sensor_type.name in owners:
                     if catalog[sensor_type.name] == sensor_type:
                         continue  # the same definition twice (a shared helper package): one type
-                    self._type_clash(sensor_type.name, owners[sensor_type.name], plugin_name)
+                    # Which unit and range would the YAML's sensors of that type get?
+                    self._clash(f"sensor type '{sensor_type.name}'", owners[sensor_type.name], plugin_name, "differently ")
                 if problem is None and sensor_type.name in catalog:
                     problem = f"sensor type '{sensor_type.name}' is already provided by the hub"
                 if problem:
@@ -212,17 +205,13 @@ class PluginHost:
                 owners[sensor_type.name] = plugin_name
         return catalog
 
-    def _type_clash(self, type_name: str, first: str, second: str) -> None:
-        """Two plugins define one sensor type differently: which unit and range would
-        the YAML's sensors get? A start-up error, like two plugins' platform names."""
+    def _clash(self, what: str, first: str, second: str, how: str = "") -> None:
+        """Two plugins (or one, twice) provide one name: a start-up error naming both."""
         pair = sorted((first, second))  # named alike whatever the call order
-        by = f"twice, differently, by {self._describe(first)}" if first == second else (
-            f"differently by two plugins: {self._describe(pair[0])} and {self._describe(pair[1])}"
+        by = f"twice by {self._describe(first)}" if first == second else (
+            f"by two plugins: {self._describe(pair[0])} and {self._describe(pair[1])}"
         )
-        raise PluginError(
-            f"sensor type '{type_name}' is provided {by}; "
-            "uninstall one of them or load only one with SMARTANOM_PLUGINS"
-        )
+        raise PluginError(f"{what} is provided {how}{by}; uninstall one of them or load only one with SMARTANOM_PLUGINS")
 
     def call_each_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a hook through pluggy; each plugin's result with its name, failures left out."""

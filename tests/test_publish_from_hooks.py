@@ -60,14 +60,16 @@ async def test_a_reading_published_from_on_reading_arrives_after_the_call_return
     assert await hub_view_stats(hub) == {"refused": {}, "deferred": 1, "waiting": 0, "dropped": {}}
 
 
-class Echo:
-    """Publishes a reading for every reading, its own included: a loop without end if allowed."""
-
+class KeepsHub:
     hub = None
 
     @hookimpl
     def on_startup(self, hub):
         self.hub = hub
+
+
+class Echo(KeepsHub):
+    """Publishes a reading for every reading, its own included: a loop without end if allowed."""
 
     @hookimpl
     def on_reading(self, reading):
@@ -90,13 +92,7 @@ async def test_a_plugin_publishing_for_every_reading_ends_after_a_bounded_chain(
     assert hub.plugins.records["echo"].errors == []  # no RecursionError
 
 
-class Burst:
-    hub = None
-
-    @hookimpl
-    def on_startup(self, hub):
-        self.hub = hub
-
+class Burst(KeepsHub):
     @hookimpl
     def on_reading(self, reading):
         if reading.source != "burst":
