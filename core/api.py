@@ -188,6 +188,8 @@ class ReadingsHandler(JSONHandler):
     without `limit` is the whole requested range, streamed in chunks.
     """
 
+    parameters = READINGS_PARAMETERS  # the query parameters accepted (core/readings_batch.py takes others)
+
     def initialize(self, lane: "HistoryLane", **collaborators) -> None:
         super().initialize(**collaborators)
         self.lane = lane
@@ -219,8 +221,8 @@ class ReadingsHandler(JSONHandler):
 
     def _parse(self, sensor: "Sensor") -> tuple[history.Query, bool]:
         for name, values in self.request.query_arguments.items():
-            if name not in READINGS_PARAMETERS:
-                raise bad_parameter(name, f"unknown parameter; accepted: {', '.join(READINGS_PARAMETERS)}")
+            if name not in self.parameters:
+                raise bad_parameter(name, f"unknown parameter; accepted: {', '.join(self.parameters)}")
             if len(values) > 1:
                 raise bad_parameter(name, "given more than once")
         arg = self.get_query_argument

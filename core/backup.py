@@ -111,7 +111,10 @@ def restore(backup_file: Path, database: Path, progress: Progress | None = None)
             live.close()
         return kept
     except (sqlite3.Error, OSError) as exc:
-        raise BackupError(f"cannot restore {backup_file} to {database}: {exc}") from exc
+        raise BackupError(
+            f"cannot restore {backup_file} to {database}: {exc} (may this user write in {database.parent}, "
+            "and has the disk room for a second copy?)"
+        ) from exc
     finally:
         source.close()
 
@@ -140,8 +143,24 @@ def _open_existing(path: Path, read_only: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={'ro' if read_only else 'rw'}", uri=True)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
+        if _needs_shm(path):
+            raise BackupError(
+                f"cannot open {path} ({exc}): it is in WAL mode and no hub has it open, so SQLite must create "
+                f"{path}-shm to read it; let this user write in {path.parent} (the backup unit's ReadWritePaths)"
+            ) from exc
         raise BackupError(f"{path} is not a readable SQLite database: {exc}") from exc
     return conn
+
+
+def _needs_shm(path: Path) -> bool:
+    """A WAL database (file format bytes 18-19 are 2) without its -shm file, in a folder we cannot write."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    shm = Path(f"{path}-shm")
+    return header[18:20] == b"\x02\x02" and not shm.exists() and not os.access(path.parent, os.W_OK)
 
 
 def _open_unused(path: Path) -> sqlite3.Connection:
@@ -154,7 +173,11 @@ def _open_unused(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=0")
     try:
         mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            # Not another connection: a read-only file system, the wrong user, a full disk.
+            conn.close()
+            raise
         mode = "wal"
     if mode.lower() == "wal":
         conn.close()

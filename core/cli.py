@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     backup_cli.add_commands(sub, common, DEFAULT_CONFIG)
     calibrate_cli.add_parser(sub, [common])
 
+    rebuild = sub.add_parser("rebuild-rollups", help="fold stored readings into the history rollups (progress bar, ETA)", parents=[common])
+    rebuild.add_argument("--config", default=os.environ.get("SMARTANOM_CONFIG", DEFAULT_CONFIG), help="YAML config file whose storage.path is the database")
+    rebuild.add_argument("--from-scratch", action="store_true", help="forget every rollup first (also those whose raw readings retention deleted)")
+
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or _env_log_level(parser)
     logsetup.configure(level)  # journald's format when systemd runs the hub (core/logsetup.py)
@@ -82,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "check-config":
             return _check(args.config)
+        if args.command == "rebuild-rollups":
+            from smartanom.rollup_rebuild import main as rebuild_rollups
+
+            return rebuild_rollups(_load(args.config)[1].storage.path, args.from_scratch)
         if args.command in ("backup", "restore"):
             return backup_cli.run(args, lambda path: _load(path)[1])
         if args.command == "calibrate":

@@ -31,6 +31,7 @@ from smartanom.platform import Platform, PlatformOptions
 from smartanom.registry import Registry
 from smartanom.sensortypes import BUILTIN_TYPES, SensorType
 from smartanom.watchdog import WatchdogConfig
+from smartanom.rollups import RollupsConfig
 from smartanom.yamlfile import LineDict, LineList, format_path, load_yaml_file, locate
 
 log = logging.getLogger("smartanom.config")
@@ -110,6 +111,8 @@ class StorageConfig(_Section):
     keep_days: float | None = Field(None, gt=0)
     # Seconds between retention purges (the first runs at start-up).
     purge_interval: float = Field(3600.0, gt=0)
+    # Per-minute/hour/day aggregates for history queries, and their retention (core/rollups.py).
+    rollups: RollupsConfig = RollupsConfig()
 
 
 class SensorConfig(_Section):

@@ -83,6 +83,7 @@ class Hub:
             store.path, store.flush_interval,
             max_pending=store.max_pending, keep_days=store.keep_days, purge_interval=store.purge_interval,
             recovery_path=store.recovery_path,
+            rollups=store.rollups,
         )
         self.history = History(config.storage.path)  # reads for the HTTP API, off the loop
         self.status = StatusTracker(self.registry, self.bus)

@@ -152,6 +152,19 @@ SCHEMAS = {
         },
         "oneOf": [{"required": ["readings"]}, {"required": ["buckets"]}],
     },
+    "ManyReadings": {
+        "type": "object",
+        "required": ["order", "bucket", "sensors"],
+        "properties": {
+            "order": {"enum": ["desc", "asc"]},
+            "bucket": {"enum": [*history.BUCKETS, None]},
+            "sensors": {
+                "type": "array",
+                "items": _ref("ReadingsPage"),
+                "description": "per sensor, what /api/sensors/{sensor_id}/readings answers; its 'next' continues there",
+            },
+        },
+    },
 }
 
 
@@ -239,6 +252,20 @@ def spec() -> dict:
                         "400": _ERROR,
                         "404": _ERROR,
                     },
+                }
+            },
+            "/api/readings": {
+                "get": {
+                    "summary": "The first page of several sensors' readings or buckets in one answer (a dashboard opening)",
+                    "description": (
+                        "The same query for each sensor in 'sensors' (default: every sensor). Each sensor's "
+                        "'next' continues on /api/sensors/{sensor_id}/readings. JSON only."
+                    ),
+                    "parameters": [
+                        _query("sensors", {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"}, "comma-separated sensor ids"),
+                        *[p for p in READINGS_PARAMETERS if p["name"] not in ("format", "cursor")],
+                    ],
+                    "responses": {"200": _json(_ref("ManyReadings"), "one page per sensor"), "400": _ERROR},
                 }
             },
             "/api/plugins": {

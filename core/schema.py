@@ -116,6 +116,33 @@ CREATE INDEX IF NOT EXISTS calibrations_sensor ON calibrations (sensor_id, id);
 ALTER TABLE readings ADD COLUMN raw REAL;
 ALTER TABLE readings ADD COLUMN calibration_id INTEGER;
 """),
+    Migration(4, "history rollups: per-sensor min/max/sum/count at 1 minute, 1 hour, 1 day (core/rollups.py)", """
+CREATE TABLE rollup_1m (
+    sensor_id INTEGER NOT NULL,
+    start INTEGER NOT NULL,      -- UTC epoch seconds, a multiple of 60
+    min_value REAL NOT NULL,
+    max_value REAL NOT NULL,
+    sum_value REAL NOT NULL,     -- the mean is sum_value / count
+    count INTEGER NOT NULL,
+    first_ts REAL NOT NULL,
+    last_ts REAL NOT NULL,
+    PRIMARY KEY (sensor_id, start)
+) WITHOUT ROWID;
+CREATE TABLE rollup_1h (
+    sensor_id INTEGER NOT NULL, start INTEGER NOT NULL, min_value REAL NOT NULL, max_value REAL NOT NULL,
+    sum_value REAL NOT NULL, count INTEGER NOT NULL, first_ts REAL NOT NULL, last_ts REAL NOT NULL,
+    PRIMARY KEY (sensor_id, start)
+) WITHOUT ROWID;
+CREATE TABLE rollup_1d (
+    sensor_id INTEGER NOT NULL, start INTEGER NOT NULL, min_value REAL NOT NULL, max_value REAL NOT NULL,
+    sum_value REAL NOT NULL, count INTEGER NOT NULL, first_ts REAL NOT NULL, last_ts REAL NOT NULL,
+    PRIMARY KEY (sensor_id, start)
+) WITHOUT ROWID;
+-- covered_id: the newest readings.id folded into the rollups (they are used only
+-- while it is the table's newest); horizon_<seconds>: retention purged that
+-- resolution before this time. Existing readings are folded in by the writer.
+CREATE TABLE rollup_state (name TEXT PRIMARY KEY, value REAL NOT NULL);
+"""),
     Migration(5, "outputs: every actuation with its reason, and every dose given", """
 CREATE TABLE IF NOT EXISTS actuations (
     id INTEGER PRIMARY KEY,

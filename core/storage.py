@@ -13,6 +13,11 @@ readings, new ones are refused (`refusing`: WebSocket clients get OVERLOADED,
 plugins a False from publish_reading), and a stop that still cannot write saves
 what it holds to a recovery file that the next start imports (core/recovery.py).
 The writer thread also runs the retention purge (`keep_days`), so it never stalls the loop.
+
+In the transaction that inserts a batch, the writer also folds it into the
+per-minute, hour and day rollups (core/rollups.py) that history queries read,
+and it catches up on readings the rollups lack (a database from before them)
+a chunk at a time between flushes.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from pathlib import Path
 
 from smartanom.bus import EventBus
 from smartanom.events import DeviceStatusChanged, SensorReading
-from smartanom import schema
+from smartanom import rollups, schema
 from smartanom.recovery import RecoveryFile
+from smartanom.rollups import RollupsConfig
 from smartanom.throttle import LogThrottle
 
 log = logging.getLogger("smartanom.storage")
@@ -37,6 +43,9 @@ log = logging.getLogger("smartanom.storage")
 # Rows deleted per transaction by the retention purge: short transactions, so
 # the writer goes on flushing readings between them.
 PURGE_CHUNK = 5000
+# Readings (ids) folded into the rollups per catch-up transaction: a fraction
+# of a second of work, so live batches keep their turn.
+CATCH_UP_CHUNK = 50_000
 # New readings are refused once this share of max_pending is held, which leaves
 # room for readings already on their way (from plugin threads) to be kept.
 REFUSE_AT = 0.9
@@ -76,6 +85,7 @@ class Storage:
         keep_days: float | None = None,
         purge_interval: float = 3600.0,
         recovery_path: str | Path | None = None,
+        rollups: RollupsConfig | None = None,
     ):
         self.path = Path(path)
         self.flush_interval = flush_interval
@@ -85,6 +95,8 @@ class Storage:
         self._wake_at = max(1, int(max_pending * WAKE_AT))
         self.keep_days = keep_days
         self.purge_interval = purge_interval
+        self.rollups = rollups or RollupsConfig()
+        self._rollups_behind = self.rollups.enabled  # until a catch-up finds them complete
         self.accepted = 0
         self.stored = 0
         self.dropped = 0
@@ -241,7 +253,9 @@ class Storage:
                     if conn is not None and not self._flush(conn):
                         conn.close()  # a failed connection may stay broken; start afresh next time
                         conn = None
-                    if conn is not None and self.keep_days is not None and not stopping:
+                    if conn is not None and self._rollups_behind and not stopping:
+                        self._catch_up(conn)
+                    if conn is not None and not stopping:
                         self._purge_if_due(conn)
                 except Exception:
                     # A bug must not silently kill the only writer while readings pile up.
@@ -279,7 +293,10 @@ class Storage:
         for attempt in range(3):
             try:
                 with conn:
+                    before = rollups.last_id(conn)
                     conn.executemany("INSERT INTO readings (sensor_id, ts, value, raw, calibration_id) VALUES (?, ?, ?, ?, ?)", readings)
+                    if self.rollups.enabled and not rollups.fold_new(conn, before):
+                        self._rollups_behind = True
                     conn.executemany(
                         "INSERT INTO device_status (device_id, ts, status, reason) VALUES (?, ?, ?, ?)", statuses
                     )
@@ -328,11 +345,26 @@ class Storage:
                 self.error, self.pending, self.backlog_at, self.dropped,
             )
 
+    def _catch_up(self, conn: sqlite3.Connection) -> None:
+        try:
+            done, newest = rollups.catch_up(conn, CATCH_UP_CHUNK)
+        except sqlite3.Error as exc:
+            log.error("Folding older readings into the rollups of %s failed: %s; retrying", os.fspath(self.path), exc)
+            return
+        self._rollups_behind = done < newest
+        if self._rollups_behind:
+            self._wake.set()  # more to do: go on after the next flush, without waiting
+        elif done:
+            log.info("Rollups of %s are complete (up to reading id %d)", os.fspath(self.path), done)
+
     def _purge_if_due(self, conn: sqlite3.Connection) -> None:
         now = time.monotonic()
         if now < self._next_purge:
             return
         self._next_purge = now + self.purge_interval
+        self._purge_rollups(conn)
+        if self.keep_days is None:
+            return
         cutoff = time.time() - self.keep_days * 86400
         deleted = 0
         try:
@@ -356,6 +388,22 @@ class Storage:
         if deleted:
             log.info("Retention: deleted %d rows older than %g days from %s", deleted, self.keep_days, os.fspath(self.path))
 
+    def _purge_rollups(self, conn: sqlite3.Connection) -> None:
+        """Retention per rollup resolution, in chunks with flushes between them."""
+        for width, keep_days in self.rollups.keep_days().items():
+            if keep_days is None:
+                continue
+            deleted = 0
+            try:
+                for chunk in rollups.purge(conn, width, time.time() - keep_days * 86400, PURGE_CHUNK):
+                    deleted += chunk
+                    if chunk and not self._flush(conn):
+                        return
+            except sqlite3.Error as exc:
+                log.error("Retention purge of %s rollups in %s failed: %s", rollups.table(width), os.fspath(self.path), exc)
+                return
+            if deleted:
+                log.info("Retention: deleted %d %s rows older than %g days from %s", deleted, rollups.table(width), keep_days, os.fspath(self.path))
 
     def _clear_recovery(self) -> None:
         try:

@@ -11,6 +11,7 @@ from smartanom import api, metrics, openapi
 from smartanom.alerts import api as alerts_api
 from smartanom.calibration import api as calibration_api
 from smartanom.control import api as control_api
+from smartanom.readings_batch import ManyReadingsHandler
 from smartanom.websocket import StreamHandler
 from smartanom.websurface import HubApplication, SafeStaticFileHandler, host_checker
 from smartanom.ws_commands import Commands
@@ -60,6 +61,7 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
     # The API handlers' collaborators (core/api.py), likewise.
     auth = {"auth": hub.auth}
     registry = {**auth, "registry": hub.registry, "status": hub.status, "history": hub.history}
+    lane = api.HistoryLane()  # one for both history routes: raw pages and exports take turns
     routes = [
         (r"/ws/sensor-data/?", StreamHandler, {"scope": "all", **streams}),
         (r"/ws/device/([^/]+)/?", StreamHandler, {"scope": "device", **streams}),
@@ -70,7 +72,8 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
         (r"/api/devices/([^/]+)/?", api.DeviceHandler, registry),
         (r"/api/sensors/?", api.SensorsHandler, registry),
         (r"/api/sensors/([^/]+)/?", api.SensorHandler, registry),
-        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {**registry, "lane": api.HistoryLane()}),
+        (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {**registry, "lane": lane}),
+        (r"/api/readings/?", ManyReadingsHandler, {**registry, "lane": lane}),
         (r"/api/plugins/?", api.PluginsHandler, {
             **auth, "records": hub.plugins.records, "instances": hub.instances, "hub_view": hub.plugins.publishing,
         }),

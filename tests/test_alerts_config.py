@@ -71,7 +71,13 @@ def test_sensor_alert_keys(tmp_path, sensor_alert, expected):
     ("for: 30", "retry: {initial: 0}", "line 4: alerts.retry.initial: Input should be greater than 0"),
     ("for: 30", "timeout: 0", "line 4: alerts.timeout: Input should be greater than 0"),
     ("for: 30", "enabled: nope", "line 4: alerts.enabled: Input should be a valid boolean"),
-    ("extends: lettuce", "extends: letuce", "line 7: profiles.my_lettuce.extends: unknown profile 'letuce'"),
+    ("extends: lettuce", "extends: letuce", "line 7: profiles.my_lettuce.extends: unknown profile 'letuce' (known: basil, generic, lettuce, my_lettuce, pechay, strawberry, tomato). Did you mean 'lettuce'?"),
+    # A URL without its scheme: what it starts with may be a user and password.
+    ('notify: ["ntfy://my-tank-topic"]', 'notify: ["grower:secret@ntfy.example.org/tank"]', "line 3: alerts.notify[0]: not a notification URL: it has no scheme such as ntfy://"),
+    # One URL without the list's dash: the error must not quote it (it may hold a password).
+    ('notify: ["ntfy://my-tank-topic"]', 'notify: "json://grower:secret@10.0.0.2/hook"', "line 3: alerts.notify: a list of Apprise URLs, one per line starting with '- '"),
+    ("ph: {min: 5.8, max: 6.0}", "pH: {min: 5.8}", "line 9: profiles.my_lettuce.sensors.pH: unknown sensor type 'pH'"),
+    ("ph: {min: 5.8, max: 6.0}", "pH: {min: 5.8}", ". Did you mean 'ph'?"),
     ("extends: lettuce", "extend: lettuce", "line 7: profiles.my_lettuce.extend: unknown key"),
     ("ph: {min: 5.8, max: 6.0}", "ph: {min: 6.8, max: 6.0}", "line 9: profiles.my_lettuce.sensors.ph: min (6.8) must be below max (6)"),
     ("ph: {min: 5.8, max: 6.0}", "ph: {mn: 5.8}", "line 9: profiles.my_lettuce.sensors.ph.mn: unknown key"),

@@ -2,6 +2,7 @@
 attempt recorded, and a hanging notification service that never delays readings."""
 
 import asyncio
+import logging
 import socket
 import textwrap
 import time
@@ -11,7 +12,8 @@ import pytest
 from smartanom.alerts import store as db
 from smartanom.alerts.engine import AlertEngine
 from smartanom.alerts.model import FakeClock
-from smartanom.alerts.notify import STOP_WAIT
+from smartanom.alerts import notify
+from smartanom.alerts.notify import STOP_WAIT, _scrub
 from smartanom.bus import EventBus
 from smartanom.config import load_config
 from smartanom.status import StatusTracker
@@ -42,10 +44,15 @@ def hook():
 
 
 @pytest.fixture
-def engine(io_loop, tmp_path, hook):
+def urls(hook):
+    return [hook.url]  # a test parametrizes `urls` for other targets
+
+
+@pytest.fixture
+def engine(io_loop, tmp_path, urls):
     """An engine on a FakeClock; its own timer is kept out of the way (tick=3600)."""
     path = tmp_path / "hub.yaml"
-    path.write_text(textwrap.dedent(YAML.format(db=tmp_path / "a.db", url=hook.url)))
+    path.write_text(textwrap.dedent(YAML.format(db=tmp_path / "a.db", url=", ".join(f'"{u}"' for u in urls))))
     config = load_config(path, {})
     registry = config.build_registry()
     bus = EventBus()
@@ -162,3 +169,85 @@ async def test_a_hanging_notification_service_never_delays_readings(hub_factory,
         assert time.monotonic() - stopping < STOP_WAIT + 2.0
     finally:
         server.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_hanging_service_does_not_hold_up_the_other_targets(hub_factory, ws_client, hook):
+    server = _silent_server()
+    try:
+        hanging = f"json://127.0.0.1:{server.getsockname()[1]}/hook"
+        hub = await hub_factory(HUB.format(port=server.getsockname()[1]).replace(f'["{hanging}"]', f'["{hanging}", "{hook.url}"]'))
+        hub.accept_reading(hub.registry.sensor(1), 7.5, None)
+        # The first target waits for its 30 s timeout; the grower's e-mail or phone must not.
+        await wait_for(lambda: hook.posts, timeout=5, what="the second target's notice")
+        assert "CRITICAL: pH on Tank is 7.5" in hook.bodies[0]["title"]
+        assert hub.alerts.notifier._busy  # the first is still waiting on its service
+        await hub.stop()
+    finally:
+        server.close()
+
+
+# Notification URLs hold secrets (bot tokens, passwords): none may reach a log line, even
+# at DEBUG, nor a recorded attempt that /api/alerts shows. Nothing listens on port 9.
+SECRETS = ("TGTOKENSECRET", "JPWSECRET", "HDRSECRET")
+SECRET_URLS = ["tgram://123456:TGTOKENSECRET/999", "json://juser:JPWSECRET@127.0.0.1:9/hook?+X-Api-Key=HDRSECRET"]
+
+
+@pytest.mark.parametrize("urls", [SECRET_URLS])
+@pytest.mark.gen_test(timeout=30)
+async def test_no_secret_of_a_notification_url_in_any_log_line_or_attempt(engine):
+    # The hub's log handler sits on the root logger (smartanom.logsetup); pytest's caplog
+    # would also see loggers that do not propagate there, so watch the root itself.
+    lines: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)  # `smartanom run --log-level DEBUG`
+    try:
+        engine.raise_alert("tank_dry", "custom", "Tank 1 is dry", severity="critical", device_id=1)
+        engine.check()
+        await wait_for(lambda: engine.notifier.failed == 2, what="both attempts to fail")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    recorded = await engine.store.call(db.attempts, 1)
+    assert len(recorded) == 2 and not any(a["ok"] for a in recorded)
+    shown = repr(recorded) + repr(engine.health())
+    assert any("Notifying" in line and "failed" in line for line in lines)  # the failures are logged...
+    leaked = [(secret, text) for secret in SECRETS for text in lines + [shown] if secret in text]
+    assert leaked == []  # ...without a secret
+
+
+def test_an_error_quoting_the_request_url_is_recorded_without_the_token():
+    error = "Max retries exceeded with url: /bot123456:TGTOKENSECRET/sendMessage"
+    assert _scrub(error, "tgram://123456:TGTOKENSECRET/999") == "Max retries exceeded with url: /bot****:****/sendMessage"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_notice_goes_out_at_once_not_at_the_next_tick(engine, hook):
+    # The engine's timer is an hour away (tick=3600): the notice must not wait for it.
+    engine.raise_alert("tank_dry", "custom", "Tank 1 is dry", severity="critical", device_id=1)
+    await wait_for(lambda: hook.posts, timeout=5, what="the notice")
+    assert "Tank 1 is dry" in hook.bodies[0]["message"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_alert_raised_while_the_hub_stops_is_left_for_the_next_start(engine, hook):
+    await engine.notifier.stop()
+    engine.raise_alert("tank_dry", "custom", "Tank 1 is dry", device_id=1)  # no error from a closed pool
+    assert engine.notifier.pending == 0 and hook.posts == []
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("ntfy://mysecrettopic", "mysecrettopic"),
+    ("ntfys://ntfy.sh/mysecrettopic", "mysecrettopic"),
+    ("json://127.0.0.1:8080/hook/secretpath", "secretpath"),
+    ("hassio://ha.local/longlivedtoken", "longlivedtoken"),
+    ("ntfys://user:password@ntfy.example.com/topic1", "password"),
+])
+def test_a_target_is_shown_without_its_topic_path_or_token(url, secret):
+    # Knowing an ntfy topic or a webhook path is enough to read or post to it.
+    shown = notify._shown(url)
+    assert secret not in shown and shown.split("://")[0] in ("ntfy", "ntfys", "json", "hassio")

@@ -185,3 +185,57 @@ def test_backup_to_a_missing_folder_says_so(tmp_path):
     done = smartanom("backup", str(tmp_path / "nope" / "x.db"), "--database", str(db))
     assert done.returncode == 2
     assert f"{tmp_path / 'nope'} is not a folder; create it first" in done.stderr
+
+def with_read_only_view(folder, view, *args):
+    """`smartanom ARGS` while `view` shows `folder` read-only (as ProtectSystem=strict does)."""
+    view.mkdir()
+    if subprocess.run(["mount", "--bind", str(folder), str(view)]).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], check=True)
+        return smartanom(*args)
+    finally:
+        subprocess.run(["umount", str(view)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a read-only bind mount (what the backup unit's ProtectSystem=strict makes) needs root")
+def test_backup_of_a_stopped_hubs_database_in_a_read_only_folder_says_what_sqlite_needs(tmp_path):
+    """With no hub running, a WAL database has no -shm file, and SQLite must create one to read
+    it: from a read-only folder (the nightly unit under ProtectSystem=strict, or the timer's
+    catch-up run at boot before the hub starts) that is impossible, and the message must say so
+    rather than call the database unreadable. (The unit may write there: tests/test_deploy.py.)"""
+    data = tmp_path / "data"
+    data.mkdir()
+    prefilled(data / "hub.db", rows=3)
+    assert not (data / "hub.db-shm").exists()
+    ro = tmp_path / "ro"
+    done = with_read_only_view(data, ro, "backup", str(tmp_path / "copy.db"), "--database", str(ro / "hub.db"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is not a readable SQLite database" not in done.stderr
+    assert f"SQLite must create {ro / 'hub.db'}-shm to read it" in done.stderr, done.stderr
+    assert f"let this user write in {ro}" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a read-only bind mount needs root")
+def test_restore_onto_a_database_it_cannot_write_does_not_blame_a_running_hub(tmp_path):
+    """Leaving WAL mode fails for other reasons than another connection (a read-only file
+    system, the wrong user, a full disk): 'stop the hub first' would send the operator the
+    wrong way when no hub runs."""
+    data = tmp_path / "data"
+    data.mkdir()
+    prefilled(data / "hub.db", rows=3)
+    # A hub killed without closing leaves its -wal and -shm behind.
+    subprocess.run([sys.executable, "-c", (
+        "import sqlite3, os; c = sqlite3.connect(os.environ['DB']); "
+        "c.execute('INSERT INTO readings (sensor_id, ts, value) VALUES (1, 1, 1)'); c.commit(); os._exit(0)"
+    )], env={**os.environ, "DB": str(data / "hub.db")}, check=True)
+    assert (data / "hub.db-wal").exists()
+    backup = tmp_path / "backup.db"
+    prefilled(backup, rows=2)
+    ro = tmp_path / "ro"
+    done = with_read_only_view(data, ro, "restore", str(backup), "--database", str(ro / "hub.db"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "stop the hub first" not in done.stderr, done.stderr
+    assert f"cannot restore {backup} to {ro / 'hub.db'}: " in done.stderr, done.stderr
+    assert f"may this user write in {ro}" in done.stderr
+    assert count(data / "hub.db") == 4

@@ -92,6 +92,8 @@ def test_defaults(tmp_path, platforms):
         ("calibration:\n  stability: {seconds: -1}\n", "line 19: calibration.stability.seconds: Input should be greater than 0"),
         ("calibration:\n  stability:\n    spread: 0.1\n    spread_percent: 1\n", "line 19: calibration.stability: give 'spread' (raw units) or 'spread_percent', not both"),
         ("calibration:\n  stability: {timeout: 0}\n", "line 19: calibration.stability.timeout: Input should be greater than 0"),
+        ("calibration:\n  stability: {seconds: 30, timeout: 20}\n", "line 19: calibration.stability: timeout (20 s) must be longer than seconds (30 s)"),
+        ("calibration:\n  sensors:\n    - sensor: 1\n      stability: {seconds: 150}\n", "line 21: calibration.sensors[0].stability: timeout (120 s) must be longer than seconds (150 s)"),
         ("calibration:\n  sensors:\n    - sensor: 1\n      raw_unit: volts\n", "line 21: calibration.sensors[0].raw_unit: Input should be 'ph' or 'mV'"),
         ("calibration:\n  sensors:\n    - sensor: 1\n      reminder_days: -2\n", "line 21: calibration.sensors[0].reminder_days: Input should be greater than 0"),
         ("calibration:\n  sensors:\n    - sensor: 99\n", "line 20: calibration.sensors[0].sensor: sensor 99 is not defined under 'devices:'"),

@@ -5,6 +5,7 @@ derived sensors are streamed, stored, and stop when an input goes stale."""
 
 import asyncio
 import json
+import logging
 import os
 import sys
 
@@ -66,14 +67,14 @@ async def check_true_values_reach_clients(hub, client, calibration_id):
 
     async def stored():
         page = await call(hub, "GET", "/api/sensors/1/readings?calibration=true&limit=200")
-        rows = {}
-        for r in page["readings"]:  # after a busy moment two readings can share a millisecond
-            rows.setdefault(r["timestamp"], []).append(r)
-        return rows if all(u["timestamp"] in rows for u in updates) else None
+        # After a busy moment two readings can share a millisecond, and one of them may
+        # be stored before the other: wait for each update's own row, by time and value.
+        rows = {(r["timestamp"], r["value"]): r for r in page["readings"]}
+        return rows if all((u["timestamp"], u["value"]) in rows for u in updates) else None
 
     rows = await until(stored)
     for update in updates:
-        (row,) = [r for r in rows[update["timestamp"]] if r["value"] == update["value"]]
+        row = rows[update["timestamp"], update["value"]]
         assert row["calibration_id"] == calibration_id
         assert row["value"] == pytest.approx((row["raw"] - OFFSET) / SCALE, abs=1e-9)
 
@@ -183,6 +184,27 @@ async def test_calibrating_needs_the_write_role(hub_factory, monkeypatch):
     assert (await post("w" * 32)).code == 201
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_cli_without_a_write_token_says_how_to_give_one(hub_factory, monkeypatch):
+    monkeypatch.setenv("CAL_TOKENS", "read:" + "r" * 32 + ",write:" + "w" * 32)
+    monkeypatch.delenv("SMARTANOM_TOKEN", raising=False)
+    hub = await hub_factory(AUTH_HUB)
+
+    async def calibrate(*token):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smartanom.cli", "calibrate", "1", "--url", hub.url, *token,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        return proc.returncode, out.decode()
+
+    for token in ((), ("--token", "r" * 32), ("--token", "x" * 32)):
+        code, out = await calibrate(*token)
+        assert code == 1 and "give a write token with --token or $SMARTANOM_TOKEN" in out, out
+        assert "r" * 32 not in out and "x" * 32 not in out
+    assert not hub.calibration.is_calibrating(1)
+
+
 DERIVED_HUB = """
 storage:
   flush_interval: 0.05
@@ -225,6 +247,42 @@ async def test_derived_vpd_is_streamed_stored_and_stops_when_an_input_is_stale(h
     update = await vpd.receive("sensor_data_update")
     assert update["value"] == pytest.approx(1.658, abs=0.0015)
     assert (await call(hub, "GET", "/api/derived"))["derived"][0]["stale"] is False
+
+
+TDS_HUB = """
+storage:
+  flush_interval: 0.05
+devices:
+  - id: 1
+    name: Tank
+    offline_after: 30
+    sensors:
+      - {id: 2, type: ec}
+      - {id: 3, type: water_temperature}
+      - {id: 4, type: tds}
+derived:
+  - {sensor: 4, kind: tds, ec: 2, max_age: 0.3}
+"""
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_derived_sensor_whose_only_input_goes_quiet_is_logged_stale(hub_factory, ws_client, caplog):
+    """TDS has one input: when EC stops, no input reading comes to find it stale. The log
+    must still say so (docs/calibration.md), without anyone asking GET /api/derived."""
+    caplog.set_level(logging.INFO, logger="smartanom.derived")
+    hub = await hub_factory(TDS_HUB)
+    sender = await ws_client(hub, "/ws/sensor-data/")
+    tds = await ws_client(hub, "/ws/sensor/4/")
+    await sender.send({"type": "sensor_data", "sensor_id": 2, "value": 1.5})
+    assert (await tds.receive("sensor_data_update"))["value"] == pytest.approx(750.0)
+
+    async def logged_stale():
+        # The tank's other probe goes on reading; EC has stopped.
+        await sender.send({"type": "sensor_data", "sensor_id": 3, "value": 21.0})
+        return [r.getMessage() for r in caplog.records if "Sensor 4 (tds) is stale" in r.getMessage()]
+
+    (line,) = await until(logged_stale, timeout=10)
+    assert "input ec (sensor 2) last sent" in line
 
 
 def test_derived_sensors_are_announced_over_mqtt(tmp_path):

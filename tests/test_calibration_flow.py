@@ -267,8 +267,61 @@ def test_migration_3_keeps_old_readings_and_adds_the_columns(tmp_path):
     conn.execute("INSERT INTO readings (sensor_id, ts, value) VALUES (1, 1.0, 6.2)")
     conn.commit()
     done = schema.upgrade(conn)
-    # 2: the alerts tables; then any later step that has landed since (5, outputs).
+    # 2: the alerts tables; then any later step that has landed since (4 rollups, 5 outputs).
     assert [m.version for m in done][:2] == [2, 3] and schema.version(conn) == schema.LATEST
     assert conn.execute("SELECT sensor_id, value, raw, calibration_id FROM readings").fetchall() == [(1, 6.2, None, None)]
     assert conn.execute("SELECT count(*) FROM calibrations").fetchone() == (0,)
     conn.close()
+
+
+def test_a_look_after_the_timeout_tells_an_unsettled_probe_from_a_silent_one(db):
+    """The CLI polls twice a second and readings come every few seconds, so the timeout is
+    usually noticed by a look (GET), between readings: a probe that sends but does not
+    settle must still be told to settle, not asked whether its device is sending."""
+    svc, registry, clock, _ = make_service(db)
+    ph = registry.sensor(1)
+    session = svc.begin(ph, [7.0])
+    svc.measure(ph)
+    values = iter([6.9, 7.1] * 100)
+    for _ in range(60):
+        clock.t += 1
+        svc.transform(ph, next(values))
+    clock.t += 0.5  # past the 60 s timeout; the next reading is half a second away
+    assert svc.session(ph).state == "unstable"
+    assert "did not settle within 60 s (spread 0.2" in session.message, session.message
+    # Readings that arrive, but too rarely for the window: the window is what to change.
+    svc.measure(ph)
+    for _ in range(4):
+        clock.t += 15
+        svc.transform(ph, 7.0)
+    clock.t += 1
+    assert svc.session(ph).state == "unstable"
+    assert "1 reading in the last 10 s" in session.message and "stability" in session.message, session.message
+
+
+def test_an_ec_point_without_a_fresh_water_temperature_says_so(db):
+    """EC readings held back for a stale thermometer never reach the session: its timeout
+    must name the thermometer, not ask whether the (sending) EC probe's device is sending."""
+    config = CalibrationConfig.model_validate({
+        "stability": {"seconds": 10, "timeout": 60},
+        "sensors": [{"sensor": 2, "compensation": {"temperature_sensor": 3, "stale_after": 30}}],
+    })
+    svc, registry, clock, _ = make_service(db, config=config)
+    ec = registry.sensor(2)
+    session = svc.begin(ec, [1.413])
+    svc.measure(ec)
+    assert feed(svc, ec, clock, 1.5, 61) == [None] * 61
+    assert svc.session(ec).state == "unstable"  # as the CLI's next look finds it
+    assert "water temperature sensor 3" in session.message and "device sending" not in session.message, session.message
+
+
+def test_a_session_cut_short_by_the_hub_stopping_is_logged(db, caplog):
+    svc, registry, clock, _ = make_service(db)
+    ph = registry.sensor(1)
+    svc.begin(ph, [7.0, 4.0])
+    svc.measure(ph)
+    with caplog.at_level(logging.INFO, "smartanom.calibration"):
+        asyncio.run(svc.stop())
+    lines = [r.getMessage() for r in caplog.records if "hub is stopping" in r.getMessage()]
+    assert lines == ["Sensor 1: calibration cancelled, the hub is stopping; nothing applied"]
+    assert svc.active == {} and not svc.is_calibrating(1)

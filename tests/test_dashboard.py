@@ -293,3 +293,17 @@ def test_a_plugins_sensor_type_gets_its_card_with_name_and_unit(page, threaded_h
     expect(sensor(page, 1).locator(".unit")).to_have_text("mV")
     expect(sensor(page, 1)).to_contain_text("ORP")
     expect(sensor(page, 1).locator(".value")).to_have_text("12.5")
+
+
+def test_30_day_and_1_year_windows_show_hourly_and_daily_buckets(page, threaded_hub):
+    hub = threaded_hub(HUB)
+    now = time.time()
+    stored = [(2, now - 86400 * d - 3600, 6.0 + d / 100) for d in (3, 20, 200, 300)]  # two within 30 days
+    hub.store(stored)
+    open_dashboard(page, hub, window="30d")
+    chart = sensor(page, 2).locator(".chart")
+    expect(chart).to_have_attribute("data-chart-window", "30d")
+    expect(chart).to_have_attribute("data-points", "2")
+    page.get_by_role("button", name="1 y").click()
+    expect(chart).to_have_attribute("data-chart-window", "1y")
+    expect(chart).to_have_attribute("data-points", "4")

@@ -63,6 +63,6 @@ def test_a_clean_stop_fits_in_the_units_stop_timeout():
 def test_the_backup_timer_runs_smartanom_backup_daily():
     service = directives(UNITS / "smartanom-backup.service")
     assert service["ExecStart"][0].startswith(f"{INSTALLED} backup /var/backups/smartanom --config /etc/smartanom/smartanom.yaml")
-    assert service["ReadWritePaths"] == ["/var/backups/smartanom"]
+    assert service["ReadWritePaths"] == ["/var/backups/smartanom /var/lib/smartanom"]
     timer = directives(UNITS / "smartanom-backup.timer")
     assert timer["Persistent"] == ["true"] and timer["OnCalendar"]

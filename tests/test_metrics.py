@@ -1,6 +1,7 @@
 """core/metrics.py: GET /metrics parses as Prometheus text and tells what the hub is doing."""
 
 import asyncio
+import logging
 from importlib import metadata
 
 import pytest
@@ -132,3 +133,18 @@ async def test_metrics_need_a_token_like_the_api_when_auth_is_on(hub_factory, mo
     openmetrics = await scrape(hub, "?token=r" + "x" * 20, headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert openmetrics.headers["Content-Type"].startswith("application/openmetrics-text")
     assert openmetrics.body.endswith(b"# EOF\n")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_scraper_token_in_the_query_never_reaches_the_access_log(hub_factory, monkeypatch, caplog):
+    """docs/metrics.md offers `params: token` to scrapers: every scrape's URL holds the token.
+    Tornado's access log writes URLs (4xx as warnings; every request at --log-level DEBUG)."""
+    monkeypatch.setenv("SMARTANOM_TOKENS", TOKENS)
+    caplog.set_level(logging.INFO, logger="tornado.access")
+    hub = await hub_factory(HUB + "auth:\n  enabled: true\n  tokens_env: SMARTANOM_TOKENS\n")
+    assert (await scrape(hub, "?token=r" + "x" * 20)).code == 200
+    assert (await scrape(hub, "?name=a&token=old-rotated-token-yyyy&x=1")).code == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "tornado.access"]
+    assert any(line.startswith("200 GET /metrics?token=REDACTED (") for line in lines), lines
+    assert any(line.startswith("401 GET /metrics?name=a&token=REDACTED&x=1 (") for line in lines), lines
+    assert not [line for line in lines if "r" + "x" * 20 in line or "old-rotated-token" in line]

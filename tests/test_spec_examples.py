@@ -33,7 +33,7 @@ def start_hub(config) -> HubProcess:
     try:
         return HubProcess(config, port=8000)
     except RuntimeError as exc:
-        if "Address already in use" not in str(exc):
+        if "already in use" not in str(exc):  # the OS error, or the hub's own "Cannot start: ... is already in use"
             raise
     return HubProcess(config, port=free_port())
 

@@ -49,6 +49,9 @@ def test_links_back_to_the_dashboard(page, threaded_hub):
     page.get_by_role("link", name="Dashboard").click()
     expect(page).to_have_url(hub.url + "/")
     expect(page.locator(".card")).to_have_count(2)
+    # The dashboard's alert list and bands load alongside the cards (alerts.js): let those
+    # requests finish, or the hub stopping at teardown refuses them and the page logs errors.
+    page.wait_for_load_state("networkidle")
 
 
 def test_the_token_is_masked_on_screen_but_copied_in_full(page, threaded_hub, monkeypatch):

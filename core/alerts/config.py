@@ -11,7 +11,7 @@ import difflib
 import logging
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from smartanom.alerts.profiles import BUILTIN
 from smartanom.errors import ConfigIssue
@@ -78,7 +78,7 @@ class SensorLimitsConfig(_Strict):
 
 def _known_type(name: str) -> str:
     if name not in SENSOR_TYPES:
-        hint = difflib.get_close_matches(name, SENSOR_TYPES, n=1)
+        hint = difflib.get_close_matches(name.lower(), SENSOR_TYPES, n=1)  # 'pH' -> 'ph'
         raise ValueError(f"unknown sensor type '{name}' (known: {', '.join(SENSOR_TYPES)})" + (f". Did you mean '{hint[0]}'?" if hint else ""))
     return name
 
@@ -104,8 +104,10 @@ def _apprise_url(url: str) -> str:
     finally:
         quiet.level = level
     if plugin is None:
-        scheme = url.split("://", 1)[0] if "://" in url else url[:20]
-        # Never echo the whole URL: it may hold a token or a password.
+        # Never echo the URL, nor its start when it has no scheme: that may be user:password.
+        if "://" not in url:
+            raise ValueError("not a notification URL: it has no scheme such as ntfy:// (see docs/alerts.md)")
+        scheme = url.split("://", 1)[0]
         raise ValueError(f"not a notification URL Apprise understands (scheme {scheme!r}); see docs/alerts.md for examples such as ntfy://TOPIC")
     return url
 
@@ -127,6 +129,15 @@ class AlertsConfig(_Strict):
     enabled: bool = True
     # Apprise URLs (https://github.com/caronc/apprise/wiki), e.g. ntfy://my-topic.
     notify: list[NotifyURL] = []
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _a_list(cls, value):
+        # A single URL without the dash would be echoed by the type error ("found: ..."),
+        # password and all.
+        if isinstance(value, str):
+            raise ValueError("a list of Apprise URLs, one per line starting with '- ' (see docs/alerts.md)")
+        return value
     # The default pending period (a sensor's `alert: {for: ...}` overrides it).
     for_: float = Field(DEFAULT_FOR, alias="for", ge=0, strict=False)
     # A sensor silent this long raises a no-data alert (0 turns it off).
@@ -151,15 +162,13 @@ def check(devices, profiles: dict[str, ProfileConfig], data, filename: str, issu
     for name, profile in profiles.items():
         if profile.extends is not None and profile.extends not in known:
             loc = ("profiles", name, "extends")
-            issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"unknown profile '{profile.extends}' (known: {', '.join(sorted(known))})"))
+            issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), _unknown_profile(profile.extends, known)))
             return
     resolved = resolve_profiles(profiles)
     for d_index, device in enumerate(devices):
         if device.profile is not None and device.profile not in known:
             loc = ("devices", d_index, "profile")
-            hint = difflib.get_close_matches(device.profile, known, n=1)
-            did_you_mean = f". Did you mean '{hint[0]}'?" if hint else ""
-            issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), f"unknown profile '{device.profile}' (known: {', '.join(sorted(known))}){did_you_mean}"))
+            issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), _unknown_profile(device.profile, known)))
             continue
         for s_index, sensor in enumerate(device.sensors):
             try:
@@ -167,3 +176,8 @@ def check(devices, profiles: dict[str, ProfileConfig], data, filename: str, issu
             except ValueError as exc:
                 loc = ("devices", d_index, "sensors", s_index) + (("alert",) if sensor.alert is not None else ())
                 issues.append(ConfigIssue(filename, locate(data, loc), format_path(loc), str(exc)))
+
+
+def _unknown_profile(name: str, known: set[str]) -> str:
+    hint = difflib.get_close_matches(name, known, n=1)
+    return f"unknown profile '{name}' (known: {', '.join(sorted(known))})" + (f". Did you mean '{hint[0]}'?" if hint else "")

@@ -1,9 +1,9 @@
 """Notifications through Apprise, off the event loop, retried, rate-limited, recorded.
 
 Each `alerts.notify` URL is a target. An alert's notices (started, escalated,
-repeat, resolved) are queued per (alert, target) and sent in that order by one
-worker thread, so a notification service that hangs or is down delays only
-other notifications, never readings. A failed attempt is tried again after
+repeat, resolved) are queued per (alert, target) and sent in that order by the
+target's own worker thread, so a notification service that hangs or is down
+delays only its own notices: never readings, nor the other targets. A failed attempt is tried again after
 `retry.initial` seconds, doubling up to `retry.max`, at most `retry.attempts`
 times. Every attempt, good or bad, is written to the store (and shown on
 /api/alerts). A notice delivered once is never sent again, across restarts:
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,12 +59,19 @@ class Notifier:
         self.store = store
         self.silenced = silenced
         self.targets = [Target(url, _shown(url)) for url in urls]
+        # Apprise's own log lines would carry secrets: at DEBUG it logs Telegram's bot URL,
+        # token and all, and webhook paths. The notifier reports each attempt itself (with
+        # secrets scrubbed), so Apprise's lines stay out of the hub's log.
+        logging.getLogger("apprise").propagate = False
         self._queues: dict[tuple[int, str], deque[_Job]] = {}  # (alert id, target) -> its notices in order
         self._busy: set[tuple[int, str]] = set()
         self._inflight: set[asyncio.Future] = set()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="smartanom-notify")
+        # One worker thread per target: a service that hangs holds up its own notices only,
+        # not the grower's other targets (the e-mail still goes out while ntfy times out).
+        self._pools = {t.shown: ThreadPoolExecutor(1, thread_name_prefix="smartanom-notify") for t in self.targets}
         self.sent = 0
         self.failed = 0
+        self._stopped = False
 
     @property
     def pending(self) -> int:
@@ -71,8 +79,8 @@ class Notifier:
 
     def notify(self, alert: Alert, notice: str) -> None:
         """Queue `notice` about `alert` for every target that has not had it."""
-        if self.silenced(alert):
-            return
+        if self.silenced(alert) or self._stopped:
+            return  # stopped: the next start sends what was not delivered
         if notice == "resolved" and not self.settings.send_resolved:
             return
         for target in self.targets:
@@ -84,6 +92,8 @@ class Notifier:
             if notice == "repeat" and queue:
                 continue  # still trying: a repeat would only pile up
             queue.append(_Job(alert, notice, target, due=self.clock.monotonic()))
+        # Send now rather than at the engine's next tick (up to a second away).
+        self._launch_due()
 
     def tick(self, active: list[Alert]) -> None:
         """Send what is due; queue repeats of alerts still firing and not acknowledged."""
@@ -95,6 +105,9 @@ class Notifier:
                     due = [t for t in self.targets if (last := _last_told(alert, t)) is not None and now - last >= interval]
                     if due:
                         self._queue_repeat(alert, due)
+        self._launch_due()
+
+    def _launch_due(self) -> None:
         now = self.clock.monotonic()
         for key, queue in list(self._queues.items()):
             if not queue:
@@ -112,7 +125,7 @@ class Notifier:
         self._busy.add(key)
         job.attempt += 1
         title, body, kind = compose(job.alert, job.notice)
-        future = asyncio.get_running_loop().run_in_executor(self._pool, _send, job.target.url, title, body, kind, self.settings.timeout)
+        future = asyncio.get_running_loop().run_in_executor(self._pools[job.target.shown], _send, job.target.url, title, body, kind, self.settings.timeout)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
         future.add_done_callback(lambda f: self._done(key, job, f))
@@ -142,10 +155,12 @@ class Notifier:
 
     async def stop(self) -> None:
         """Let an attempt under way finish (at most STOP_WAIT seconds), send nothing more."""
+        self._stopped = True
         self._queues.clear()
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=STOP_WAIT)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def compose(alert: Alert, notice: str) -> tuple[str, str, str]:
@@ -178,7 +193,23 @@ def _shown(url: str) -> str:
     """The URL as Apprise prints it with secrets masked, without its query of defaults:
     short for people, and the same across Apprise versions (it keys what was delivered)."""
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    return plugin.url(privacy=True).split("?")[0] if plugin is not None else "(invalid URL)"
+    if plugin is None:
+        return "(invalid URL)"
+    scheme, _, rest = plugin.url(privacy=True).split("?")[0].partition("://")
+    netloc, _, path = rest.partition("/")
+    # Apprise leaves ntfy topics and webhook paths whole, yet knowing one is enough to
+    # read or post to it: mask every path part the way Apprise masks tokens, and an
+    # ntfy topic given as the host.
+    if scheme in ("ntfy", "ntfys") and not path.strip("/"):
+        netloc = _masked(netloc)
+    path = "/".join(_masked(part) for part in path.split("/"))
+    return f"{scheme}://{netloc}/{path}".rstrip("/") if path.strip("/") else f"{scheme}://{netloc}"
+
+
+def _masked(part: str) -> str:
+    if "..." in part or "*" in part or len(part) < 3:
+        return part  # already masked by Apprise, or too short to hide anything
+    return f"{part[0]}...{part[-1]}"
 
 
 def _send(url: str, title: str, body: str, kind: str, timeout: float) -> tuple[bool, str]:
@@ -191,6 +222,16 @@ def _send(url: str, title: str, body: str, kind: str, timeout: float) -> tuple[b
         with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             ok = bool(sender.notify(body=body, title=title, notify_type=kind))
         lines = [line for line in captured.getvalue().splitlines() if line.strip()]
-        return ok, "" if ok else (lines[-1] if lines else "the service did not accept the notification")[:500]
+        return ok, "" if ok else _scrub(lines[-1] if lines else "the service did not accept the notification", url)[:500]
     except Exception as exc:  # anything Apprise raises is one failed attempt, not a dead notifier
-        return False, f"{type(exc).__name__}: {exc}"[:500]
+        return False, _scrub(f"{type(exc).__name__}: {exc}", url)[:500]
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` (a service's error) without any piece of `url` its masked form hides:
+    an error message may quote a request URL with the token in it."""
+    shown = _shown(url)
+    for piece in sorted(set(re.split(r"[/:@?&=+]", url)), key=len, reverse=True):
+        if len(piece) >= 4 and piece not in shown:
+            text = text.replace(piece, "****")
+    return text

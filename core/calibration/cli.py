@@ -57,6 +57,8 @@ class _Client:
                 message = json.loads(exc.read())["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = exc.reason
+            if exc.code in (401, 403):  # the hub's words are for any client; say how this one sends a token
+                message += "; give a write token with --token or $SMARTANOM_TOKEN"
             raise HubError(f"{exc.code}: {message}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)

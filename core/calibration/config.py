@@ -33,6 +33,12 @@ class StabilityConfig(_Section):
     def _one_spread(self):
         if self.spread is not None and self.spread_percent is not None:
             raise ValueError("give 'spread' (raw units) or 'spread_percent', not both")
+        if self.timeout <= self.seconds:
+            # A point needs `seconds` of measuring: it could never be recorded.
+            raise ValueError(
+                f"timeout ({self.timeout:g} s) must be longer than seconds ({self.seconds:g} s), "
+                "or no point can ever be recorded; raise timeout (the default is 120) or shorten seconds"
+            )
         return self
 
 

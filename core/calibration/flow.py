@@ -61,6 +61,9 @@ class Stability:
         mean = sum(v for _, v in self.samples) / len(self.samples)
         return mean if self.spread <= self.rule.limit(mean) else None
 
+    def values_since(self, since: float) -> list[float]:
+        return [v for t, v in self.samples if t >= since]
+
     @property
     def spread(self) -> float:
         values = [v for _, v in self.samples]
@@ -93,6 +96,9 @@ class Session:
     report: dict | None = None
     calibration_id: int | None = None
     touched: float = 0.0
+    # Why the hub holds this sensor's readings back before they reach the session
+    # (EC without a fresh water temperature); None while they flow.
+    held_back: str | None = None
     _stability: Stability | None = None
 
     def __post_init__(self) -> None:
@@ -125,12 +131,7 @@ class Session:
         settled = self._stability.add(now, raw)
         if settled is None:
             if now - self._stability.started > self.rule.timeout:
-                self.state = "unstable"
-                self.message = (
-                    f"the reading did not settle within {self.rule.timeout:g} s (spread {self._stability.spread:.4g}, "
-                    f"allowed {self._rule_text()}): check the probe is fully in {self._name(self.standard)}, "
-                    "stir gently, wait for the temperature to even out, then measure again"
-                )
+                self._time_out(now)
             return False
         self.points.append(Point(settled, self.standard))
         self._stability = None
@@ -145,11 +146,36 @@ class Session:
 
     def check_timeout(self) -> None:
         """A measuring session whose readings stopped arriving still times out."""
-        if self.state == "measuring" and self.clock() - self._stability.started > self.rule.timeout:
-            self.state = "unstable"
+        now = self.clock()
+        if self.state == "measuring" and now - self._stability.started > self.rule.timeout:
+            self._time_out(now)
+
+    def _time_out(self, now: float) -> None:
+        # Whoever notices the timeout (a reading, or a look between readings),
+        # the message says what went wrong in the window that just ended.
+        self.state = "unstable"
+        values = self._stability.values_since(now - self.rule.seconds)
+        if not values and self.held_back:
             self.message = (
-                f"no stable reading within {self.rule.timeout:g} s ({len(self._stability.samples)} readings in the last "
-                f"{self.rule.seconds:g} s): is the probe's device sending? Measure again when it is"
+                f"no stable reading within {self.rule.timeout:g} s: the readings are held back, {self.held_back}; "
+                "fix that, then measure again"
+            )
+        elif not values:
+            self.message = (
+                f"no stable reading within {self.rule.timeout:g} s (no readings in the last {self.rule.seconds:g} s): "
+                "is the probe's device sending? Measure again when it is"
+            )
+        elif len(values) < MIN_SAMPLES:
+            self.message = (
+                f"no stable reading within {self.rule.timeout:g} s: only {len(values)} reading{'s' if len(values) > 1 else ''} "
+                f"in the last {self.rule.seconds:g} s, and a stable reading needs {MIN_SAMPLES}; make the stability "
+                "window (calibration stability seconds) at least 3 times the sensor's reading interval, then measure again"
+            )
+        else:
+            self.message = (
+                f"the reading did not settle within {self.rule.timeout:g} s (spread {max(values) - min(values):.4g}, "
+                f"allowed {self._rule_text()}): check the probe is fully in {self._name(self.standard)}, "
+                "stir gently, wait for the temperature to even out, then measure again"
             )
 
     def finish(self, state: str, message: str, report: dict | None = None, calibration_id: int | None = None) -> None:

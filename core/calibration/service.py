@@ -87,6 +87,9 @@ class CalibrationService:
     async def stop(self) -> None:
         if self._saving:  # a calibration being written is finished, not cut in half
             await asyncio.wait(set(self._saving), timeout=10)
+        for session in list(self.sessions.values()):
+            if session.active and session.state != "saving":  # a grower mid-way should find why in the log
+                self.cancel(self.registry.sensor(session.sensor_id), "cancelled, the hub is stopping")
         if self._task is not None:
             self._task.cancel()
             try:
@@ -104,6 +107,11 @@ class CalibrationService:
         comp = settings.compensation if settings is not None else None
         if comp is not None:
             temperature = self.latest.fresh(comp.temperature_sensor, self._stale_after(comp))
+            session = self.sessions.get(sensor.id)
+            if session is not None:
+                session.held_back = None if temperature is not None else (
+                    f"as the water temperature sensor {comp.temperature_sensor} sent nothing fresh (EC compensation needs it)"
+                )
             if temperature is None:
                 self._compensation_stale(sensor, comp.temperature_sensor)
                 return None

@@ -26,6 +26,7 @@ from smartanom.validity import implausible
 log = logging.getLogger("smartanom.derived")
 
 NOT_YET = "no reading from its inputs yet"
+STALE_CHECK = 1.0  # seconds between looks for inputs gone quiet
 
 Publish = Callable[[Sensor, float, float, str], None]
 
@@ -53,6 +54,7 @@ class DerivedSensors:
             _Derived(c, registry.sensors[c.sensor], {k: registry.sensors[i] for k, i in c.inputs().items()}) for c in configs
         ]
         self._by_input: dict[int, list[_Derived]] = {}
+        self._checked = float("-inf")  # when check_stale last ran (the freshness clock)
         for entry in self.entries:
             for source in entry.inputs.values():
                 self._by_input.setdefault(source.id, []).append(entry)
@@ -61,6 +63,12 @@ class DerivedSensors:
         return bus.subscribe(SensorReading, self.on_reading)
 
     def on_reading(self, reading: SensorReading) -> None:
+        now = self.latest.clock()  # arrival time: a reading's own timestamp may come from a client
+        if now - self._checked >= STALE_CHECK:
+            # A derived sensor whose inputs all went quiet gets no reading to find it
+            # stale; any other sensor's reading is the occasion to look (once a second).
+            self._checked = now
+            self.check_stale()
         for entry in self._by_input.get(reading.sensor.id, ()):
             if entry.config.kind == "dli":
                 self._integrate(entry, reading)

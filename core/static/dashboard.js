@@ -2,7 +2,7 @@
 //
 // Where the data comes from (docs/dashboard.md):
 //   /api/devices, /api/sensors      the cards, current status and latest values
-//   /api/sensors/{id}/readings      each chart's history (raw for 1 h, buckets for 24 h and 7 d)
+//   /api/readings?sensors=...      every chart's history in one request (raw for 1 h, buckets for 24 h to 1 year)
 //   /ws/sensor-data/                sensor_data_update and device_status, applied as they come
 // After the connection drops (hub restart, Wi-Fi) it reconnects with backoff and
 // reloads everything, so nothing missed while away stays missing.
@@ -14,6 +14,9 @@ const WINDOWS = {
   "1h": { seconds: 3600, bucket: null },
   "24h": { seconds: 86400, bucket: "5m", width: 300 },
   "7d": { seconds: 7 * 86400, bucket: "1h", width: 3600 },
+  // Served from the hourly and daily rollups (docs/api.md): a year is 365 points.
+  "30d": { seconds: 30 * 86400, bucket: "1h", width: 3600 },
+  "1y": { seconds: 365 * 86400, bucket: "1d", width: 86400 },
 };
 const UNIT_LABELS = { celsius: "°C", percent: "%", ph: "pH", "umol/m2/s": "µmol/m²/s", "mol/m2/d": "mol/m²/d" };
 const RAW_LIMIT = 10000; // the API's maximum page
@@ -147,7 +150,7 @@ async function reload() {
     state.loaded = true;
     rememberToken();
     showConnection();
-    await Promise.all(devices.flatMap((d) => d.sensors.map((s) => loadHistory(s.id, generation))));
+    await loadHistory(devices.flatMap((d) => d.sensors.map((s) => s.id)), generation);
   } catch (error) {
     if (generation !== state.generation) return;
     if (error instanceof TokenRefused) needToken();
@@ -254,27 +257,31 @@ function render(devices) {
 // 10 s) after a reading is broadcast. So bucketed history ends OVERLAP seconds
 // ago and the raw readings since then are folded in here; live readings newer
 // than the last stored one are added on top. Nothing is counted twice or lost.
-async function loadHistory(sensorId, generation) {
+async function loadHistory(sensorIds, generation) {
+  if (!sensorIds.length) return;
   const win = WINDOWS[state.window];
   const now = Date.now();
   const since = new Date(now - win.seconds * 1000).toISOString();
-  const url = `/api/sensors/${sensorId}/readings?`;
-  let buckets = [];
+  // One request for every sensor's history (GET /api/readings, docs/api.md).
+  const url = `/api/readings?sensors=${sensorIds.join(",")}&`;
+  let bucketed = null;
   let raw;
   if (win.bucket) {
     const split = new Date(now - OVERLAP * 1000).toISOString();
-    [{ buckets }, { readings: raw }] = await Promise.all([
+    [bucketed, raw] = await Promise.all([
       getJSON(url + new URLSearchParams({ since, until: split, bucket: win.bucket, order: "asc", limit: RAW_LIMIT })),
       getJSON(url + new URLSearchParams({ since: split, order: "asc", limit: RAW_LIMIT })),
     ]);
   } else {
     // Newest first, so a sensor busier than RAW_LIMIT per hour still shows its latest readings.
-    ({ readings: raw } = await getJSON(url + new URLSearchParams({ since, limit: RAW_LIMIT })));
-    raw.reverse();
+    raw = await getJSON(url + new URLSearchParams({ since, limit: RAW_LIMIT }));
+    for (const page of raw.sensors) page.readings.reverse();
   }
-  const sensor = state.sensors.get(sensorId);
-  if (generation !== state.generation || !sensor) return;
-  sensor.chart.setHistory(win, buckets, raw);
+  if (generation !== state.generation) return;
+  raw.sensors.forEach((page, i) => {
+    const sensor = state.sensors.get(page.sensor_id);
+    if (sensor) sensor.chart.setHistory(win, bucketed ? bucketed.sensors[i].buckets : [], page.readings);
+  });
 }
 
 // --- live updates ------------------------------------------------------------------
@@ -463,7 +470,7 @@ for (const button of document.querySelectorAll("[data-window]")) {
     localStorage.setItem("smartanom.window", state.window);
     showWindowButtons();
     const generation = ++state.generation;
-    Promise.all([...state.sensors.keys()].map((id) => loadHistory(id, generation))).catch((error) => {
+    loadHistory([...state.sensors.keys()], generation).catch((error) => {
       if (generation !== state.generation) return;
       if (error instanceof TokenRefused) needToken();
       else showProblem(`Could not load history: ${error.message}`);
