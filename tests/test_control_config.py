@@ -185,3 +185,16 @@ def test_the_shipped_example_passes_check_config():
     done = subprocess.run([sys.executable, "-m", "smartanom.cli", "check-config", str(root / "config" / "control-example.yaml")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "OK (1 device, 3 sensors, 1 plugin instance, 4 outputs, 4 control rules)" in done.stdout
+
+
+def test_max_on_is_checked_with_its_line(tmp_path, host):
+    found = errors(tmp_path, host, HEAD + """
+control:
+  thresholds:
+    - output: lights
+      sensor: 2
+      on_below: 10
+      off_above: 20
+      max_on: 0
+""")
+    assert len(found) == 1 and found[0] == "line 24: control.thresholds[0].max_on: Input should be greater than 0 (found: 0)"

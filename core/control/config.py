@@ -68,6 +68,9 @@ class ScheduleConfig(_Strict):
         return self
 
 
+TOP_OFF_MAX_ON = 1800.0
+
+
 class ThresholdConfig(_Strict):
     output: str
     sensor: int = Field(ge=1)
@@ -79,6 +82,11 @@ class ThresholdConfig(_Strict):
     off_below: float | None = None
     # A reading older than this switches the output to its safe state.
     stale_after: float = Field(120.0, gt=0)
+    # Flood guard: seconds the output may be on before the sensor reaches its off
+    # level. A level probe stuck low but still reporting would otherwise keep a
+    # top-off valve open until the tank overflows. Top-off rules default to 1800 s;
+    # cooling rules (a chiller may rightly run for hours) have no limit unless given.
+    max_on: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _pair(self):
@@ -87,6 +95,8 @@ class ThresholdConfig(_Strict):
         if all(v is not None for v in low) and all(v is None for v in high):
             if self.on_below >= self.off_above:
                 raise ValueError(f"on_below ({self.on_below:g}) must be below off_above ({self.off_above:g}): the gap between them is the hysteresis")
+            if self.max_on is None:
+                self.max_on = TOP_OFF_MAX_ON
             return self
         if all(v is not None for v in high) and all(v is None for v in low):
             if self.on_above <= self.off_below:

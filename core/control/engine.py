@@ -172,15 +172,23 @@ class Control:
             # A dosing pump run by hand would bypass every dosing limit and interlock.
             raise OverrideRefused(f"output {output_id} is a dosing pump: it can be overridden off, never on")
         override = self.overrides[output_id] = Override(on, self.clock.now() + seconds, by)
+        self._rearm(output_id)
         for doser in self.dosers:
             if doser.config.output == output_id:
                 doser.cancel()
         await self.outputs.switch(output_id, on, "manual", f"override by {by} for {seconds:g} s")
         return override
 
+    def _rearm(self, output_id: str) -> None:
+        # Someone has looked at this output: a tripped max_on guard may run again.
+        for rule in self.thresholds:
+            if rule.config.output == output_id:
+                rule.reset()
+
     async def clear_override(self, output_id: str, by: str) -> None:
         if self.overrides.pop(output_id, None) is not None:
             log.info("Override of %s cleared by %s", output_id, by)
+            self._rearm(output_id)
             output = self.outputs.get(output_id)
             if output_id not in self.driven():
                 await self.outputs.switch(output_id, output.options.safe_state, "manual", f"override cleared by {by}")
