@@ -57,6 +57,8 @@ class Control:
         self.clock = clock
         self.zone = ZoneInfo(config.timezone)
         self.readings: dict[int, tuple[float, float]] = {}
+        # When each sensor's latest reading arrived, on the monotonic clock (see dosing's mixing wait).
+        self.arrived: dict[int, float] = {}
         self.holds = SensorHolds()
         # Interlocks other parts of the hub add (see core/control/interlocks.py).
         self.interlocks: list[Interlock] = []
@@ -108,6 +110,7 @@ class Control:
         seen = self.readings.get(reading.sensor.id)
         if seen is None or when >= seen[1]:
             self.readings[reading.sensor.id] = (reading.value, when)
+            self.arrived[reading.sensor.id] = self.clock.monotonic()
 
     async def _run(self) -> None:
         while True:
