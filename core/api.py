@@ -411,16 +411,18 @@ class NotFoundHandler(JSONHandler):
 
 
 class PluginsHandler(JSONHandler):
-    def initialize(self, auth: "Authenticator", records: dict, instances: dict) -> None:
+    def initialize(self, auth: "Authenticator", records: dict, instances: dict, hub_view=None) -> None:
         super().initialize(auth)
         self.records = records  # PluginHost.records: name -> PluginRecord
         self.instances = instances  # Hub.instances: label -> InstanceState (filled as they start)
+        self.hub_view = hub_view  # hubview.Publishing: readings published through the hub view
 
     def get(self) -> None:
         self.send_json(
             {
                 "plugins": [r.as_dict() for r in self.records.values()],
                 "instances": [s.as_dict() for s in self.instances.values()],
+                **({"hub_view": self.hub_view.as_dict()} if self.hub_view else {}),
             }
         )
 

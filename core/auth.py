@@ -17,6 +17,7 @@ import enum
 import hmac
 import logging
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,14 +107,24 @@ def token_from_request(request) -> str | None:
     return None
 
 
-# `token=VALUE` in a query string or URL, up to the next separator. Percent-encoded
-# forms (token%3D) are covered too, as a logged URL may carry either.
-_TOKEN_IN_URL = re.compile(r"(token(?:=|%3[dD]))[^&\s\"'#;]*", re.IGNORECASE)
+# `token=VALUE` in a query string or URL, up to the next `&`, space or `#`: Tornado
+# splits a query at `&` only, so `;` or a quote belongs to the token and must go too.
+# Percent-encoded forms (token%3D) are covered, as a logged URL may carry either.
+_TOKEN_IN_URL = re.compile(r"(token(?:=|%3[dD]))[^&\s#]*", re.IGNORECASE)
+# Any other query parameter: its name may be percent-encoded (`%74oken=` is `token=`
+# to Tornado, which decodes names), so names are compared decoded.
+_QUERY_PARAMETER = re.compile(r"([?&;])([^=&\s#?]*%[^=&\s#?]*)=[^&\s#]*")
+
+
+def _redact_encoded_name(match: re.Match) -> str:
+    if urllib.parse.unquote_plus(match.group(2)).strip().lower() != "token":
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}=REDACTED"
 
 
 def redact(text: str) -> str:
     """`text` with the value of every `token=` replaced, for log lines."""
-    return _TOKEN_IN_URL.sub(r"\1REDACTED", text)
+    return _QUERY_PARAMETER.sub(_redact_encoded_name, _TOKEN_IN_URL.sub(r"\1REDACTED", text))
 
 
 class RedactTokens(logging.Filter):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ STOP_TIMEOUT = 10.0
 CLOSE_GRACE = 3.0
 # File descriptors kept for the database, plugins' ports and sockets, and logs.
 FD_RESERVE = 64
+# Below this many connections a cap would refuse ordinary use; then only warn.
+MIN_CONNECTIONS = 16
 
 
 @dataclass
@@ -141,12 +144,7 @@ class Hub:
         before, after = raise_open_files_limit()
         if after != before:
             log.info("Open-files limit raised from %d to %d", before, after)
-        caps = self.config.server.max_connections
-        if caps == 0 or caps + FD_RESERVE > after:
-            log.warning(
-                "server.max_connections (%s) is not below the open-files limit %d minus %d for the hub's own files: "
-                "past it connections fail with 'Too many open files' instead of a 503", caps or "no cap", after, FD_RESERVE,
-            )
+        self.max_connections = self._connection_cap(after)
         self.bus.bind_loop(self.loop)
         await self.loop.run_in_executor(None, self.storage.open)
         self.storage.attach(self.bus)
@@ -171,7 +169,7 @@ class Hub:
         self._server = HubHTTPServer(
             make_app(self, collect_routes(self.plugins, self.view, self.auth)), xheaders=True, ssl_options=self._ssl_context(),
             idle_connection_timeout=server.idle_timeout, max_header_size=MAX_HEADER_BYTES,
-            max_connections=server.max_connections, max_per_client=server.max_connections_per_client,
+            max_connections=self.max_connections, max_per_client=server.max_connections_per_client,
         )
         self._server.add_sockets(sockets)
 
@@ -235,6 +233,29 @@ class Hub:
         state = self.instances.get(stall.instance) if stall.instance else None
         if state is not None:
             state.loop_stalls += 1
+
+    def _connection_cap(self, open_files: int) -> int:
+        """server.max_connections, lowered to fit the open-files limit when it cannot:
+        past the limit a connection fails with 'Too many open files' and nothing answers,
+        where under the cap it gets a 503 at once."""
+        configured = self.config.server.max_connections
+        if open_files == resource.RLIM_INFINITY:
+            return configured
+        room = open_files - FD_RESERVE
+        if configured and configured <= room:
+            return configured
+        if room >= MIN_CONNECTIONS:
+            log.warning(
+                "server.max_connections (%s) lowered to %d: the open-files limit is %d and the hub keeps %d for its own "
+                "files. To allow more, raise the limit (LimitNOFILE= in the systemd unit, ulimit -n)",
+                configured or "no cap", room, open_files, FD_RESERVE,
+            )
+            return room
+        log.warning(
+            "The open-files limit (%d) leaves almost no room for connections beside the hub's own %d files: "
+            "past it connections fail with 'Too many open files'. Raise it (LimitNOFILE=, ulimit -n)", open_files, FD_RESERVE,
+        )
+        return configured
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         settings = self.config.server.ssl

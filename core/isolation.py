@@ -34,6 +34,10 @@ ASYNC_HOOKS = frozenset({"on_startup", "on_shutdown"})
 LISTENER_HOOKS = frozenset({"on_reading", "on_device_status"})
 SLOW_LISTENER = 0.1  # seconds
 
+# The plugin whose on_reading / on_device_status is running (to name it when the
+# hub view drops a reading it published from there).
+current_plugin: ContextVar[str | None] = ContextVar("smartanom_current_plugin", default=None)
+
 # What a guarded coroutine returns when its plugin raised (None is a valid result).
 FAILED = object()
 
@@ -99,12 +103,15 @@ def _guard(function, plugin: str, hook: str, argnames, fail: Fail, trace: Trace)
     @functools.wraps(function)
     def guarded(*args):
         started = time.monotonic() if timed else 0.0
+        running = current_plugin.set(plugin) if timed else None
         try:
             result = function(*args)
         except Exception as exc:
             fail(plugin, _raised(hook, exc), exc)
             return None
         finally:
+            if running is not None:
+                current_plugin.reset(running)
             took = time.monotonic() - started if timed else 0.0
             if took > SLOW_LISTENER:
                 fail(plugin, (

@@ -271,7 +271,7 @@ def spec() -> dict:
             "/api/plugins": {
                 "get": {
                     "summary": "Loaded plugins and the state of each configured plugin instance",
-                    "responses": {"200": _json({"type": "object", "required": ["plugins", "instances"], "properties": {"plugins": {"type": "array"}, "instances": {"type": "array"}}}, "plugins and instances")},
+                    "responses": {"200": _json({"type": "object", "required": ["plugins", "instances"], "properties": {"plugins": {"type": "array"}, "instances": {"type": "array"}, "hub_view": {"type": "object", "description": "readings published through the hub view: refused per sensor, deferred, dropped per plugin"}}}, "plugins and instances")},
                 }
             },
             "/api/health": {

@@ -9,9 +9,10 @@ forget the check.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import tornado.web
 
@@ -25,10 +26,12 @@ PREFIX = "/plugins/{name}/"
 
 
 class TokenRequired:
-    """Put in front of a plugin's handler: a request without a valid token gets a JSON 401."""
+    """Put in front of a plugin's handler: a request without a valid token gets a JSON 401,
+    and an error the handler does not answer itself gets JSON like the hub's API."""
 
-    def initialize(self, smartanom_auth: Authenticator, **kwargs) -> None:
+    def initialize(self, smartanom_auth: Authenticator, smartanom_report: Callable[..., None], **kwargs) -> None:
         self._smartanom_auth = smartanom_auth
+        self._smartanom_report = smartanom_report
         super().initialize(**kwargs)
 
     def prepare(self):
@@ -41,6 +44,31 @@ class TokenRequired:
             self.finish(json.dumps({"error": {"code": "UNAUTHORIZED", "message": message}}))
             return None
         return super().prepare()
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        if super().write_error.__func__ is not tornado.web.RequestHandler.write_error:
+            return super().write_error(status_code, **kwargs)  # the plugin answers its errors itself
+        exc = kwargs.get("exc_info", (None, None))[1]
+        if status_code >= 500:
+            code, message = "INTERNAL_ERROR", "internal error in a plugin's route; see the hub's log"
+        else:
+            code, message = _CODES.get(status_code, "BAD_REQUEST"), self._reason
+        if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": {"code": code, "message": message}}))
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, tornado.web.HTTPError):
+            return super().log_exception(typ, value, tb)  # an answer the plugin chose, logged as Tornado does
+        # Against the plugin, with the path only: a query string may hold a ?token=.
+        request = self.request
+        self._smartanom_report(f"route {request.method} {request.path} raised {typ.__name__}: {value}", (typ, value, tb))
+        return None
+
+
+# The codes of the hub's own API errors (core/api.py), for the statuses a route may send.
+_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 def collect_routes(host: "PluginHost", view: "HubView", auth: Authenticator) -> list[tuple]:
@@ -60,7 +88,9 @@ def collect_routes(host: "PluginHost", view: "HubView", auth: Authenticator) -> 
                 continue
             pattern, handler, *kwargs = entry
             guarded = type(handler.__name__, (TokenRequired, handler), {"__module__": handler.__module__})
-            routes.append((prefix + _relative(pattern), guarded, {"smartanom_auth": auth, **(kwargs[0] if kwargs else {})}))
+            report = functools.partial(host.report, plugin_name)
+            extra = {"smartanom_auth": auth, "smartanom_report": report}
+            routes.append((prefix + _relative(pattern), guarded, {**extra, **(kwargs[0] if kwargs else {})}))
     return routes
 
 

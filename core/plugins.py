@@ -23,6 +23,7 @@ import pluggy
 from smartanom import hookspecs, isolation, sensortypes
 from smartanom.control.outputs import OutputKind, OutputOptions
 from smartanom.errors import PluginError
+from smartanom.hubview import Publishing
 from smartanom.events import DeviceStatusChanged, SensorReading
 from smartanom.platform import Platform, PlatformOptions
 from smartanom.sensortypes import BUILTIN_TYPES, SensorType
@@ -76,6 +77,8 @@ class PluginHost:
         self.output_owner: dict[str, str] = {}
         self.trace = os.environ.get("SMARTANOM_TRACE_HOOKS", "") not in ("", "0")
         self._error_log = LogThrottle()
+        # Readings plugins publish through the hub view (hubview.py), counted for /api/plugins.
+        self.publishing = Publishing()
 
     @property
     def failed(self) -> list[str]:
@@ -150,15 +153,7 @@ class PluginHost:
                     self._fail(plugin_name, f"register_platforms returned an unusable platform: {problem}")
                     continue
                 if platform.name in self.platform_owner:
-                    first = self.platform_owner[platform.name]
-                    pair = sorted((first, plugin_name))  # named alike whatever the call order
-                    by = f"twice by {self._describe(first)}" if first == plugin_name else (
-                        f"by two plugins: {self._describe(pair[0])} and {self._describe(pair[1])}"
-                    )
-                    raise PluginError(
-                        f"platform '{platform.name}' is provided {by}; "
-                        "uninstall one of them or load only one with SMARTANOM_PLUGINS"
-                    )
+                    self._clash(f"platform '{platform.name}'", self.platform_owner[platform.name], plugin_name)
                 self.platform_owner[platform.name] = plugin_name
                 self.platforms[platform.name] = platform
                 if plugin_name in self.records:
@@ -196,15 +191,27 @@ class PluginHost:
                 continue
             for sensor_type in result or ():
                 problem = sensortypes.problem(sensor_type)
+                if problem is None and sensor_type.name in owners:
+                    if catalog[sensor_type.name] == sensor_type:
+                        continue  # the same definition twice (a shared helper package): one type
+                    # Which unit and range would the YAML's sensors of that type get?
+                    self._clash(f"sensor type '{sensor_type.name}'", owners[sensor_type.name], plugin_name, "differently ")
                 if problem is None and sensor_type.name in catalog:
-                    owner = self._describe(owners[sensor_type.name]) if sensor_type.name in owners else "the hub"
-                    problem = f"sensor type '{sensor_type.name}' is already provided by {owner}"
+                    problem = f"sensor type '{sensor_type.name}' is already provided by the hub"
                 if problem:
                     self._fail(plugin_name, f"register_sensor_types returned an unusable type: {problem}")
                     continue
                 catalog[sensor_type.name] = sensor_type
                 owners[sensor_type.name] = plugin_name
         return catalog
+
+    def _clash(self, what: str, first: str, second: str, how: str = "") -> None:
+        """Two plugins (or one, twice) provide one name: a start-up error naming both."""
+        pair = sorted((first, second))  # named alike whatever the call order
+        by = f"twice by {self._describe(first)}" if first == second else (
+            f"by two plugins: {self._describe(pair[0])} and {self._describe(pair[1])}"
+        )
+        raise PluginError(f"{what} is provided {how}{by}; uninstall one of them or load only one with SMARTANOM_PLUGINS")
 
     def call_each_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a hook through pluggy; each plugin's result with its name, failures left out."""
@@ -230,16 +237,28 @@ class PluginHost:
         hook = self.pm.hook
         unsubscribe = []
         if hook.on_reading.get_hookimpls():
-            on_reading = hook.on_reading
-            unsubscribe.append(bus.subscribe(SensorReading, lambda event: on_reading(reading=event)))
+            unsubscribe.append(bus.subscribe(SensorReading, self._listener(hook.on_reading, "reading")))
         if hook.on_device_status.get_hookimpls():
-            on_device_status = hook.on_device_status
-            unsubscribe.append(bus.subscribe(DeviceStatusChanged, lambda event: on_device_status(change=event)))
+            unsubscribe.append(bus.subscribe(DeviceStatusChanged, self._listener(hook.on_device_status, "change")))
         return unsubscribe
 
-    def report(self, plugin_name: str, message: str) -> None:
-        """Record and log a problem with what a plugin handed over (e.g. an unusable route)."""
-        self._fail(plugin_name, message)
+    def _listener(self, hook, argument: str):
+        publishing = self.publishing
+
+        def listener(event) -> None:
+            # While it runs, the hub view queues what the hooks publish (hubview.Publishing).
+            publishing.listening += 1
+            try:
+                hook(**{argument: event})
+            finally:
+                publishing.listening -= 1
+
+        return listener
+
+    def report(self, plugin_name: str, message: str, exc_info: tuple | None = None) -> None:
+        """Record and log a problem with what a plugin handed over (e.g. an unusable route),
+        or an error it raised outside a hook (in a route's handler: `exc_info`)."""
+        self._fail(plugin_name, message, exc_info[1] if exc_info else None)
 
     def describe(self, plugin_name: str) -> str:
         """`name (package version)`, how every report names a plugin."""

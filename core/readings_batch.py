@@ -60,7 +60,8 @@ class ManyReadingsHandler(ReadingsHandler):
             return found
         found = []
         for part in text.split(","):
-            sensor = self.registry.sensor(int(part)) if part.strip().isdigit() else None
+            # isdigit() alone also admits "²", which int() refuses: ASCII digits only.
+            sensor = self.registry.sensor(int(part)) if part.strip().isascii() and part.strip().isdigit() else None
             if sensor is None:
                 raise bad_parameter("sensors", f"{part[:32]!r} is not a sensor id of this hub; see /api/sensors")
             found.append(sensor)

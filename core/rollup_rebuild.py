@@ -47,6 +47,17 @@ def main(path: str, from_scratch: bool) -> int:
     if not os.path.exists(path):
         print(f"no database at {path} (storage.path in the config)", file=sys.stderr)
         return 2
-    folded = rebuild(path, from_scratch)
+    try:
+        folded = rebuild(path, from_scratch)
+    except KeyboardInterrupt:
+        # Each chunk is one transaction: the one interrupted rolled back, those before it stay.
+        conn = connect(path)
+        try:
+            covered, newest = rollups.progress(conn) if schema.version(conn) >= 4 else (0, 0)
+        finally:
+            conn.close()
+        print(f"\ninterrupted: rollups cover reading ids up to {covered:,} of {newest:,}; "
+              "run the command again to go on from there", file=sys.stderr)
+        return 130
     print(f"{path}: rollups complete ({folded:,} reading ids folded in)")
     return 0

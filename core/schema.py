@@ -94,6 +94,7 @@ CREATE TABLE IF NOT EXISTS alert_notifications (
     ts REAL NOT NULL,
     notice TEXT NOT NULL,        -- started | escalated | repeat | resolved
     target TEXT NOT NULL,        -- the Apprise URL with secrets masked
+    target_key TEXT NOT NULL DEFAULT '',  -- a digest of the whole URL: masked URLs can look alike
     attempt INTEGER NOT NULL,
     ok INTEGER NOT NULL,
     error TEXT NOT NULL DEFAULT ''

@@ -10,6 +10,7 @@ union (`catalog`), handed to config validation and the registry.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -59,6 +60,23 @@ BUILTIN: tuple[SensorType, ...] = (
 
 BUILTIN_TYPES: dict[str, SensorType] = {t.name: t for t in BUILTIN}
 
+# Home Assistant's sensor device classes: `SensorDeviceClass` in
+# homeassistant/components/sensor/const.py (Home Assistant 2025.x), listed at
+# https://www.home-assistant.io/integrations/sensor/#device-class. Any other
+# string makes Home Assistant reject the MQTT discovery message of the sensor.
+HA_DEVICE_CLASSES = frozenset({
+    "absolute_humidity", "apparent_power", "aqi", "area", "atmospheric_pressure", "battery",
+    "blood_glucose_concentration", "carbon_dioxide", "carbon_monoxide", "conductivity", "current",
+    "data_rate", "data_size", "date", "distance", "duration", "energy", "energy_distance",
+    "energy_storage", "enum", "frequency", "gas", "humidity", "illuminance", "irradiance",
+    "moisture", "monetary", "nitrogen_dioxide", "nitrogen_monoxide", "nitrous_oxide", "ozone",
+    "ph", "pm1", "pm10", "pm25", "pm4", "power", "power_factor", "precipitation",
+    "precipitation_intensity", "pressure", "reactive_energy", "reactive_power", "signal_strength",
+    "sound_pressure", "speed", "sulphur_dioxide", "temperature", "timestamp",
+    "volatile_organic_compounds", "volatile_organic_compounds_parts", "voltage", "volume",
+    "volume_flow_rate", "volume_storage", "water", "weight", "wind_direction", "wind_speed",
+})
+
 
 def problem(sensor_type: object) -> str | None:
     """Why the hub cannot use this as a sensor type, or None (checked at start-up)."""
@@ -73,4 +91,10 @@ def problem(sensor_type: object) -> str | None:
         return f"'{sensor_type.name}': low and high must be numbers or None"
     if len(bounds) == 2 and sensor_type.low >= sensor_type.high:
         return f"'{sensor_type.name}': low ({sensor_type.low:g}) must be below high ({sensor_type.high:g})"
+    device_class = sensor_type.device_class
+    if device_class is not None and (not isinstance(device_class, str) or device_class not in HA_DEVICE_CLASSES):
+        near = difflib.get_close_matches(str(device_class), HA_DEVICE_CLASSES, n=1)
+        hint = f" Did you mean '{near[0]}'?" if near else ""
+        return (f"'{sensor_type.name}': device_class {device_class!r} is not one of Home Assistant's sensor "
+                f"device classes (see https://www.home-assistant.io/integrations/sensor/#device-class), or None.{hint}")
     return None

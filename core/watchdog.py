@@ -24,9 +24,11 @@ import sys
 import threading
 import time
 import traceback
+from types import FrameType
 from dataclasses import dataclass
 from typing import Callable
 
+import pluggy
 from pydantic import BaseModel, ConfigDict, Field
 
 from smartanom.protocol import format_timestamp
@@ -34,6 +36,7 @@ from smartanom.protocol import format_timestamp
 log = logging.getLogger("smartanom.watchdog")
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+_PLUGGY_DIR = os.path.dirname(pluggy.__file__)
 
 
 class WatchdogConfig(BaseModel):
@@ -132,9 +135,16 @@ class LoopWatchdog:
         frame = sys._current_frames().get(self._loop_thread)
         frames = traceback.extract_stack(frame) if frame is not None else []
         stack = "".join(traceback.format_list(frames))
+        hook = _running_hook(frame)
         # Reading the loop's current task from this thread is a dict lookup; at
         # worst it names the task that ran just before, never crashes.
         task = asyncio.current_task(self._loop)
+        if hook is not None:
+            # A hook runs inside whichever task published the event (an on_reading
+            # hook inside the task of the instance whose reading it was): the
+            # plugin whose hook is on the stack is the culprit, not that instance.
+            inside = f", inside task {task.get_name()}" if task is not None else ""
+            return Stall(f"plugin {hook}{inside}", None, stack, began)
         if task is not None:
             name = task.get_name()
             if name.startswith("plugin:"):
@@ -148,3 +158,21 @@ class LoopWatchdog:
         first = frames[runs[-1] + 1] if runs and runs[-1] + 1 < len(frames) else None
         where = f"callback {first.name} ({first.filename}:{first.lineno})" if first else "a callback"
         return Stall(where, None, stack, began)
+
+
+def _running_hook(frame: FrameType | None) -> str | None:
+    """`NAME's HOOK hook` for the innermost pluggy hook implementation on the stack, if any.
+
+    Only within the callback the loop is running (up to asyncio's Handle._run):
+    whatever runs the loop itself (pytest, say) may be inside a hook too.
+    """
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_ASYNCIO_DIR) and frame.f_code.co_name == "_run":
+            return None
+        if frame.f_code.co_filename.startswith(_PLUGGY_DIR) and "hook_impl" in frame.f_code.co_varnames:
+            impl = frame.f_locals.get("hook_impl")
+            name = getattr(impl, "plugin_name", None)
+            if name is not None:
+                return f"{name}'s {impl.function.__name__} hook"
+        frame = frame.f_back
+    return None

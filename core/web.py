@@ -74,7 +74,9 @@ def make_app(hub: "Hub", plugin_routes: list[tuple] = ()) -> tornado.web.Applica
         (r"/api/sensors/([^/]+)/?", api.SensorHandler, registry),
         (r"/api/sensors/([^/]+)/readings/?", api.ReadingsHandler, {**registry, "lane": lane}),
         (r"/api/readings/?", ManyReadingsHandler, {**registry, "lane": lane}),
-        (r"/api/plugins/?", api.PluginsHandler, {**auth, "records": hub.plugins.records, "instances": hub.instances}),
+        (r"/api/plugins/?", api.PluginsHandler, {
+            **auth, "records": hub.plugins.records, "instances": hub.instances, "hub_view": hub.plugins.publishing,
+        }),
         (r"/api/health/?", api.HealthHandler, {
             **auth, "storage": hub.storage, "fanout": hub.fanout, "instances": hub.instances, "started_at": hub.started_at,
             "watchdog": hub.watchdog, "alerts": hub.alerts, "watch": api.HealthWatch(),

@@ -194,7 +194,7 @@ class HubHTTPServer(tornado.httpserver.HTTPServer):
                     "server.max_connections_per_client %d); %d refused so far",
                     total, mine, ip, self.max_connections, self.max_per_client, self.refused,
                 )
-            IOLoop.current().spawn_callback(_refuse, stream)
+            _refuse(stream)
             return
         self._open.append((ip, stream.socket))
         super().handle_stream(stream, address)
@@ -254,13 +254,15 @@ class HubHTTPServer(tornado.httpserver.HTTPServer):
         log.error("Cannot accept connections: %s%s; pausing %g s between attempts (logged at most once a minute)", exc, hint, ACCEPT_PAUSE)
 
 
-async def _refuse(stream: IOStream) -> None:
+def _refuse(stream: IOStream) -> None:
+    """Answer 503 and close at once. The answer fits a new socket's send buffer, and the
+    descriptor is freed in this turn: a burst of connections past the cap must not hold
+    one each while a write is scheduled, or the burst itself runs out of descriptors."""
     try:
-        await stream.write(OVER_CAP)
-    except StreamClosedError:
-        pass
-    finally:
-        stream.close()
+        stream.socket.send(OVER_CAP)
+    except OSError:
+        pass  # the client is gone or its buffer is full: closing is the answer
+    stream.close()
 
 
 def raise_open_files_limit(wanted: int = 65536) -> tuple[int, int]:

@@ -40,7 +40,7 @@ class JSONReceiver:
         self.refused = 0
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
-        self.server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/hook", _Collect, {"receiver": self})]))
+        self.server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/hook(?:/.*)?", _Collect, {"receiver": self})]))
         self.server.add_sockets(sockets)
         self.url = f"json://127.0.0.1:{self.port}/hook"
 

@@ -44,7 +44,10 @@ def hook():
 
 
 @pytest.fixture
-def urls(hook):
+def urls(hook, request):
+    if getattr(request, "param", None) == "alike":
+        # Two webhooks whose masked forms are the same (json://127.0.0.1:PORT/h...k/t...s).
+        return [f"{hook.url}/tank-a-alerts", f"{hook.url}/tank-b-alerts"]
     return [hook.url]  # a test parametrizes `urls` for other targets
 
 
@@ -251,3 +254,16 @@ def test_a_target_is_shown_without_its_topic_path_or_token(url, secret):
     # Knowing an ntfy topic or a webhook path is enough to read or post to it.
     shown = notify._shown(url)
     assert secret not in shown and shown.split("://")[0] in ("ntfy", "ntfys", "json", "hassio")
+
+
+@pytest.mark.parametrize("urls", ["alike"], indirect=True)
+@pytest.mark.gen_test(timeout=30)
+async def test_targets_that_mask_alike_each_get_their_notice_and_are_remembered_apart(engine, hook):
+    alert = engine.raise_alert("tank_dry", "custom", "Tank 1 is dry", device_id=1)
+    await advance(engine, 0)
+    await wait_for(lambda: len(hook.posts) == 2, what="a notice to each target")
+    await wait_for(lambda: engine.notifier.sent == 2, what="both attempts recorded")
+    delivered = await engine.store.call(db._delivered, alert.id)  # what a restarted hub reloads
+    assert len(delivered) == 2 and all(key.startswith("started:") for key in delivered)
+    shown = {a["target"] for a in await attempts(engine, alert.id)}
+    assert len(shown) == 1 and "tank-a" not in shown.pop()  # alike to the eye, apart in the records

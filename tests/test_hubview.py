@@ -1,6 +1,9 @@
 """core/hubview.py: what on_startup, on_shutdown and PluginContext hand a plugin, and nothing more."""
 
+import json
+
 import pytest
+import tornado.httpclient
 
 from smartanom import SensorReading, hookimpl
 from smartanom.hubview import HubView
@@ -74,4 +77,7 @@ async def test_publish_reading_goes_through_the_same_checks_as_a_platforms(hub_f
     with pytest.raises(ValueError, match="finite"):
         hub.view.publish_reading(1, float("nan"))
     assert [(r.value, r.source) for r in seen] == [(6.5, "exporter-test")]
+    # Refused through the view: counted like a PluginContext's, shown in GET /api/plugins.
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(hub.url + "/api/plugins")
+    assert json.loads(response.body)["hub_view"]["refused"] == {"1": 1}
     assert str(hub.view.device_status(1)) == "active" and hub.view.device_status(9) is None

@@ -56,11 +56,12 @@ async def test_late_rtu_answers_are_never_taken_for_the_next_request(hub_factory
                                        delay=lambda n: 0.24 if n % 3 == 0 else 0.06))
     hub = await hub_factory(probe_hub(f"    transport: rtu\n    port: {probe.client_port}"))
     readings = collect(hub)
-    await until(lambda: probe.requests >= 30, timeout=40, what="30 requests")
+    # 40 requests: after each late answer one resynchronising read goes before the next read.
+    await until(lambda: probe.requests >= 40, timeout=50, what="40 requests")
     stats = await plugin_stats(hub)
 
     assert wrong(readings) == []
-    assert len(readings) >= 10, stats
+    assert len(readings) >= 10 and stats["resyncs"] >= 5, stats
     # Each late answer counted as a failed read, and recognised as late.
     assert stats["failed_reads"] >= 8 and stats["late_answers"] >= 7, stats
 

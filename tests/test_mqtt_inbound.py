@@ -47,3 +47,22 @@ def test_bad_payloads_say_what_is_wrong(route, payload, message):
     with pytest.raises(PayloadError) as caught:
         route.extract(payload)
     assert message in str(caught.value)
+
+
+def test_a_local_time_shown_twice_when_clocks_go_back_is_the_recent_one():
+    # Europe/Madrid on 2026-10-25: 03:00 CEST becomes 02:00 CET, so a Tasmota
+    # "Time" of 02:30 happens at 00:30Z and again at 01:30Z. A message arriving
+    # at 01:30:05Z means the second; it used to be stamped an hour early.
+    from datetime import datetime, timezone
+
+    from smartanom.builtin.mqtt.messages import parse_timestamp
+
+    def utc(text):
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+    local = "2026-10-25T02:30:00"
+    assert parse_timestamp(local, "Europe/Madrid", now=utc("2026-10-25T00:30:05")) == utc("2026-10-25T00:30:00")
+    assert parse_timestamp(local, "Europe/Madrid", now=utc("2026-10-25T01:30:05")) == utc("2026-10-25T01:30:00")
+    # Unambiguous times are not moved, whatever the arrival time.
+    assert parse_timestamp("2026-10-25T04:00:00", "Europe/Madrid", now=utc("2026-10-25T01:30:05")) == utc("2026-10-25T03:00:00")
+    assert parse_timestamp("2026-10-25T02:30:00Z", "Europe/Madrid", now=0) == utc("2026-10-25T02:30:00")

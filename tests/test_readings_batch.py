@@ -57,6 +57,6 @@ async def test_each_sensor_gets_the_page_its_own_endpoint_gives(hub):
 
 @pytest.mark.gen_test(timeout=20)
 async def test_bad_sensors_and_parameters_are_named(hub):
-    for query, parameter in [("sensors=1,99", "sensors"), ("sensors=1,x", "sensors"), ("sensors=", "sensors"), ("cursor=1", "cursor"), ("bucket=2h", "bucket")]:
+    for query, parameter in [("sensors=1,99", "sensors"), ("sensors=1,x", "sensors"), ("sensors=", "sensors"), ("sensors=1,%C2%B2", "sensors"), ("sensors=%D9%A1", "sensors"), ("cursor=1", "cursor"), ("bucket=2h", "bucket")]:
         body = await get(hub, f"/api/readings?{query}", status=400)
         assert body["error"]["parameter"] == parameter, body

@@ -216,3 +216,32 @@ def test_rebuild_rollups_command_folds_everything_and_can_start_from_scratch(tmp
     assert "rollups complete (1,000 reading ids folded in)" in out.out
     assert "1.00k/1.00k" in out.err  # tqdm's bar
     assert cli.main(["rebuild-rollups", "--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_rebuild_rollups_interrupted_with_ctrl_c_says_so_and_a_rerun_completes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "old.db"
+    rows = 1_500_000  # several seconds of folding: long enough to interrupt mid-way
+    old_database(db, [(1 + i % 10, T0 + i * 0.25, float(i % 17)) for i in range(rows)])
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"storage:\n  path: {db}\ndevices: []\n")
+    command = [sys.executable, "-m", "smartanom.cli", "rebuild-rollups", "--config", str(config)]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    seen = ""
+    while "rollups:" not in seen:  # the bar is drawn: the fold loop has begun
+        char = proc.stderr.read(1)
+        assert char, seen
+        seen += char
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err, err
+    assert "interrupted" in err and "run the command again to go on" in err, err
+    (covered, newest), _ = state(db)
+    assert newest == rows and covered < rows  # stopped between chunks; what was folded is kept
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert state(db) == ((rows, rows), rows)  # completed, nothing counted twice

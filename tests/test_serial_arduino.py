@@ -282,6 +282,8 @@ async def test_port_missing_at_startup_is_reported_with_the_fix_and_used_once_it
     await until(lambda: messages(caplog, "does not exist", logging.ERROR), what="the missing-port error")
     error = messages(caplog, "does not exist", logging.ERROR)[0]
     assert by_id.path in error and "ls -l /dev/serial/by-id/" in error
+    # Watched for, not retried on the backoff timer: the message must not promise a timer.
+    assert error.endswith("Opening it as soon as it appears."), error
     assert await client.request({"type": "ping"}) == {"type": "pong"}  # the hub carries on
 
     arduino = arduinos()

@@ -130,3 +130,26 @@ async def test_short_waits_are_not_stalls_and_the_watchdog_can_be_off(hub_factor
     assert hub.watchdog.stalls == 0
     off = await hub_factory(HUB.replace("threshold: 0.3", "enabled: false"), plugins=[plugins()[1]])
     assert off.watchdog is None and (await get(off, "/api/health"))["loop"] is None
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_blocking_hook_is_blamed_on_its_plugin_not_on_the_instance_whose_reading_it_was(hub_factory, caplog):
+    # The on_reading hook runs inside the feeder's task (publish_reading calls
+    # it): the feeder is innocent, the plugin with the hook is the culprit.
+    class Exporter:
+        blocked = False
+
+        @hookimpl
+        def on_reading(self, reading):
+            if not Exporter.blocked:
+                Exporter.blocked = True
+                read_the_probe_the_wrong_way(0.8)
+
+    hub = await hub_factory(HUB, plugins=[plugins()[1], ("slow-exporter", Exporter())])
+    await until(lambda: hub.watchdog.stalls == 1, "the stall to be reported")
+    assert hub.watchdog.last.culprit == "plugin slow-exporter's on_reading hook, inside task plugin:feeder#0"
+    assert hub.watchdog.last.instance is None
+    (report,) = [r.getMessage() for r in caplog.records if r.name == "smartanom.watchdog"]
+    assert "by plugin slow-exporter's on_reading hook" in report and "read_the_probe_the_wrong_way" in report
+    instances = {i["label"]: i for i in (await get(hub, "/api/plugins"))["instances"]}
+    assert instances["feeder#0"]["loop_stalls"] == 0

@@ -169,3 +169,35 @@ def test_the_soft_open_files_limit_is_raised_at_start():
         assert before == 256 and after == resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 256
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_under_a_low_open_files_limit_the_cap_is_lowered_so_excess_connections_get_503(tmp_path):
+    """ulimit -n 256 with the default cap of 1,024: connections past the limit would find no
+    file descriptor and nobody would answer; the hub lowers its cap and answers 503 instead."""
+    (tmp_path / "hub.yaml").write_text(HUB + f"server:\n  idle_timeout: 30\nstorage:\n  path: {tmp_path}/hub.db\n")
+    port = free_port()
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    log = tmp_path / "hub.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "smartanom.cli", "run", "--config", str(tmp_path / "hub.yaml"), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, preexec_fn=limit,
+        )
+    idle = []
+    try:
+        deadline = time.monotonic() + 20
+        while "Serving on" not in log.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert "server.max_connections (1024) lowered to 192" in log.read_text()
+        idle = [_connect(port) for _ in range(300)]  # more than the limit allows, and never a request
+        assert _answer(_connect(port)).startswith(b"HTTP/1.1 503")  # an answer at once, not silence
+    finally:
+        for sock in idle:
+            sock.close()
+        proc.terminate()
+        proc.wait(30)
+    assert "Cannot accept connections" not in log.read_text()

@@ -26,8 +26,8 @@ class _AlertsHandler(JSONHandler):
 class AlertsHandler(_AlertsHandler):
     async def get(self) -> None:
         for name in self.request.query_arguments:
-            if name not in ("state", "limit"):
-                raise bad_parameter(name, "unknown parameter; accepted: state, limit")
+            if name not in ("state", "limit", "token"):  # ?token= is taken on every route (docs/security.md)
+                raise bad_parameter(name, "unknown parameter; accepted: state, limit, token")
         state = self.get_query_argument("state", "active")
         if state not in STATES:
             raise bad_parameter("state", f"must be one of {', '.join(STATES)}, got {state[:32]!r}")

@@ -16,6 +16,7 @@ backoff and repeat intervals run on simulated time.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections import deque
@@ -41,6 +42,12 @@ STOP_WAIT = 3.0
 class Target:
     url: str = ""  # holds secrets (tokens, passwords): never logged or stored
     shown: str = ""  # the URL with secrets masked, as Apprise prints it
+
+    @property
+    def key(self) -> str:
+        """What identifies the target in queues and delivery records. Not `shown`: two
+        ntfy topics can mask alike (t...s), and each must get its own notices."""
+        return hashlib.sha256(self.url.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -68,7 +75,7 @@ class Notifier:
         self._inflight: set[asyncio.Future] = set()
         # One worker thread per target: a service that hangs holds up its own notices only,
         # not the grower's other targets (the e-mail still goes out while ntfy times out).
-        self._pools = {t.shown: ThreadPoolExecutor(1, thread_name_prefix="smartanom-notify") for t in self.targets}
+        self._pools = {t.key: ThreadPoolExecutor(1, thread_name_prefix="smartanom-notify") for t in self.targets}
         self.sent = 0
         self.failed = 0
         self._stopped = False
@@ -84,8 +91,8 @@ class Notifier:
         if notice == "resolved" and not self.settings.send_resolved:
             return
         for target in self.targets:
-            queue = self._queues.setdefault((alert.id, target.shown), deque())
-            if notice != "repeat" and f"{notice}:{target.shown}" in alert.delivered:
+            queue = self._queues.setdefault((alert.id, target.key), deque())
+            if notice != "repeat" and f"{notice}:{target.key}" in alert.delivered:
                 continue  # delivered before (maybe before a restart)
             if notice == "resolved" and not _told(alert, target) and not any(j.notice in FIRING_NOTICES for j in queue):
                 continue  # never told it started (silenced, or it started before this target existed)
@@ -117,7 +124,7 @@ class Notifier:
 
     def _queue_repeat(self, alert: Alert, targets: list[Target]) -> None:
         for target in targets:
-            queue = self._queues.setdefault((alert.id, target.shown), deque())
+            queue = self._queues.setdefault((alert.id, target.key), deque())
             if not queue:
                 queue.append(_Job(alert, "repeat", target, due=self.clock.monotonic()))
 
@@ -125,7 +132,7 @@ class Notifier:
         self._busy.add(key)
         job.attempt += 1
         title, body, kind = compose(job.alert, job.notice)
-        future = asyncio.get_running_loop().run_in_executor(self._pools[job.target.shown], _send, job.target.url, title, body, kind, self.settings.timeout)
+        future = asyncio.get_running_loop().run_in_executor(self._pools[job.target.key], _send, job.target.url, title, body, kind, self.settings.timeout)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
         future.add_done_callback(lambda f: self._done(key, job, f))
@@ -134,11 +141,11 @@ class Notifier:
         self._busy.discard(key)
         ok, error = future.result() if not future.cancelled() else (False, "cancelled")
         ts = self.clock.time()
-        self.store.submit(db.record_attempt, job.alert.id, ts, job.notice, job.target.shown, job.attempt, ok, error)
+        self.store.submit(db.record_attempt, job.alert.id, ts, job.notice, job.target.shown, job.target.key, job.attempt, ok, error)
         queue = self._queues.get(key)
         if ok:
             self.sent += 1
-            job.alert.delivered[f"{job.notice}:{job.target.shown}"] = ts
+            job.alert.delivered[f"{job.notice}:{job.target.key}"] = ts
             if queue and queue[0] is job:
                 queue.popleft()
             return
@@ -184,7 +191,7 @@ def _told(alert: Alert, target: Target) -> bool:
 
 
 def _last_told(alert: Alert, target: Target) -> float | None:
-    times = [alert.delivered.get(f"{n}:{target.shown}") for n in FIRING_NOTICES]
+    times = [alert.delivered.get(f"{n}:{target.key}") for n in FIRING_NOTICES]
     times = [t for t in times if t is not None]
     return max(times) if times else None
 

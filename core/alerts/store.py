@@ -121,11 +121,13 @@ def save(conn: sqlite3.Connection, event: str, alert: Alert, ts: float) -> None:
         )
 
 
-def record_attempt(conn: sqlite3.Connection, alert_id: int, ts: float, notice: str, target: str, attempt: int, ok: bool, error: str) -> None:
+def record_attempt(
+    conn: sqlite3.Connection, alert_id: int, ts: float, notice: str, target: str, target_key: str, attempt: int, ok: bool, error: str,
+) -> None:
     with conn:
         conn.execute(
-            "INSERT INTO alert_notifications (alert_id, ts, notice, target, attempt, ok, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (alert_id, ts, notice, target, attempt, int(ok), error),
+            "INSERT INTO alert_notifications (alert_id, ts, notice, target, target_key, attempt, ok, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, ts, notice, target, target_key, attempt, int(ok), error),
         )
 
 
@@ -160,6 +162,6 @@ def _alerts(conn: sqlite3.Connection, where: str, params: tuple, delivered: bool
 
 def _delivered(conn: sqlite3.Connection, alert_id: int) -> dict[str, float]:
     rows = conn.execute(
-        "SELECT notice, target, MAX(ts) FROM alert_notifications WHERE alert_id = ? AND ok = 1 GROUP BY notice, target", (alert_id,)
+        "SELECT notice, target_key, MAX(ts) FROM alert_notifications WHERE alert_id = ? AND ok = 1 GROUP BY notice, target_key", (alert_id,)
     ).fetchall()
-    return {f"{notice}:{target}": ts for notice, target, ts in rows}
+    return {f"{notice}:{key}": ts for notice, key, ts in rows}

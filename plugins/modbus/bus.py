@@ -9,7 +9,9 @@ ours: `ReadFailed` (this request got no usable answer; the bus is fine) and
 It also makes sure that an answer is the answer to *this* request, which
 pymodbus alone does not on RTU (no transaction id there): after a request goes
 unanswered, the late answer is waited out and thrown away before the next
-request (see `_wait_out_late_answer`); every answer's slave id, function code
+request (see `_wait_out_late_answer`), and a slave whose answer may still be
+on its way, later than any wait, is resynchronised before it is read again
+(see `_resync`); every answer's slave id, function code
 and register count must match the request; leading noise bytes are skipped;
 and a malformed frame (say a TCP answer whose byte count disagrees with its
 MBAP length) fails the read at once instead of escaping into asyncio and
@@ -48,6 +50,10 @@ class BusDown(Exception):
     """The bus itself is unreachable: the serial port or the TCP connection is gone."""
 
 
+class _ExceptionAnswer(ReadFailed):
+    """The probe answered with a Modbus exception response."""
+
+
 class _Refused(Exception):
     """Raised into pymodbus' pending request when the bytes that came back cannot be a frame."""
 
@@ -81,9 +87,11 @@ class ModbusBus:
         # bytes and the decoded answer) for noise skipping and malformed frames.
         framer = self._client.ctx.framer
         framer.handleFrame = self._guard_frames(framer.handleFrame)
+        self.timeout = options.timeout
         self.late_window = options.timeout
         self.late_answers = 0  # answers that came after their request had given up
         self.malformed = 0  # frames that could not be decoded
+        self.resyncs = 0  # resynchronising reads answered (after a request went without its answer)
         self._expect: tuple[int, int] | None = None  # (slave, function code) of the request awaiting its answer
         self._gave_up_at: float | None = None  # loop time the last unanswered request timed out
         self._heard_at = 0.0  # loop time bytes last arrived
@@ -93,6 +101,14 @@ class ModbusBus:
         # reconnect churn would hide the real problem. A gateway that really
         # went away resets or refuses the connection, which is seen at once.
         self._client.set_max_no_responses(1_000_000)
+        # RTU slaves whose last request went without its answer (timed out, or
+        # got a refused or exception answer): that answer may still be on its
+        # way, later than any wait, and would fit the next request of the same
+        # shape. Such a slave is read again only after a resynchronising read
+        # of a shape none of its items uses has been answered in that shape:
+        # a probe answers in order, so everything asked before has then come.
+        self._unsynced: set[int] = set()
+        self._sync_reads = {slave: _sync_read(options.sensors, slave) for slave in {s.slave for s in options.sensors}}
         self._lock = asyncio.Lock()
         self._quiet_from = 0.0  # loop time when the bus may carry the next request
 
@@ -114,12 +130,7 @@ class ModbusBus:
 
         Raises ReadFailed or BusDown; never returns a partial or made-up result.
         """
-        call = self._client.read_holding_registers if register == "holding" else self._client.read_input_registers
-        response = await self._request(slave, FUNCTION_CODES[register], lambda: call(address, count=count, device_id=slave))
-        registers = list(getattr(response, "registers", []) or [])
-        if len(registers) != count:
-            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}; refused")
-        return registers
+        return await self._request(slave, FUNCTION_CODES[register], self._reader(slave, register, address, count), _registers(count))
 
     async def write(self, slave: int, register: str, address: int, value: int) -> None:
         """Write one coil (register 'coil', value 0/1) or one holding register, in turn
@@ -130,8 +141,13 @@ class ModbusBus:
             send = lambda: self._client.write_register(address, value, device_id=slave)  # noqa: E731
         await self._request(slave, WRITE_FUNCTION_CODES[register], send)
 
-    async def _request(self, slave: int, function: int, send):
-        """One request at a time, after the quiet gap and any late answer; the answer checked."""
+    def _reader(self, slave: int, register: str, address: int, count: int):
+        call = self._client.read_holding_registers if register == "holding" else self._client.read_input_registers
+        return lambda: call(address, count=count, device_id=slave)
+
+    async def _request(self, slave: int, function: int, send, check=lambda response: response):
+        """One request at a time, after the quiet gap and any late answer; the answer checked
+        (slave, function code, then `check`, which returns the result or raises ReadFailed)."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             wait = self._quiet_from - loop.time()
@@ -139,12 +155,41 @@ class ModbusBus:
                 await asyncio.sleep(wait)
             if self._gave_up_at is not None:
                 await self._wait_out_late_answer()
-            self._expect = (slave, function)
             try:
-                return await self._answer(slave, function, send)
+                if slave in self._unsynced:
+                    await self._resync(slave)
+                self._expect = (slave, function)
+                return check(await self._answer(slave, function, send))
+            except ReadFailed:
+                if self.rtu and self._sync_reads.get(slave) is not None:
+                    self._unsynced.add(slave)
+                raise
             finally:
                 self._expect = None
                 self._quiet_from = loop.time() + self.gap
+
+    async def _resync(self, slave: int) -> None:
+        """Read `slave` in a shape of its own until it answers in that shape. Raises ReadFailed.
+
+        The answer's content does not matter (an exception answer will do: it
+        cannot be mistaken for a value), only that it is no older request's.
+        An older request's late answer, refused here for its shape, leaves the
+        slave out of step, and the read that needed the resync fails.
+        """
+        register, address, count = self._sync_reads[slave]
+        function = FUNCTION_CODES[register]
+        self._expect = (slave, function)
+        try:
+            _registers(count)(await self._answer(slave, function, self._reader(slave, register, address, count)))
+        except _ExceptionAnswer:
+            pass
+        except ReadFailed as exc:
+            raise ReadFailed(f"not read: slave {slave} is out of step after a failed read ({exc})") from None
+        finally:
+            self._expect = None
+        self._unsynced.discard(slave)
+        self.resyncs += 1
+        await asyncio.sleep(self.gap)  # the bus's quiet time before the read this cleared the way for
 
     async def _answer(self, slave: int, function: int, send):
         if not self._client.connected:
@@ -160,10 +205,13 @@ class ModbusBus:
             if not self._client.connected:
                 raise BusDown(f"{self.name}: connection lost") from None
             self._gave_up_at = asyncio.get_running_loop().time()
-            raise ReadFailed(f"no answer within the timeout ({_short(exc)})") from None
+            # pymodbus says "No response received after 0 retries": its retries are
+            # off (ours are counted in the stats), so its wording would mislead.
+            detail = f"{self.timeout:g} s" if "No response received" in str(exc) else _short(exc)
+            raise ReadFailed(f"no answer within the timeout ({detail})") from None
         if response.isError():
             code = getattr(response, "exception_code", None)
-            raise ReadFailed(f"exception response {code}: {EXCEPTION_CODES.get(code, 'unknown code')}")
+            raise _ExceptionAnswer(f"exception response {code}: {EXCEPTION_CODES.get(code, 'unknown code')}")
         # pymodbus skips frames from other slaves, but checks neither the function
         # code nor the size: an FC 4 answer to an FC 3 request decodes just fine.
         if slave and response.dev_id != slave:
@@ -228,6 +276,45 @@ class ModbusBus:
         pending = self._client.ctx.response_future
         if self._expect is not None and not pending.done():
             pending.set_exception(_Refused(reason))
+
+
+def _sync_read(items, slave: int) -> tuple[str, int, int] | None:
+    """A read (register type, address, count) for resynchronising `slave`, or None if it needs none.
+
+    Its shape (function code, count) is one that none of the slave's items has,
+    so no answer to them can pass for its answer; and it stays within registers
+    the items read (adjacent ones joined), which the probe is known to serve: a
+    probe may stay silent on a register it does not have. None when the items'
+    shapes all differ (an answer can then only be taken for its own item's,
+    which the shape check refuses) or when no such read exists (same-shaped
+    items on registers apart; documented).
+    """
+    mine = [s for s in items if s.slave == slave]
+    shapes = {(s.register_type, s.count) for s in mine}
+    if len(shapes) == len(mine):
+        return None
+    for register in ("holding", "input"):
+        blocks: list[list[int]] = []  # [start, length] of adjacent item registers
+        for s in sorted((s for s in mine if s.register_type == register), key=lambda s: s.address):
+            if blocks and blocks[-1][0] + blocks[-1][1] >= s.address:
+                blocks[-1][1] = max(blocks[-1][1], s.address + s.count - blocks[-1][0])
+            else:
+                blocks.append([s.address, s.count])
+        for start, length in blocks:
+            count = next((c for c in range(min(length, 125), 0, -1) if (register, c) not in shapes), None)
+            if count is not None:
+                return register, start, count
+    return None
+
+
+def _registers(count: int):
+    """The check of a read's answer: exactly `count` registers, returned as a list."""
+    def check(response) -> list[int]:
+        registers = list(getattr(response, "registers", []) or [])
+        if len(registers) != count:
+            raise ReadFailed(f"asked for {count} register(s), got {len(registers)}; refused")
+        return registers
+    return check
 
 
 def _short(exc: Exception) -> str:

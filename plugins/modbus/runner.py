@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import time
 
 from smartanom import PluginContext
@@ -41,10 +42,18 @@ class _Poller:
         self.bus = bus
         self.failing: dict[int, str] = {}  # sensor id -> why its last read failed
         self.bus_down = False
+        # An outage lasts from the bus going down until a request completes on
+        # it again (answered or not): a gateway that accepts the connection and
+        # drops it at every request is one outage, backed off and logged once,
+        # not a fresh one at every reconnection.
+        self.outage = False
+        self.delay = options.reconnect_delay
+        self._back_off = False  # the bus went down again before any request completed
+        self._back_off_seen = False  # ... at least once in this outage
         self.behind_logged = 0.0
         self.stats = ctx.stats
         # setdefault: counts go on across a restart of this task after a crash.
-        for counter in ("reads", "failed_reads", "reconnects", "late_answers", "malformed_answers"):
+        for counter in ("reads", "failed_reads", "reconnects", "late_answers", "malformed_answers", "resyncs"):
             self.stats.setdefault(counter, 0)
         self.stats.setdefault("last_error", None)
         self._bus_counts: dict[str, int] = {}
@@ -86,22 +95,35 @@ class _Poller:
 
         Returns whether the bus had been down (rather than just not opened yet).
         """
-        delay = self.options.reconnect_delay
         while True:
+            if self._back_off:
+                self._back_off = False
+                await self._wait_to_reconnect()
             try:
                 await self.bus.connect()
             except BusDown as exc:
                 self._mark_bus_down(str(exc))
-                self.ctx.log.debug("%s: %s; retrying in %g s", self.ctx.label, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.options.reconnect_delay_max)
+                self.ctx.log.debug("%s: %s; retrying in %g s", self.ctx.label, exc, self.delay)
+                await self._wait_to_reconnect()
                 continue
             was_down, self.bus_down = self.bus_down, False
-            self.ctx.set_problem(None)
             if was_down:
                 self.stats["reconnects"] += 1
-                self.ctx.log.info("%s: reconnected to %s", self.ctx.label, self.bus.name)
+                # Once per outage; the outage ends when a request completes.
+                level = logging.DEBUG if self._back_off_seen else logging.INFO
+                self.ctx.log.log(level, "%s: reconnected to %s", self.ctx.label, self.bus.name)
             return was_down
+
+    async def _wait_to_reconnect(self) -> None:
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.options.reconnect_delay_max)
+
+    def _bus_works(self) -> None:
+        """A request completed on the bus (answered or timed out): any outage is over."""
+        if self.outage:
+            self.outage = self._back_off_seen = False
+            self.delay = self.options.reconnect_delay
+            self._show_failing()  # the bus's problem is over; a failing register's may not be
 
     async def _poll(self, sensor: RegisterSensor) -> None:
         attempts = self.options.retries + 1
@@ -115,6 +137,7 @@ class _Poller:
                 self._mark_bus_down(str(exc))
                 return
             except (ReadFailed, ValueError) as exc:
+                self._bus_works()
                 # ValueError: the registers decode to something that is not a
                 # finite number (a NaN float32 from a probe in error, say).
                 self.stats["failed_reads"] += 1  # every attempt, retries included
@@ -123,13 +146,14 @@ class _Poller:
                     continue
                 self._mark_failing(sensor, str(exc), attempts)
                 return
+            self._bus_works()
             self.stats["reads"] += 1
             self._mark_ok(sensor)
             return
 
     def _count_bus_events(self) -> None:
         # The bus counts for its own life; a restarted task starts a new bus, hence the deltas.
-        for counter, now in (("late_answers", self.bus.late_answers), ("malformed_answers", self.bus.malformed)):
+        for counter, now in (("late_answers", self.bus.late_answers), ("malformed_answers", self.bus.malformed), ("resyncs", self.bus.resyncs)):
             seen = self._bus_counts.get(counter, 0)
             self.stats[counter] += now - seen
             self._bus_counts[counter] = now
@@ -137,19 +161,38 @@ class _Poller:
     def _mark_failing(self, sensor: RegisterSensor, reason: str, attempts: int) -> None:
         if sensor.sensor in self.failing:
             return
-        self.failing[sensor.sensor] = reason
         where = f"slave {sensor.slave} {sensor.register_type} register {sensor.address}"
+        self.failing[sensor.sensor] = f"sensor {sensor.sensor} ({where}): {reason}"
+        self._show_failing()
         self.ctx.log.warning("%s: sensor %d (%s) failed %d time(s): %s", self.ctx.label, sensor.sensor, where, attempts, reason)
         self.ctx.set_device_available(False, f"{self.ctx.label}: {where}: {reason}")
 
     def _mark_ok(self, sensor: RegisterSensor) -> None:
         if self.failing.pop(sensor.sensor, None) is not None:
+            self._show_failing()
             self.ctx.log.info("%s: sensor %d (slave %d) answers again", self.ctx.label, sensor.sensor, sensor.slave)
+
+    def _show_failing(self) -> None:
+        # A probe that never answers is as much a problem as a dead bus: the
+        # device may stay `active` on its other probes' readings, so without
+        # this only the log would tell that one sensor gets no values.
+        # set_problem also records the problem as last_error; here last_error
+        # keeps its documented meaning, the latest failed read.
+        last_error = self.stats.get("last_error")
+        if self.failing:
+            self.ctx.set_problem(f"{len(self.failing)} of {len(self.options.sensors)} register(s) failing: " + "; ".join(self.failing.values()))
+        else:
+            self.ctx.set_problem(None)
+        self.stats["last_error"] = last_error
 
     def _mark_bus_down(self, reason: str) -> None:
         self.ctx.set_problem(reason)
-        if not self.bus_down:
-            self.bus_down = True
+        if not self.bus_down and self.outage:
+            # Back, and down again before a single request completed: the same outage.
+            self.bus_down = self._back_off = self._back_off_seen = True
+            self.ctx.log.debug("%s: bus %s is down again: %s", self.ctx.label, self.bus.name, reason)
+        elif not self.bus_down:
+            self.bus_down = self.outage = True
             self.ctx.log.warning("%s: bus %s is down: %s; reconnecting with backoff", self.ctx.label, self.bus.name, reason)
             self.ctx.set_device_available(False, f"{self.ctx.label}: {reason}")
         self.bus.close()

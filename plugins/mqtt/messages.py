@@ -9,6 +9,7 @@ state topics back into readings (`parse_timestamp`).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -53,15 +54,27 @@ def format_timestamp(epoch: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
 
 
-def parse_timestamp(text: str, timezone_name: str | None = None) -> float:
-    """ISO 8601 -> epoch seconds; no offset means `timezone_name` (an IANA zone), else UTC. Raises ValueError."""
+def parse_timestamp(text: str, timezone_name: str | None = None, now: float | None = None) -> float:
+    """ISO 8601 -> epoch seconds; no offset means `timezone_name` (an IANA zone), else UTC. Raises ValueError.
+
+    A local time that the zone shows twice (02:30 when the clocks go back) is
+    read as whichever of the two moments is nearer to `now` (the arrival time):
+    a device publishing as it measures means the recent one, not always the first.
+    """
     if not isinstance(text, str):
         raise ValueError(f"timestamp must be an ISO 8601 string, got {type(text).__name__}")
     # Python 3.10's fromisoformat does not read the 'Z' suffix.
     moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(timezone_name) if timezone_name else timezone.utc)
-    return moment.timestamp()
+    if moment.tzinfo is not None:
+        return moment.timestamp()
+    if not timezone_name:
+        return moment.replace(tzinfo=timezone.utc).timestamp()
+    zone = ZoneInfo(timezone_name)
+    first, second = (moment.replace(tzinfo=zone, fold=fold).timestamp() for fold in (0, 1))
+    if first == second:
+        return first
+    now = time.time() if now is None else now
+    return min((first, second), key=lambda epoch: abs(epoch - now))
 
 
 def reading_payload(reading: SensorReading) -> dict:

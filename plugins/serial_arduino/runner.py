@@ -57,7 +57,9 @@ async def _serve(ctx: PluginContext, options: SerialArduinoOptions, relays: Rela
         except PortUnavailable as exc:
             ctx.set_problem(str(exc))
             if open_failures.allow(str(exc)):
-                ctx.log.error("%s: %s. Retrying, at least every %g s.", ctx.label, exc, options.reconnect_max)
+                # A missing port is watched for, not retried on a timer: say so.
+                then = "Opening it as soon as it appears." if exc.missing else f"Retrying, at least every {options.reconnect_max:g} s."
+                ctx.log.error("%s: %s. %s", ctx.label, exc, then)
             else:
                 ctx.log.debug("%s: still unavailable: %s", ctx.label, exc)
             if exc.missing:
