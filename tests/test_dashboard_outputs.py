@@ -1,11 +1,9 @@
 """Outputs on the dashboard (core/static/outputs.js), in headless Chromium against a real hub."""
 
-import pytest
 from playwright.sync_api import expect
 
-from browser_fixtures import WatchedPage
 from smartanom.control.journal import Dose
-from test_dashboard_phone import PHONE, shot
+from test_dashboard_phone import phone, shot  # noqa: F401 (phone is a fixture: Chromium at 390x844)
 
 HUB = """
 devices:
@@ -61,16 +59,6 @@ def test_a_switch_elsewhere_arrives_over_the_websocket(page, threaded_hub):
     expect(row(page, "lights").locator(".output-why")).to_contain_text("override by the API")
 
 
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(**PHONE)
-    page = context.new_page()
-    page.watched = WatchedPage(page)
-    yield page
-    context.close()
-    assert page.watched.errors == [], "JavaScript errors in the page:\n" + "\n".join(page.watched.errors)
-
-
 def test_a_dosing_pump_offers_only_off_and_shows_its_controller(phone, threaded_hub, tmp_path):
     hub = threaded_hub(HUB)
     open_dashboard(phone, hub)
@@ -90,6 +78,7 @@ def test_a_dosing_pump_offers_only_off_and_shows_its_controller(phone, threaded_
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
     row(phone, "acid").scroll_into_view_if_needed()
     shot(phone, tmp_path, "outputs-dosing-390x844")
+    assert phone.watched.errors == []
 
 
 def test_the_controller_line_follows_the_pump(page, threaded_hub):
