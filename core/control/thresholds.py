@@ -66,7 +66,7 @@ class ThresholdRule:
         if self.on and c.max_on is not None and self.on_seconds >= c.max_on:
             self.on = False
             self.tripped = (
-                f"max_on: on for {self.on_seconds:g} s (limit {c.max_on:g} s) and sensor {c.sensor} = {value:g} "
+                f"max_on: on for {self.on_seconds:.0f} s (limit {c.max_on:g} s) and sensor {c.sensor} = {value:g} "
                 f"never reached {off_level}; off until it does or the output is overridden by hand"
             )
             log.warning("Rule for %s tripped: %s", c.output, self.tripped)
