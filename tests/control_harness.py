@@ -65,6 +65,7 @@ class Rig:
         self.read_every = read_every
         # What the sensors say: None = the tank; a number = stuck there; "silent" = no readings.
         self.ph_sensor: object = None
+        self.level_sensor: float | None = None  # a number = the level probe stuck there
         self.ph_trace: list[tuple[float, float]] = []
         self._feeder: asyncio.Task | None = None
 
@@ -88,6 +89,7 @@ class Rig:
             if self.ph_sensor != "silent":
                 value = true_ph if self.ph_sensor is None else self.ph_sensor
                 self.bus.publish(SensorReading(self.registry.sensor(PH), value, now))
-                self.bus.publish(SensorReading(self.registry.sensor(LEVEL), self.tank.read("water_level", now), now))
+                level = self.tank.read("water_level", now) if self.level_sensor is None else self.level_sensor
+                self.bus.publish(SensorReading(self.registry.sensor(LEVEL), level, now))
                 self.bus.publish(SensorReading(self.registry.sensor(EC), self.tank.read("ec", now), now))
             await self.clock.sleep(self.read_every)

@@ -130,7 +130,7 @@ control:
         "line 23: control.schedules[0].windows[0].start: write times of day in quotes, e.g. '06:00' (YAML read an unquoted time as the number 1080)",
         "line 24: control.schedules[0].windows[0].end: must be a time of day 'HH:MM' (24 h), got '25:00'",
         "line 26: control.thresholds[0]: on_below (30) must be below off_above (20): the gap between them is the hysteresis",
-        "line 37: control.dosing[0].gain: unknown key (allowed: id, sensor, output, direction, target, deadband, pump_ml_per_s, mode, gain_ml, pid, min_dose_ml, max_dose_ml, max_ml_per_hour, max_ml_per_day, mixing_seconds, stale_after, plausible, level). Did you mean 'gain_ml'?",
+        "line 37: control.dosing[0].gain: unknown key (allowed: id, sensor, output, direction, target, deadband, pump_ml_per_s, mode, gain_ml, pid, min_dose_ml, max_dose_ml, max_ml_per_hour, max_ml_per_day, mixing_seconds, stale_after, measures, plausible, level). Did you mean 'gain_ml'?",
     ]
 
 
@@ -185,3 +185,32 @@ def test_the_shipped_example_passes_check_config():
     done = subprocess.run([sys.executable, "-m", "smartanom.cli", "check-config", str(root / "config" / "control-example.yaml")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "OK (1 device, 3 sensors, 1 plugin instance, 4 outputs, 4 control rules)" in done.stdout
+
+
+def test_max_on_is_checked_with_its_line(tmp_path, host):
+    found = errors(tmp_path, host, HEAD + """
+control:
+  thresholds:
+    - output: lights
+      sensor: 2
+      on_below: 10
+      off_above: 20
+      max_on: 0
+""")
+    assert len(found) == 1 and found[0] == "line 24: control.thresholds[0].max_on: Input should be greater than 0 (found: 0)"
+
+
+def test_a_dosing_controller_needs_a_sensor_of_its_kind(tmp_path, host):
+    head = HEAD.replace("      - {id: 2, type: water_level}", "      - {id: 2, type: water_level}\n      - {id: 3, type: ec}")
+    # The pump's role says pH; the sensor is the EC probe.
+    found = errors(tmp_path, host, head + "control:\n  dosing:" + DOSING.replace("sensor: 1\n", "sensor: 3\n"))
+    assert found == ["line 21: control.dosing[0].sensor: sensor 3 has type 'ec', but this controller doses pH "
+                     "(its output 'acid' has role ph_down); point sensor: at a sensor of type ph (defined: 1)"]
+    # measures: says it; the sensor is the pH probe.
+    found = errors(tmp_path, host, head + "control:\n  dosing:" + DOSING.replace("      sensor: 1\n", "      sensor: 1\n      measures: ec\n"))
+    assert found == ["line 21: control.dosing[0].sensor: sensor 1 has type 'ph', but this controller doses EC "
+                     "(measures: ec); point sensor: at a sensor of type ec or tds (defined: 3)"]
+    # No kind given: a level probe is no dosing sensor at all.
+    found = errors(tmp_path, host, head.replace("    role: ph_down\n", "") + "control:\n  dosing:" + DOSING.replace("      sensor: 1\n", "      sensor: 2\n"))
+    assert found == ["line 20: control.dosing[0].sensor: sensor 2 has type 'water_level'; a dosing controller "
+                     "needs a sensor of type ph, ec or tds (defined: 1, 3)"]

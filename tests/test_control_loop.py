@@ -6,6 +6,7 @@ import pytest
 
 from control_harness import Rig
 from smartanom.builtin.simulated.tank import TankSettings
+from smartanom.control.outputs import OutputChanged
 
 HOUR, DAY = 3600.0, 86400.0
 
@@ -340,3 +341,41 @@ async def test_a_hung_output_neither_keeps_a_pump_on_at_stop_nor_blocks_forever(
     await asyncio.wait_for(rig.stop(), 10)  # real seconds
     assert rig.outputs.get("acid").on is False and rig.outputs.get("acid").available
     assert lights.available is False and "did not answer" in lights.error
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("jump", [HOUR, DAY])
+async def test_a_forward_clock_jump_lets_no_dose_leave_the_limits_early(tmp_path, jump):
+    # A Pi without RTC boots on an old time; NTP then sets the wall clock forward.
+    rig = Rig(tmp_path, control(), ACID, tank=TankSettings(evaporation_cm_per_hour=0.0))
+    rig.ph_sensor = 7.5  # stuck high: the limits are all that stops the pump
+    given = []  # monotonic time of every pump start
+    rig.bus.subscribe(OutputChanged, lambda e: given.append(rig.clock.monotonic()) if e.source == "dose" and e.on else None)
+    await rig.start()
+    await rig.run_for(3 * HOUR)
+    rig.clock.jump(jump)
+    await rig.run_for(3 * HOUR)
+    await rig.stop()
+
+    doses = rig.journal.doses("ph")
+    assert len(doses) == len(given)
+    real = list(zip(given, (d.ml for d in doses)))  # (seconds since start as really passed, ml)
+    for start, _ in real:
+        assert sum(ml for at, ml in real if start <= at < start + HOUR) <= PH_DOWN["max_ml_per_hour"] + 1e-9
+    assert sum(ml for _, ml in real) <= PH_DOWN["max_ml_per_day"] + 1e-9  # six real hours, one day's limit
+    assert rig.tank.dosed_ml["ph_down"] == pytest.approx(sum(ml for _, ml in real), rel=1e-6)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_forward_clock_jump_does_not_cut_the_mixing_wait(tmp_path):
+    rig = Rig(tmp_path, control(), ACID, tank=TankSettings(evaporation_cm_per_hour=0.0))
+    rig.ph_sensor = 7.5
+    await rig.start()
+    await rig.run_for(30)
+    assert len(rig.journal.doses("ph")) == 1
+    rig.clock.jump(HOUR)
+    await rig.run_for(200)  # mixing (300 s) has not really passed
+    assert len(rig.journal.doses("ph")) == 1
+    await rig.run_for(200)
+    assert len(rig.journal.doses("ph")) == 2
+    await rig.stop()

@@ -100,6 +100,54 @@ async def test_a_stale_level_sensor_shuts_the_valve(tmp_path):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_level_probe_stuck_low_shuts_the_valve_after_max_on(tmp_path):
+    control = {"period": 10.0, "thresholds": [{"output": "valve", "sensor": 2, "on_below": 20.0, "off_above": 25.0, "max_on": 600}]}
+    settings = TankSettings(level_cm=19.0, evaporation_cm_per_hour=0.0, topoff_cm_per_s=0.01, noise=0.0)
+    rig = Rig(tmp_path, control, [{"id": "valve", "name": "Top-off", "role": "topoff"}], tank=settings)
+    rig.level_sensor = 19.0  # fouled probe: still reporting, never moves
+    await rig.start()
+    await rig.run_for(590)
+    assert rig.outputs.get("valve").on is True
+    await rig.run_for(30)
+    assert rig.outputs.get("valve").on is False  # tripped within one period of max_on
+    await rig.run_for(2 * HOUR)
+    assert rig.outputs.get("valve").on is False  # and does not reopen on the stuck reading
+    assert rig.tank.level < 25.5
+    rig.level_sensor = 25.0  # the probe is cleaned and reads the level again: re-armed
+    await rig.run_for(30)
+    rig.level_sensor = 19.0
+    await rig.run_for(30)
+    assert rig.outputs.get("valve").on is True
+    await rig.stop()
+    stops = [e for e in rig.events if e.source == "rule" and not e.on]
+    assert "max_on: on for 600 s (limit 600 s)" in stops[0].reason and "never reached >= 25" in stops[0].reason
+    recorded = [r["reason"] for r in rig.journal.actuations(output_id="valve")]
+    assert any(r.startswith("max_on:") for r in recorded)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_manual_override_rearms_a_tripped_valve(tmp_path):
+    control = {"period": 10.0, "thresholds": [{"output": "valve", "sensor": 2, "on_below": 20.0, "off_above": 25.0, "max_on": 300}]}
+    rig = Rig(tmp_path, control, [{"id": "valve", "name": "Top-off", "role": "topoff"}], tank=TankSettings(level_cm=10.0, topoff_cm_per_s=0.0001))
+    rig.level_sensor = 10.0
+    await rig.start()
+    await rig.run_for(400)
+    assert rig.outputs.get("valve").on is False
+    await rig.control.override("valve", False, 60, "ann")
+    await rig.run_for(70)
+    assert rig.outputs.get("valve").on is True  # re-armed: another max_on from now
+    await rig.run_for(310)
+    assert rig.outputs.get("valve").on is False
+    await rig.stop()
+
+
+def test_top_off_rules_get_a_default_max_on_and_chillers_none():
+    from smartanom.control.config import ThresholdConfig
+    assert ThresholdConfig(output="v", sensor=1, on_below=1, off_above=2).max_on == 1800
+    assert ThresholdConfig(output="c", sensor=1, on_above=25, off_below=24).max_on is None
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_override_beats_the_schedule_until_it_expires(tmp_path):
     noon = datetime(2026, 6, 1, 12, 0, tzinfo=AMS).timestamp()
     control = {"timezone": "Europe/Amsterdam", "schedules": [{"output": "lights", "windows": [{"start": "06:00", "end": "22:00"}]}]}

@@ -2,6 +2,9 @@
 
 from playwright.sync_api import expect
 
+from smartanom.control.journal import Dose
+from test_dashboard_phone import phone, shot  # noqa: F401 (phone is a fixture: Chromium at 390x844)
+
 HUB = """
 devices:
   - id: 1
@@ -19,7 +22,6 @@ control:
 READ = "read-token-for-the-wall-tablet"
 WRITE = "write-token-for-the-grower-phone"
 FORBIDDEN = "console: Failed to load resource: the server responded with a status of 403 (Forbidden)"
-CONFLICT = "console: Failed to load resource: the server responded with a status of 409 (Conflict)"
 
 
 def row(page, output_id):
@@ -57,14 +59,37 @@ def test_a_switch_elsewhere_arrives_over_the_websocket(page, threaded_hub):
     expect(row(page, "lights").locator(".output-why")).to_contain_text("override by the API")
 
 
-def test_a_dosing_pump_cannot_be_switched_on_by_hand(page, threaded_hub):
+def test_a_dosing_pump_offers_only_off_and_shows_its_controller(phone, threaded_hub, tmp_path):
+    hub = threaded_hub(HUB)
+    open_dashboard(phone, hub)
+    acid = row(phone, "acid")
+    expect(acid.locator(".output-switch")).to_be_hidden()  # no way to ask for "on" (the hub would say 409)
+    expect(row(phone, "lights").locator(".output-switch")).to_be_visible()
+    expect(acid.locator(".output-dosing")).to_contain_text("Dosing ph: holding: ")
+    expect(acid.locator(".output-dosing")).to_contain_text("0 ml in 24 h, 0 ml in 1 h")
+    acid.locator(".output-for").select_option(label="1 h")
+    acid.locator(".output-stop").click()
+    expect(acid.locator(".output-why")).to_contain_text("manual: override by anonymous for 3600 s")
+    expect(acid.locator(".output-auto")).to_be_visible()
+    assert hub.call(lambda: hub.hub.control.overrides["acid"].on) is False
+    # On a phone: every control on screen, nothing wider than the screen.
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    box = acid.locator(".output-stop").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    row(phone, "acid").scroll_into_view_if_needed()
+    shot(phone, tmp_path, "outputs-dosing-390x844")
+    assert phone.watched.errors == []
+
+
+def test_the_controller_line_follows_the_pump(page, threaded_hub):
     hub = threaded_hub(HUB)
     open_dashboard(page, hub)
-    row(page, "acid").locator(".output-switch").click()  # click, not check(): the hub says no
-    expect(page.locator("#outputs-problem")).to_contain_text("a dosing pump: it can be overridden off, never on")
-    expect(row(page, "acid").locator(".output-switch")).not_to_be_checked()
-    assert page.watched.errors == [CONFLICT]  # the browser's own line for the refused request
-    page.watched.errors.clear()
+    dosing = row(page, "acid").locator(".output-dosing")
+    expect(dosing).to_contain_text("holding: ")
+    # A dose recorded (as the controller does before a pulse), then the pump switches: the line follows.
+    hub.call(lambda: hub.hub.control.journal.record_dose(Dose(hub.hub.control.clock.now(), "ph", "acid", 4.0, 4.0), False))
+    hub.call(hub.hub.control.outputs.switch, "acid", False, "interlock", "ph: dosing stopped: a test")
+    expect(dosing).to_contain_text("4 ml in 24 h, 4 ml in 1 h")
 
 
 def test_a_read_token_sees_outputs_but_may_not_switch(page, threaded_hub, monkeypatch):

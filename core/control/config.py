@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from smartanom.sensortypes import BUILTIN_TYPES
+
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -68,6 +70,9 @@ class ScheduleConfig(_Strict):
         return self
 
 
+TOP_OFF_MAX_ON = 1800.0
+
+
 class ThresholdConfig(_Strict):
     output: str
     sensor: int = Field(ge=1)
@@ -79,6 +84,11 @@ class ThresholdConfig(_Strict):
     off_below: float | None = None
     # A reading older than this switches the output to its safe state.
     stale_after: float = Field(120.0, gt=0)
+    # Flood guard: seconds the output may be on before the sensor reaches its off
+    # level. A level probe stuck low but still reporting would otherwise keep a
+    # top-off valve open until the tank overflows. Top-off rules default to 1800 s;
+    # cooling rules (a chiller may rightly run for hours) have no limit unless given.
+    max_on: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _pair(self):
@@ -87,6 +97,8 @@ class ThresholdConfig(_Strict):
         if all(v is not None for v in low) and all(v is None for v in high):
             if self.on_below >= self.off_above:
                 raise ValueError(f"on_below ({self.on_below:g}) must be below off_above ({self.off_above:g}): the gap between them is the hysteresis")
+            if self.max_on is None:
+                self.max_on = TOP_OFF_MAX_ON
             return self
         if all(v is not None for v in high) and all(v is None for v in low):
             if self.on_above <= self.off_below:
@@ -137,6 +149,9 @@ class DosingConfig(_Strict):
     max_ml_per_day: float = Field(gt=0)
     mixing_seconds: float = Field(300.0, ge=0, description="after a dose, readings taken before this has passed do not count")
     stale_after: float = Field(120.0, gt=0)
+    # What the controller corrects; its sensor must be of that type (EC also takes a TDS
+    # sensor). Without it, a pump's role (ph_down/ph_up/nutrient) says, else any pH, EC or TDS sensor.
+    measures: Literal["ph", "ec"] | None = None
     plausible: Range | None = None
     level: LevelGuard | None = None
 
@@ -209,9 +224,44 @@ def check_references(control: ControlConfig, outputs: dict, registry) -> list[tu
                 if sensor_id is not None and registry.sensor(sensor_id) is None:
                     path = where + ((key,) if key == "sensor" else (key, "sensor"))
                     problems.append((path, f"sensor {sensor_id} is not defined under 'devices:' (defined: {known_sensors})"))
+    for index, dosing in enumerate(control.dosing):
+        problem = _sensor_type_problem(dosing, outputs, registry)
+        if problem:
+            problems.append((("dosing", index, "sensor"), problem))
     seen: dict[str, int] = {}
     for index, dosing in enumerate(control.dosing):
         if dosing.id in seen:
             problems.append((("dosing", index, "id"), f"dosing id '{dosing.id}' is already used by control.dosing[{seen[dosing.id]}]"))
         seen.setdefault(dosing.id, index)
     return problems
+
+
+# Sensor types a dosing controller of each kind can read.
+DOSED_TYPES = {"ph": ("ph",), "ec": ("ec", "tds")}
+_ROLE_MEASURES = {"ph_down": "ph", "ph_up": "ph", "nutrient": "ec"}
+
+
+def _sensor_type_problem(dosing: DosingConfig, outputs: dict, registry) -> str | None:
+    """A pH controller on an EC probe would dose acid against a conductivity reading."""
+    sensor = registry.sensor(dosing.sensor)
+    if sensor is None:
+        return None  # reported as an unknown sensor already
+    role = getattr(outputs.get(dosing.output), "role", None)
+    kind, because = dosing.measures, "measures: " + str(dosing.measures)
+    if kind is None and role in _ROLE_MEASURES:
+        kind, because = _ROLE_MEASURES[role], f"its output '{dosing.output}' has role {role}"
+    if kind is None:
+        if sensor.type in BUILTIN_TYPES and sensor.type not in DOSED_TYPES["ph"] + DOSED_TYPES["ec"]:
+            return (f"sensor {dosing.sensor} has type '{sensor.type}'; a dosing controller needs a sensor of type "
+                    f"ph, ec or tds ({_matching(registry, ('ph', 'ec', 'tds'))})")
+        return None
+    if sensor.type in DOSED_TYPES[kind]:
+        return None
+    name = {"ph": "pH", "ec": "EC"}[kind]
+    return (f"sensor {dosing.sensor} has type '{sensor.type}', but this controller doses {name} ({because}); "
+            f"point sensor: at a sensor of type {' or '.join(DOSED_TYPES[kind])} ({_matching(registry, DOSED_TYPES[kind])})")
+
+
+def _matching(registry, types: tuple[str, ...]) -> str:
+    ids = [str(s.id) for s in sorted(registry.sensors.values(), key=lambda s: s.id) if s.type in types]
+    return ("defined: " + ", ".join(ids)) if ids else "none is defined under 'devices:'"

@@ -9,6 +9,12 @@ and per-day limits, record it, and run the pump for ml / (ml per s) seconds.
 The dose row is written before the pump starts; the limits and the mixing
 wait are read back from those rows at start, so a restart neither repeats a
 dose nor lets the limits start afresh.
+
+Clock jumps (a Pi without RTC, corrected by NTP): while the hub runs, each dose
+given is also stamped on the monotonic clock, and it counts inside a rolling
+window unless BOTH clocks say it has left; the mixing wait, too, ends only when
+both clocks say so. Across a restart only the recorded wall times exist: a dose
+stamped later than now (the clock went back) counts until the clock passes it.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ class DosingController:
         self.held: str | None = None  # why dosing is stopped now, in words
         self._cause: object = None
         self.mixed_at = 0.0  # readings that arrive before this do not count
+        self.mixed_mono = float("-inf")  # the same on the monotonic clock
+        # Doses given in this run: (wall ts, monotonic ts, ml), for the window rule above.
+        self._given: list[tuple[float, float, float]] = []
         self.pumping = False
         self._pulse: asyncio.Task | None = None
         self._pid: PID | None = None
@@ -54,6 +63,11 @@ class DosingController:
         last = journal.last_dose(self.id)
         if last is not None:
             self.mixed_at = last.ts + last.seconds + self.config.mixing_seconds
+            now, mono = self.control.clock.now(), self.control.clock.monotonic()
+            self.mixed_mono = mono + max(0.0, self.mixed_at - now)
+            if last.ts > now:
+                log.warning("Dosing %s: the last dose is recorded %.0f s in the future: the clock went back; "
+                            "it counts in the limits until the clock passes it", self.id, last.ts - now)
 
     def as_dict(self, now: float) -> dict:
         journal = self.control.journal
@@ -67,8 +81,8 @@ class DosingController:
             "held": self.held,
             "pumping": self.pumping,
             "mixing_until": self.mixed_at if self.mixed_at > now else None,
-            "ml_last_hour": round(journal.ml_since(c.id, now - HOUR, self.control.outputs.dry_run), 3),
-            "ml_last_day": round(journal.ml_since(c.id, now - DAY, self.control.outputs.dry_run), 3),
+            "ml_last_hour": round(self._ml_in(HOUR, now), 3),
+            "ml_last_day": round(self._ml_in(DAY, now), 3),
         }
 
     async def step(self, now: float) -> None:
@@ -89,8 +103,10 @@ class DosingController:
         if reason is not None:
             return
         reading = self.readings.get(self.config.sensor)
-        if now < self.mixed_at or reading[1] < self.mixed_at:
-            return  # still mixing, or no reading of the mixed tank yet
+        mono = self.control.clock.monotonic()
+        arrived = self.control.arrived.get(self.config.sensor, float("-inf"))
+        if now < self.mixed_at or reading[1] < self.mixed_at or mono < self.mixed_mono or arrived < self.mixed_mono:
+            return  # still mixing, or no reading of the mixed tank yet (by either clock)
         error = self._sign * (reading[0] - self.config.target)
         if error <= self.config.deadband:
             self._pid_at = None  # in band: the next excursion starts without old integral
@@ -123,8 +139,15 @@ class DosingController:
 
     def _left(self, now: float) -> tuple[float, float]:
         """Ml the hour and day limits still allow (rolling windows, from the dose record)."""
-        c, journal, dry = self.config, self.control.journal, self.control.outputs.dry_run
-        return c.max_ml_per_hour - journal.ml_since(c.id, now - HOUR, dry), c.max_ml_per_day - journal.ml_since(c.id, now - DAY, dry)
+        return self.config.max_ml_per_hour - self._ml_in(HOUR, now), self.config.max_ml_per_day - self._ml_in(DAY, now)
+
+    def _ml_in(self, window: float, now: float) -> float:
+        """Ml in the rolling window: the record's doses by wall time, plus this run's doses
+        that the wall clock says have left but the monotonic clock says have not."""
+        mono = self.control.clock.monotonic()
+        self._given = [g for g in self._given if g[1] >= mono - DAY]
+        recorded = self.control.journal.ml_since(self.config.id, now - window, self.control.outputs.dry_run)
+        return recorded + sum(ml for ts, at, ml in self._given if ts < now - window and at >= mono - window)
 
     def _budget(self, now: float) -> float:
         return max(0.0, min(self._left(now)))
@@ -138,11 +161,13 @@ class DosingController:
             # it is value - target, so the output (ml) grows while the value is
             # above target; for 'up' it is target - value. One PID shape for both.
             self._pid = PID(c.pid.kp, c.pid.ki, c.pid.kd, setpoint=-self._sign * c.target, sample_time=None,
-                            output_limits=(0, c.max_dose_ml), time_fn=self.control.clock.now)
+                            output_limits=(0, c.max_dose_ml), time_fn=self.control.clock.monotonic)
         if self._pid_at is None:
             self._pid.reset()
-        dt = None if self._pid_at is None else now - self._pid_at
-        self._pid_at = now
+        # dt on the monotonic clock: a wall-clock jump must not look like hours of integral.
+        mono = self.control.clock.monotonic()
+        dt = None if self._pid_at is None else mono - self._pid_at
+        self._pid_at = mono
         return float(self._pid(-self._sign * value, dt=dt) or 0.0)
 
     async def _dose(self, ml: float, now: float, why: str) -> None:
@@ -153,7 +178,10 @@ class DosingController:
             self._cause = "record"
             await self._set_held("the dose record cannot be written")
             return
+        mono = self.control.clock.monotonic()
+        self._given.append((now, mono, ml))
         self.mixed_at = now + seconds + c.mixing_seconds
+        self.mixed_mono = mono + seconds + c.mixing_seconds
         reason = f"{c.id}: {ml:.2f} ml ({seconds:.1f} s) because {why}"
         if not await self.control.outputs.switch(c.output, True, "dose", reason):
             return

@@ -57,6 +57,8 @@ class Control:
         self.clock = clock
         self.zone = ZoneInfo(config.timezone)
         self.readings: dict[int, tuple[float, float]] = {}
+        # When each sensor's latest reading arrived, on the monotonic clock (see dosing's mixing wait).
+        self.arrived: dict[int, float] = {}
         self.holds = SensorHolds()
         # Interlocks other parts of the hub add (see core/control/interlocks.py).
         self.interlocks: list[Interlock] = []
@@ -108,6 +110,7 @@ class Control:
         seen = self.readings.get(reading.sensor.id)
         if seen is None or when >= seen[1]:
             self.readings[reading.sensor.id] = (reading.value, when)
+            self.arrived[reading.sensor.id] = self.clock.monotonic()
 
     async def _run(self) -> None:
         while True:
@@ -172,15 +175,23 @@ class Control:
             # A dosing pump run by hand would bypass every dosing limit and interlock.
             raise OverrideRefused(f"output {output_id} is a dosing pump: it can be overridden off, never on")
         override = self.overrides[output_id] = Override(on, self.clock.now() + seconds, by)
+        self._rearm(output_id)
         for doser in self.dosers:
             if doser.config.output == output_id:
                 doser.cancel()
         await self.outputs.switch(output_id, on, "manual", f"override by {by} for {seconds:g} s")
         return override
 
+    def _rearm(self, output_id: str) -> None:
+        # Someone has looked at this output: a tripped max_on guard may run again.
+        for rule in self.thresholds:
+            if rule.config.output == output_id:
+                rule.reset()
+
     async def clear_override(self, output_id: str, by: str) -> None:
         if self.overrides.pop(output_id, None) is not None:
             log.info("Override of %s cleared by %s", output_id, by)
+            self._rearm(output_id)
             output = self.outputs.get(output_id)
             if output_id not in self.driven():
                 await self.outputs.switch(output_id, output.options.safe_state, "manual", f"override cleared by {by}")

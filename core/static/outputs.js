@@ -5,11 +5,14 @@
 //   output_state on /ws/sensor-data/   each switch as it happens (dashboard.js passes it on)
 //   POST /api/outputs/{id}/override    the switch: on or off for the chosen time (write role)
 //   DELETE /api/outputs/{id}/override  "Auto": back to the output's schedule or rule
+// A dosing pump gets only "Off for" (the hub refuses "on" for it with 409: running it by
+// hand would bypass its limits) and a line with its controller's state from /api/outputs
+// (holding and why, dosing, mixing; ml in the last 24 h and hour), refreshed when it switches.
 // Uses dashboard.js's `state.token`; shown only when the hub has outputs.
 "use strict";
 
 const OVERRIDE_CHOICES = [["15 min", 900], ["1 h", 3600], ["4 h", 14400]];
-const outputRows = new Map(); // id -> {row, stateEl, whyEl, toggle, auto}
+const outputRows = new Map(); // id -> {row, stateEl, whyEl, toggle, auto, dosingEl?}
 
 async function outputsRequest(method, url, body) {
   const headers = { Accept: "application/json" };
@@ -44,7 +47,38 @@ function showOutput(id, data) {
   if ("override" in data) entry.auto.hidden = !data.override;
 }
 
-function renderOutputs(list) {
+function dosingText(doser) {
+  let doing = "watching";
+  if (doser.held) doing = `holding: ${doser.held}`;
+  else if (doser.pumping) doing = "dosing now";
+  else if (doser.mixing_until) doing = `mixing until ${new Date(doser.mixing_until).toLocaleTimeString()}`;
+  return `Dosing ${doser.id}: ${doing} · ${doser.ml_last_day} ml in 24 h, ${doser.ml_last_hour} ml in 1 h`;
+}
+
+function showDosing(dosing) {
+  for (const doser of dosing) {
+    const entry = outputRows.get(doser.output_id);
+    if (entry && entry.dosingEl) entry.dosingEl.textContent = dosingText(doser);
+  }
+}
+
+function makeDosingRow(entry, row, id) {
+  // Only "off" is offered: the switch is replaced by a button that overrides the pump off.
+  $(".switch", row).hidden = true;
+  const stop = document.createElement("button");
+  stop.type = "button";
+  stop.className = "output-stop";
+  stop.textContent = "Off for";
+  Object.assign(stop.style, { minHeight: "2rem", font: "inherit" }); // a finger-sized target on a phone
+  stop.addEventListener("click", () => switchOutput(id, false, Number($(".output-for", row).value)));
+  $(".output-for", row).before(stop);
+  entry.dosingEl = document.createElement("p");
+  entry.dosingEl.className = "output-dosing";
+  Object.assign(entry.dosingEl.style, { margin: ".2rem 0", fontSize: ".85rem" });
+  entry.whyEl.after(entry.dosingEl);
+}
+
+function renderOutputs(list, dosing = []) {
   const section = $("#outputs");
   const body = $("#output-list");
   body.replaceChildren();
@@ -58,11 +92,26 @@ function renderOutputs(list) {
     toggle.setAttribute("aria-label", `Switch ${output.name}`);
     const entry = { row, stateEl: $(".output-state", row), whyEl: $(".output-why", row), toggle, auto: $(".output-auto", row) };
     outputRows.set(output.id, entry);
+    if (dosing.some((doser) => doser.output_id === output.id)) makeDosingRow(entry, row, output.id);
     toggle.addEventListener("change", () => switchOutput(output.id, toggle.checked, Number($(".output-for", row).value)));
     entry.auto.addEventListener("click", () => clearOverride(output.id));
     body.append(row);
     showOutput(output.id, output);
   }
+  showDosing(dosing);
+}
+
+let dosingRefresh = null;
+function refreshDosing() {
+  // Several switches arrive together (a pulse's on, an interlock's off): one request for them.
+  clearTimeout(dosingRefresh);
+  dosingRefresh = setTimeout(async () => {
+    try {
+      showDosing((await outputsRequest("GET", "/api/outputs")).dosing);
+    } catch (error) {
+      // The next switch or reload tries again; the output's own state is already shown.
+    }
+  }, 250);
 }
 
 async function switchOutput(id, on, seconds) {
@@ -87,7 +136,7 @@ async function clearOverride(id) {
 async function loadOutputs() {
   try {
     const data = await outputsRequest("GET", "/api/outputs");
-    renderOutputs(data.outputs);
+    renderOutputs(data.outputs, data.dosing || []);
     $("#outputs-dry-run").hidden = !data.dry_run;
   } catch (error) {
     if (error.status !== 401) outputsProblem(`Could not load the outputs: ${error.message}`);
@@ -100,6 +149,9 @@ for (const [label, seconds] of OVERRIDE_CHOICES) {
 
 document.addEventListener("smartanom:message", (event) => {
   const message = event.detail;
-  if (message.type === "output_state" && message.ok) showOutput(message.output_id, message);
+  if (message.type !== "output_state") return;
+  if (message.ok) showOutput(message.output_id, message);
+  const entry = outputRows.get(message.output_id);
+  if (entry && entry.dosingEl) refreshDosing();
 });
 document.addEventListener("smartanom:reload", loadOutputs);
