@@ -101,3 +101,14 @@ def test_badges_say_unknown_while_the_hub_is_unreachable(phone, threaded_hub, tm
     expect(badge).not_to_have_text("unknown")
     errors = [e for e in phone.watched.errors if "ERR_CONNECTION_REFUSED" not in e and not ("WebSocket connection to" in e and "failed" in e)]
     assert errors == []
+
+
+def test_a_quantity_that_never_goes_negative_gets_no_negative_ticks(phone, threaded_hub):
+    # Light at night is a flat 0 lux: an axis from -0.05 lux would show a value no sensor can read.
+    hub = threaded_hub(HUB)
+    now = time.time()
+    hub.store([(2, now - 3000 + 60 * i, 0.0) for i in range(45)])
+    phone.goto(hub.url + "/")
+    expect(phone.locator('[data-sensor-id="2"] .chart')).to_have_attribute("data-points", "45")
+    (axis,) = [a for a in phone.evaluate(AXES) if a["id"] == 2]
+    assert axis["ticks"] >= 3 and all(not label.startswith(("-", "\u2212")) for label in axis["labels"]), axis["labels"]

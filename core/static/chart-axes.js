@@ -19,7 +19,11 @@ function yScale() {
       const span = Math.max(max - min, Math.abs(mid) * Y_MIN_SPAN, 0.1);
       const lo = Math.min(min, mid - span / 2);
       const hi = Math.max(max, mid + span / 2);
-      return uPlot.rangeNum(lo, hi, 0.1, true);
+      const range = uPlot.rangeNum(lo, hi, 0.1, true);
+      // Readings that never went below 0 (light at night, a dry level) get no negative
+      // ticks: an axis from -0.05 lux shows a value no sensor can read.
+      if (min >= 0 && range[0] < 0) return [0, Math.max(range[1], span)];
+      return range;
     },
   };
 }
