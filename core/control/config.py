@@ -152,6 +152,8 @@ class DosingConfig(_Strict):
     # What the controller corrects; its sensor must be of that type (EC also takes a TDS
     # sensor). Without it, a pump's role (ph_down/ph_up/nutrient) says, else any pH, EC or TDS sensor.
     measures: Literal["ph", "ec"] | None = None
+    # Readings outside this hold dosing; without it, a default band for the sensor's
+    # type and unit applies (core/control/interlocks.py DEFAULT_BANDS, docs/control.md).
     plausible: Range | None = None
     level: LevelGuard | None = None
 
