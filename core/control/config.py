@@ -156,6 +156,9 @@ class DosingConfig(_Strict):
     # type and unit applies (core/control/interlocks.py DEFAULT_BANDS, docs/control.md).
     plausible: Range | None = None
     level: LevelGuard | None = None
+    # Hold while the sensor has no calibration on record or it is overdue (interlocks.py
+    # `Uncalibrated`); false for a probe calibrated in its own hardware (an Atlas board, a Modbus transmitter).
+    require_calibration: bool = True
 
     @model_validator(mode="after")
     def _consistent(self):

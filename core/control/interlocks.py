@@ -7,7 +7,8 @@ a reason; a reason that appears or clears is logged, stored and streamed once.
 Built in: a stale sensor, an implausible reading (outside `plausible:` or DEFAULT_BANDS), a low water level, the
 hour/day limits (core/control/dosing.py), a sensor in a calibration session
 (`BeingCalibrated`, added by the hub), a sensor-fault alert (`SensorFaultAlert`,
-added by the hub), and `SensorHolds`, the plug for any other part of the hub:
+added by the hub), a sensor with no or an overdue calibration (`Uncalibrated`, added
+by the hub; off with `require_calibration: false`), and `SensorHolds`, the plug for any other part of the hub:
 
     hub.control.holds.hold(sensor_id, "calibration", "being calibrated")
     hub.control.holds.release(sensor_id, "calibration")
@@ -130,6 +131,31 @@ class BeingCalibrated:
         for sensor_id in controller.sensor_ids:
             if self.calibration.is_calibrating(sensor_id):
                 return f"sensor {sensor_id} is being calibrated"
+        return None
+
+
+class Uncalibrated:
+    """Dosing holds while its sensor has no calibration on record, or one older than its
+    reminder (core/calibration/service.py `due_state`, which also raises `calibration_due`),
+    unless the rule says `require_calibration: false` (the probe is calibrated in hardware)."""
+
+    def __init__(self, calibration, registry) -> None:
+        self.calibration = calibration
+        self.registry = registry
+
+    def check(self, controller: "DosingController", now: float) -> str | None:
+        if not controller.config.require_calibration:
+            return None
+        sensor_id = controller.config.sensor
+        todo = (f"calibrate it: smartanom calibrate {sensor_id}, "
+                "or set require_calibration: false if the probe is calibrated in hardware")
+        if self.calibration.active.get(sensor_id) is None:
+            return f"sensor {sensor_id} has no calibration on record: {todo}"
+        sensor = self.registry.sensor(sensor_id)
+        state = self.calibration.due_state(sensor) if sensor is not None else None
+        if state is not None and state["due"]:
+            return (f"sensor {sensor_id}'s calibration is overdue (calibrated {state['age_days']:.0f} days ago, "
+                    f"due every {state['reminder_days']:g} days): {todo}")
         return None
 
 
