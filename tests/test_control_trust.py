@@ -101,6 +101,13 @@ class Calibrations:
         self.service.active[PH] = self.store.save(PH, created, "ph", Curve((Point(7.0, 7.0), Point(4.0, 4.0))), {"message": "test"})
 
 
+async def recalibrated_dosing_resumes(rig: Rig, cals: Calibrations) -> None:
+    cals.record(rig.clock.now())
+    await rig.run_for(600)
+    assert rig.control.dosers[0].held is None and rig.journal.doses("ph")
+    await rig.stop()
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_ph_sensor_with_no_calibration_on_record_holds_dosing_until_calibrated(tmp_path):
     rig = Rig(tmp_path, {"period": 10.0, "dosing": [PH_DOWN]}, ACID)
@@ -114,10 +121,7 @@ async def test_a_ph_sensor_with_no_calibration_on_record_holds_dosing_until_cali
         "or set require_calibration: false if the probe is calibrated in hardware")
     assert len([r for r in interlock_reasons(rig) if "no calibration on record" in r]) == 1  # once, not every period
 
-    cals.record(rig.clock.now())
-    await rig.run_for(600)
-    assert rig.control.dosers[0].held is None and rig.journal.doses("ph")
-    await rig.stop()
+    await recalibrated_dosing_resumes(rig, cals)
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -133,10 +137,7 @@ async def test_an_overdue_calibration_holds_dosing_until_the_probe_is_recalibrat
     assert held.startswith("sensor 1's calibration is overdue (calibrated 40 days ago, due every 30 days): calibrate it: smartanom calibrate 1"), held
     assert cals.service.due_state(rig.registry.sensor(PH))["due"]  # the same judgement as the calibration_due alert
 
-    cals.record(rig.clock.now())
-    await rig.run_for(600)
-    assert rig.control.dosers[0].held is None and rig.journal.doses("ph")
-    await rig.stop()
+    await recalibrated_dosing_resumes(rig, cals)
 
 
 @pytest.mark.gen_test(timeout=60)
