@@ -24,7 +24,7 @@ from smartanom.calibration.service import CalibrationService
 from smartanom.calibration.store import CalibrationStore
 from smartanom.config import HubConfig, PluginInstanceConfig, reload_tokens
 from smartanom.control import stream as output_stream
-from smartanom.control.interlocks import BeingCalibrated, SensorFaultAlert
+from smartanom.control.interlocks import BeingCalibrated, SensorFaultAlert, Uncalibrated
 from smartanom.control.setup import build_control
 from smartanom.derived.service import DerivedSensors
 from smartanom.errors import ConfigError
@@ -156,7 +156,9 @@ class Hub:
         self.control = build_control(
             self.config.control, self.config.outputs, self.plugins.output_kinds, self.bus, self.shared, self.config.storage.path
         )
-        self.control.interlocks += [BeingCalibrated(self.calibration), SensorFaultAlert(self.alerts, self.registry)]
+        self.control.interlocks += [
+            BeingCalibrated(self.calibration), SensorFaultAlert(self.alerts, self.registry), Uncalibrated(self.calibration, self.registry)
+        ]
         self._unsubscribers.append(output_stream.attach(self.bus, self.fanout))
         await self.alerts.start()
         self._unsubscribers += [self.latest.attach(self.bus), self.derived.attach(self.bus)]

@@ -66,6 +66,7 @@ class Rig:
         # What the sensors say: None = the tank; a number = stuck there; "silent" = no readings.
         self.ph_sensor: object = None
         self.level_sensor: float | None = None  # a number = the level probe stuck there
+        self.ec_sensor: float | None = None  # a number = the EC probe stuck there
         self.ph_trace: list[tuple[float, float]] = []
         self._feeder: asyncio.Task | None = None
 
@@ -91,5 +92,6 @@ class Rig:
                 self.bus.publish(SensorReading(self.registry.sensor(PH), value, now))
                 level = self.tank.read("water_level", now) if self.level_sensor is None else self.level_sensor
                 self.bus.publish(SensorReading(self.registry.sensor(LEVEL), level, now))
-                self.bus.publish(SensorReading(self.registry.sensor(EC), self.tank.read("ec", now), now))
+                ec = self.tank.read("ec", now) if self.ec_sensor is None else self.ec_sensor
+                self.bus.publish(SensorReading(self.registry.sensor(EC), ec, now))
             await self.clock.sleep(self.read_every)

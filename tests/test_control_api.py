@@ -38,6 +38,7 @@ control:
       max_dose_ml: 10
       max_ml_per_hour: 40
       max_ml_per_day: 150
+      require_calibration: false  # not what these tests are about (tests/test_control_trust.py is)
 """
 READ = "read-token-0123456789abcdef"
 WRITE = "write-token-0123456789abcdef"
@@ -148,7 +149,7 @@ control:
   dosing:
     - {id: ph, sensor: 1, output: acid, direction: down, target: 5.8, pump_ml_per_s: 1.0, gain_ml: 1,
        max_dose_ml: 0.3, min_dose_ml: 0.1, max_ml_per_hour: 100, max_ml_per_day: 100, mixing_seconds: 0.2,
-       level: {sensor: 2, min: 10}}
+       level: {sensor: 2, min: 10}, require_calibration: false}
 """)
     client = await ws_client(hub, "/ws/sensor-data/")
     on = await client.receive(type="output_state", timeout=10)
@@ -193,3 +194,18 @@ async def test_a_sensor_fault_alert_holds_dosing_and_a_range_alert_does_not(hub_
     while doser.held != "alert on sensor 1: no reading from sensor 1 for 300 s":
         assert loop.time() < deadline + 5, doser.held
         await asyncio.sleep(0.02)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_hub_holds_dosing_on_a_sensor_with_no_calibration_on_record(hub_factory):
+    hub = await hub_factory(HUB.replace("control:\n", "control:\n  period: 0.05\n").replace("      require_calibration: false", "      require_calibration: true"))
+    doser = hub.control.dosers[0]
+    hub.accept_reading(hub.registry.sensor(1), 6.5, None)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not (doser.held or "").startswith("sensor 1 has no calibration on record"):
+        assert loop.time() < deadline, doser.held
+        await asyncio.sleep(0.02)
+    assert "smartanom calibrate 1" in doser.held and hub.control.journal.doses("ph") == []
+    record = hub.control.journal.actuations(limit=5, output_id="acid")
+    assert record[0]["source"] == "interlock" and "no calibration on record" in record[0]["reason"]

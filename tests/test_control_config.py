@@ -130,7 +130,7 @@ control:
         "line 23: control.schedules[0].windows[0].start: write times of day in quotes, e.g. '06:00' (YAML read an unquoted time as the number 1080)",
         "line 24: control.schedules[0].windows[0].end: must be a time of day 'HH:MM' (24 h), got '25:00'",
         "line 26: control.thresholds[0]: on_below (30) must be below off_above (20): the gap between them is the hysteresis",
-        "line 37: control.dosing[0].gain: unknown key (allowed: id, sensor, output, direction, target, deadband, pump_ml_per_s, mode, gain_ml, pid, min_dose_ml, max_dose_ml, max_ml_per_hour, max_ml_per_day, mixing_seconds, stale_after, measures, plausible, level). Did you mean 'gain_ml'?",
+        "line 37: control.dosing[0].gain: unknown key (allowed: id, sensor, output, direction, target, deadband, pump_ml_per_s, mode, gain_ml, pid, min_dose_ml, max_dose_ml, max_ml_per_hour, max_ml_per_day, mixing_seconds, stale_after, measures, plausible, level, require_calibration). Did you mean 'gain_ml'?",
     ]
 
 
@@ -214,3 +214,9 @@ def test_a_dosing_controller_needs_a_sensor_of_its_kind(tmp_path, host):
     found = errors(tmp_path, host, head.replace("    role: ph_down\n", "") + "control:\n  dosing:" + DOSING.replace("      sensor: 1\n", "      sensor: 2\n"))
     assert found == ["line 20: control.dosing[0].sensor: sensor 2 has type 'water_level'; a dosing controller "
                      "needs a sensor of type ph, ec or tds (defined: 1, 3)"]
+
+
+def test_require_calibration_must_be_true_or_false_at_its_line(tmp_path, host):
+    found = errors(tmp_path, host, HEAD + "control:\n  dosing:" + DOSING + "      require_calibration: 'no'\n")
+    assert found == ["line 30: control.dosing[0].require_calibration: Input should be a valid boolean (found: 'no')"], found
+    load(tmp_path, host, HEAD + "control:\n  dosing:" + DOSING + "      require_calibration: false\n")

@@ -152,8 +152,13 @@ class DosingConfig(_Strict):
     # What the controller corrects; its sensor must be of that type (EC also takes a TDS
     # sensor). Without it, a pump's role (ph_down/ph_up/nutrient) says, else any pH, EC or TDS sensor.
     measures: Literal["ph", "ec"] | None = None
+    # Readings outside this hold dosing; without it, a default band for the sensor's
+    # type and unit applies (core/control/interlocks.py DEFAULT_BANDS, docs/control.md).
     plausible: Range | None = None
     level: LevelGuard | None = None
+    # Hold while the sensor has no calibration on record or it is overdue (interlocks.py
+    # `Uncalibrated`); false for a probe calibrated in its own hardware (an Atlas board, a Modbus transmitter).
+    require_calibration: bool = True
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -59,6 +59,8 @@ class Control:
         self.readings: dict[int, tuple[float, float]] = {}
         # When each sensor's latest reading arrived, on the monotonic clock (see dosing's mixing wait).
         self.arrived: dict[int, float] = {}
+        # Each sensor as its readings describe it (type, unit): the default plausible bands need them.
+        self.sensors: dict[int, object] = {}
         self.holds = SensorHolds()
         # Interlocks other parts of the hub add (see core/control/interlocks.py).
         self.interlocks: list[Interlock] = []
@@ -111,6 +113,7 @@ class Control:
         if seen is None or when >= seen[1]:
             self.readings[reading.sensor.id] = (reading.value, when)
             self.arrived[reading.sensor.id] = self.clock.monotonic()
+            self.sensors[reading.sensor.id] = reading.sensor
 
     async def _run(self) -> None:
         while True:
