@@ -307,3 +307,32 @@ def test_30_day_and_1_year_windows_show_hourly_and_daily_buckets(page, threaded_
     page.get_by_role("button", name="1 y").click()
     expect(chart).to_have_attribute("data-chart-window", "1y")
     expect(chart).to_have_attribute("data-points", "4")
+
+
+DOT_AT_EACH_POINT = """
+(id) => {
+  const u = state.sensors.get(id).chart.plot;
+  const ys = u.data[1], xs = u.data[0];
+  return xs.map((x, i) => {
+    if (ys[i] == null) return null;
+    const px = Math.round(u.valToPos(x, "x", true)), py = Math.round(u.valToPos(ys[i], "y", true));
+    const d = u.ctx.getImageData(px - 4, py - 4, 9, 9).data;  // the dot around the point
+    for (let k = 0; k < d.length; k += 4) if (d[k + 3] > 200 && d[k + 2] > d[k] + 40) return true;
+    return false;  // only the white background there
+  }).filter((v) => v !== null);
+}
+"""
+
+
+def test_a_sparse_sensor_on_the_30_day_window_shows_its_points(page, threaded_hub):
+    # A reading every 5 hours: each hourly bucket stands alone between gaps, with no line
+    # to draw, and too many for uPlot to show points by itself; the chart looked empty.
+    hub = threaded_hub(HUB)
+    now = time.time()
+    hub.store([(2, now - 5 * 3600 * k - 1800, 6.0 + (k % 10) / 10) for k in range(1, 140)])
+    open_dashboard(page, hub, window="30d")
+    expect(sensor(page, 2).locator(".chart")).to_have_attribute("data-points", "139")
+    deadline = time.monotonic() + 5
+    while not all(dots := page.evaluate(DOT_AT_EACH_POINT, 2)) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)  # the chart draws on the next animation frame
+    assert len(dots) == 139 and all(dots)

@@ -117,6 +117,16 @@ setInterval(() => {
 
 // --- loading ---------------------------------------------------------------------
 
+// Indices of the points that stand alone between gaps (nulls or the chart's ends).
+function isolatedPoints(u, seriesIdx) {
+  const ys = u.data[seriesIdx];
+  const alone = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (ys[i] != null && (i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) alone.push(i);
+  }
+  return alone.length ? alone : null;
+}
+
 class TokenRefused extends Error {}
 
 async function getJSON(url) {
@@ -363,7 +373,10 @@ class Chart {
     if (this.plot) this.plot.destroy();
     const bucketed = Boolean(this.win.bucket);
     const stroke = "#2c6e9b";
-    const series = [{}, { label: bucketed ? "mean" : "value", stroke, width: 1.5 }];
+    // A point with a gap on both sides has no line to draw (a sensor read every few hours, on
+    // a 30-day chart): draw it as a dot, or the chart looks empty while it has data.
+    const points = { show: false, size: 6, fill: stroke, filter: isolatedPoints };
+    const series = [{}, { label: bucketed ? "mean" : "value", stroke, width: 1.5, points }];
     const options = {
       ...this.size(),
       series,
